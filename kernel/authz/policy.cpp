@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/authz/policy.hpp"
+
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "kernel/authz/glob.hpp"
+
+namespace backbone::kernel::authz {
+namespace {
+
+constexpr std::string_view kSubscribe = "mqtt:subscribe";
+
+// Reads "actions" or "resources": a single string or a non-empty array of
+// non-empty strings.
+bool parse_string_list(const nlohmann::json& v, const std::string& where,
+                       std::vector<std::string>& out, std::string& error) {
+  if (v.is_string()) {
+    if (v.get_ref<const std::string&>().empty()) {
+      error = where + ": expected non-empty string";
+      return false;
+    }
+    out.push_back(v.get<std::string>());
+    return true;
+  }
+  if (!v.is_array()) {
+    error = where + ": expected array of strings";
+    return false;
+  }
+  if (v.empty()) {
+    error = where + ": expected non-empty array of strings";
+    return false;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto& e = v[i];
+    if (!e.is_string()) {
+      error = where + ": expected array of strings";
+      return false;
+    }
+    if (e.get_ref<const std::string&>().empty()) {
+      error = where + "[" + std::to_string(i) + "]: expected non-empty string";
+      return false;
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_statements(const nlohmann::json& j, std::vector<Statement>& out, std::string& error) {
+  if (!j.is_array()) {
+    error = "statements: expected array";
+    return false;
+  }
+  std::vector<Statement> parsed;
+  parsed.reserve(j.size());
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string at = "statements[" + std::to_string(i) + "]";
+    const auto& s = j[i];
+    if (!s.is_object()) {
+      error = at + ": expected object";
+      return false;
+    }
+    for (const auto& [key, value] : s.items()) {
+      if (key != "effect" && key != "actions" && key != "resources") {
+        error = at + "." + key + ": unknown field";
+        return false;
+      }
+    }
+    Statement st;
+    auto effect = s.find("effect");
+    if (effect == s.end()) {
+      error = at + ".effect: missing";
+      return false;
+    }
+    if (*effect == "allow") {
+      st.allow = true;
+    } else if (*effect == "deny" || *effect == "disallow") {
+      st.allow = false;
+    } else {
+      error = at + ".effect: expected \"allow\", \"deny\" or \"disallow\"";
+      return false;
+    }
+    for (auto [field, list] : {std::pair{"actions", &st.actions}, {"resources", &st.resources}}) {
+      auto it = s.find(field);
+      if (it == s.end()) {
+        error = at + "." + field + ": missing";
+        return false;
+      }
+      if (!parse_string_list(*it, at + "." + field, *list, error)) return false;
+    }
+    for (size_t r = 0; r < st.resources.size(); ++r) {
+      std::string why;
+      if (!ResourcePattern::parse(st.resources[r], &why)) {
+        error = at + ".resources[" + std::to_string(r) + "]: " + why;
+        return false;
+      }
+    }
+    parsed.push_back(std::move(st));
+  }
+  out = std::move(parsed);
+  return true;
+}
+
+nlohmann::json to_json(const std::vector<Statement>& statements) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& s : statements) {
+    j.push_back({{"effect", s.allow ? "allow" : "deny"},
+                 {"actions", s.actions},
+                 {"resources", s.resources}});
+  }
+  return j;
+}
+
+bool Policy::Compiled::action_matches(std::string_view action) const {
+  for (const auto& glob : actions) {
+    if (glob_match(glob, action)) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const Policy> Policy::compile(const std::vector<Statement>& statements,
+                                              std::string* error) {
+  std::shared_ptr<Policy> p(new Policy());
+  p->statements_ = statements;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const Statement& s = statements[i];
+    Compiled c;
+    c.actions = s.actions;
+    c.resources.reserve(s.resources.size());
+    for (size_t r = 0; r < s.resources.size(); ++r) {
+      std::string why;
+      auto pattern = ResourcePattern::parse(s.resources[r], &why);
+      if (!pattern) {
+        if (error) {
+          *error =
+              "statements[" + std::to_string(i) + "].resources[" + std::to_string(r) + "]: " + why;
+        }
+        return nullptr;
+      }
+      c.resources.push_back(std::move(*pattern));
+    }
+    (s.allow ? p->allow_ : p->deny_).push_back(std::move(c));
+  }
+  return p;
+}
+
+std::shared_ptr<const Policy> Policy::deny_all() {
+  static const std::shared_ptr<const Policy> kDenyAll(new Policy());
+  return kDenyAll;
+}
+
+bool Policy::allows(std::string_view action, std::string_view resource) const {
+  auto any_match = [&](const std::vector<Compiled>& list) {
+    for (const auto& c : list) {
+      if (!c.action_matches(action)) continue;
+      for (const auto& r : c.resources) {
+        if (r.matches(resource)) return true;
+      }
+    }
+    return false;
+  };
+  // Deny is checked even after an allow is found, so test allow first only to
+  // skip the deny scan in the common "not allowed at all" case.
+  return any_match(allow_) && !any_match(deny_);
+}
+
+bool Policy::allows_subscribe(std::string_view filter) const {
+  bool covered = false;
+  for (const auto& c : allow_) {
+    if (!c.action_matches(kSubscribe)) continue;
+    for (const auto& r : c.resources) {
+      if (r.covers_filter(filter)) {
+        covered = true;
+        break;
+      }
+    }
+    if (covered) break;
+  }
+  if (!covered) return false;
+  for (const auto& c : deny_) {
+    if (!c.action_matches(kSubscribe)) continue;
+    for (const auto& r : c.resources) {
+      if (r.overlaps_filter(filter)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace backbone::kernel::authz

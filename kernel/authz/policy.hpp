@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "kernel/authz/resource_pattern.hpp"
+
+namespace backbone::kernel::authz {
+
+// One authorization statement as written by the operator (SPEC §6).
+struct Statement {
+  bool allow = false;  // false = "deny" (or its synonym "disallow")
+  std::vector<std::string> actions;
+  std::vector<std::string> resources;
+};
+
+// Strict parse of a JSON array of {"effect", "actions", "resources"} objects.
+// "actions" and "resources" are a non-empty array of non-empty strings or a
+// single string. On failure returns false, leaves `out` untouched and sets
+// `error` to a message naming the index and field, e.g.
+// "statements[2].actions: expected array of strings". Resource patterns are
+// checked too. Never throws on bad input; called from config sources, the
+// HTTP API and authenticators (any thread).
+bool parse_statements(const nlohmann::json& j, std::vector<Statement>& out, std::string& error);
+
+// The inverse of parse_statements(); effects are written as "allow"/"deny".
+nlohmann::json to_json(const std::vector<Statement>& statements);
+
+// Compiled statements. Immutable once compiled and shared between threads as
+// std::shared_ptr<const Policy>; every member function is thread-safe,
+// allocation-free and noexcept in practice.
+class Policy {
+ public:
+  // Returns nullptr and sets `error` (if not null) when a resource pattern is
+  // invalid; the message names the statement and resource index.
+  static std::shared_ptr<const Policy> compile(const std::vector<Statement>& statements,
+                                               std::string* error);
+  // A shared policy without statements: everything is denied.
+  static std::shared_ptr<const Policy> deny_all();
+
+  // Default deny: true iff some allow statement matches both `action` and
+  // `resource` and no deny statement does.
+  bool allows(std::string_view action, std::string_view resource) const;
+
+  // "mqtt:subscribe" to an MQTT filter ('$share/group/' already stripped):
+  // true iff one allow statement has a pattern covering every topic the filter
+  // can match and no deny statement has a pattern matching any of them.
+  bool allows_subscribe(std::string_view filter) const;
+
+  const std::vector<Statement>& statements() const { return statements_; }
+
+ private:
+  struct Compiled {
+    std::vector<std::string> actions;  // globs
+    std::vector<ResourcePattern> resources;
+    bool action_matches(std::string_view action) const;
+  };
+
+  Policy() = default;
+
+  std::vector<Statement> statements_;
+  std::vector<Compiled> allow_;
+  std::vector<Compiled> deny_;
+};
+
+}  // namespace backbone::kernel::authz

@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/broker/broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "kernel/protocol/reason_code.hpp"
+#include "kernel/retain/retained_store.hpp"
+#include "kernel/session/connection.hpp"
+
+namespace backbone::kernel::broker {
+
+namespace reason = protocol::reason;
+using session::ConnId;
+using session::Session;
+
+AuthOutcome copy_auth_result(const bb_auth_result& r) {
+  AuthOutcome out;
+  out.verdict = r.verdict;
+  auto text = [](bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); };
+  out.principal = text(r.principal);
+  out.log_reason = text(r.log_reason);
+  if (BB_HAS(&r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r.expires_at_unix_s;
+  for (size_t i = 0; r.statements && i < r.statement_count; ++i) {
+    const bb_statement& s = r.statements[i];
+    out.statements.push_back(authz::Statement{s.effect == BB_EFFECT_ALLOW,
+                                              {text(s.action)},
+                                              {text(s.resource)}});
+  }
+  return out;
+}
+
+Broker::Broker(config::Limits limits, net::WorkerPool& workers)
+    : limits_(limits), workers_(workers), connections_(workers.size()) {
+  rules_.set(std::shared_ptr<const rules::RuleSet>(
+      rules::RuleSet::compile({}, nullptr)));
+  next_sys_ = Clock::now();
+}
+
+Broker::~Broker() = default;
+
+void Broker::set_anonymous_policy(std::shared_ptr<const authz::Policy> p) {
+  std::lock_guard lock(policy_mutex_);
+  anonymous_policy_ = std::move(p);
+}
+
+std::shared_ptr<const authz::Policy> Broker::anonymous_policy() const {
+  std::lock_guard lock(policy_mutex_);
+  return anonymous_policy_;
+}
+
+bool Broker::set_topic_rules(std::string_view name, const nlohmann::json* spec,
+                             std::string* error) {
+  std::lock_guard lock(rules_mutex_);
+  auto candidate = rule_specs_;
+  if (spec) {
+    candidate[std::string(name)] = *spec;
+  } else {
+    candidate.erase(std::string(name));
+  }
+  auto compiled = rules::RuleSet::compile(candidate, error);
+  if (!compiled) return false;  // fail closed: the previous set stays in force
+  rule_specs_ = std::move(candidate);
+  rules_.set(std::move(compiled));
+  return true;
+}
+
+void Broker::register_authenticator(std::string name, Authenticator a) {
+  std::lock_guard lock(policy_mutex_);
+  if (a.serialize) a.serial_mutex = std::make_shared<std::mutex>();
+  authenticators_[std::move(name)] = a;
+}
+
+const Authenticator* Broker::find_authenticator(std::string_view name) const {
+  std::lock_guard lock(policy_mutex_);
+  auto it = authenticators_.find(name);
+  return it == authenticators_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Broker::authenticator_names() const {
+  std::lock_guard lock(policy_mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, a] : authenticators_) names.push_back(name);
+  return names;
+}
+
+// --- connections ---
+
+ConnId Broker::open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user) {
+  if (stats_.connections.load(std::memory_order_relaxed) >= limits_.max_connections) return 0;
+  net::Worker* current = net::WorkerPool::current();
+  net::Worker& worker = workers_.next();
+  const ConnId id = (next_conn_serial_.fetch_add(1) << 8) | worker.index();
+  auto conn = std::make_unique<session::Connection>(*this, worker, id, info, ops, user);
+  if (current == &worker) {
+    connections_[worker.index()].emplace(id, std::move(conn));
+  } else {
+    // Only the worker itself touches its connection map; the transport's
+    // later calls for this id are queued behind this insertion.
+    auto* map = &connections_[worker.index()];
+    worker.post([map, id, c = std::move(conn)]() mutable { map->emplace(id, std::move(c)); });
+  }
+  stats_.connections.fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
+
+session::Connection* Broker::find_connection(ConnId id) {
+  const uint32_t w = worker_of(id);
+  if (w >= connections_.size()) return nullptr;
+  auto& map = connections_[w];
+  auto it = map.find(id);
+  return it == map.end() ? nullptr : it->second.get();
+}
+
+bool Broker::feed(ConnId id, std::string_view data) {
+  session::Connection* c = find_connection(id);
+  return c && c->feed(data);
+}
+
+void Broker::connection_closed(ConnId id) {
+  session::Connection* c = find_connection(id);
+  if (!c) return;
+  c->on_transport_closed();
+  // The transport may call this from inside our own call into ops->close:
+  // destroy the connection only after the current event completes.
+  auto* map = &connections_[worker_of(id)];
+  c->worker().post([map, id] { map->erase(id); });
+  stats_.connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Broker::backpressure(ConnId id, bool above) {
+  if (session::Connection* c = find_connection(id)) c->set_backpressure(above);
+}
+
+void Broker::with_connection(ConnId id, std::function<void(session::Connection&)> fn) {
+  const uint32_t w = worker_of(id);
+  if (w >= connections_.size()) return;
+  net::Worker& worker = workers_.at(w);
+  if (net::WorkerPool::current() == &worker) {
+    if (session::Connection* c = find_connection(id)) fn(*c);
+    return;
+  }
+  worker.post([this, id, fn = std::move(fn)] {
+    if (session::Connection* c = find_connection(id)) fn(*c);
+  });
+}
+
+void Broker::close_all(uint8_t reason_code) {
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    workers_.at(w).post([this, w, reason_code] {
+      std::vector<ConnId> ids;
+      for (auto& [id, c] : connections_[w]) ids.push_back(id);
+      for (ConnId id : ids) {
+        if (session::Connection* c = find_connection(id)) c->disconnect(reason_code);
+      }
+    });
+  }
+}
+
+bb_status Broker::auth_complete(bb_auth_ticket ticket, const bb_auth_result& r) {
+  if (ticket == 0 || worker_of(ticket) >= connections_.size()) return BB_E_STALE;
+  auto outcome = std::make_shared<AuthOutcome>(copy_auth_result(r));
+  with_connection(ticket, [outcome](session::Connection& c) { c.auth_done(std::move(*outcome)); });
+  return BB_OK;
+}
+
+// --- sessions ---
+
+session::SessionPtr Broker::attach_session(const std::string& client_id, bool clean_start,
+                                           ConnId conn, bool& session_present) {
+  session::SessionPtr old;
+  session::SessionPtr s;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it != sessions_.end()) {
+      old = it->second;
+      if (clean_start) sessions_.erase(it);
+    }
+    if (old && !clean_start) {
+      s = old;
+    } else {
+      s = std::make_shared<Session>(client_id, next_session_id_.fetch_add(1));
+      sessions_[client_id] = s;
+    }
+  }
+  session_present = old && !clean_start;
+  if (old) {
+    const ConnId previous = old->conn();
+    {
+      std::lock_guard lock(old->mutex());
+      old->set_conn(0);
+    }
+    if (previous != 0) {
+      with_connection(previous, [](session::Connection& c) {
+        c.disconnect(reason::kSessionTakenOver);
+      });
+    }
+    if (clean_start) end_session(old);
+  }
+  std::lock_guard lock(s->mutex());
+  s->set_conn(conn);
+  return s;
+}
+
+void Broker::detach_session(const session::SessionPtr& s) {
+  bool end = false;
+  {
+    std::lock_guard lock(s->mutex());
+    // A takeover may already have bound the session to a newer connection.
+    const ConnId conn = s->conn();
+    if (conn != 0) {
+      session::Connection* c = find_connection(conn);
+      if (c && c->session() == s) {
+        s->set_conn(0);
+        s->offline_since = Clock::now();
+        end = !s->persistent;
+        s->paused_publishers.clear();
+      }
+    }
+  }
+  if (end) {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(s->client_id());
+    if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+  }
+  if (end) end_session(s);
+}
+
+void Broker::end_session(const session::SessionPtr& s) {
+  std::vector<std::string> filters;
+  {
+    std::lock_guard lock(s->mutex());
+    for (const auto& [filter, entry] : s->subscriptions) filters.push_back(filter);
+    s->subscriptions.clear();
+    s->queue.clear();
+    s->inflight.clear();
+  }
+  std::unique_lock lock(tree_mutex_);
+  for (const auto& f : filters) tree_.unsubscribe(f, s.get());
+}
+
+size_t Broker::session_count() const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_.size();
+}
+
+// --- subscriptions ---
+
+bool Broker::subscribe(Session& s, const std::string& filter, const topic_tree::Subscriber& sub) {
+  {
+    std::lock_guard lock(s.mutex());
+    s.subscriptions[filter] = session::SubscriptionEntry{sub.options, sub.subscription_id};
+  }
+  std::unique_lock lock(tree_mutex_);
+  return tree_.subscribe(filter, sub);
+}
+
+bool Broker::unsubscribe(Session& s, std::string_view filter) {
+  {
+    std::lock_guard lock(s.mutex());
+    auto it = s.subscriptions.find(filter);
+    if (it == s.subscriptions.end()) return false;
+    s.subscriptions.erase(it);
+  }
+  std::unique_lock lock(tree_mutex_);
+  return tree_.unsubscribe(filter, &s);
+}
+
+size_t Broker::subscription_count() const {
+  std::shared_lock lock(tree_mutex_);
+  return tree_.subscription_count();
+}
+
+// --- messages ---
+
+struct Broker::Route {
+  std::vector<topic_tree::Subscriber> matches;
+};
+
+void Broker::collect(void* ctx, const topic_tree::Subscriber& s) {
+  static_cast<Route*>(ctx)->matches.push_back(s);
+}
+
+IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publisher_conn) {
+  IngressResult result;
+  if (origin.publish_cache &&
+      !origin.publish_cache->allows(authz::Action::publish, msg->topic)) {
+    stats_.publish_denied.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("client '{}': publish to '{}' denied",
+                 origin.session ? origin.session->client_id() : "", msg->topic);
+    result.reason = reason::kNotAuthorized;
+    result.reason_string = "not authorized to publish to this topic";
+    return result;
+  }
+  if (const rules::RuleSet* rules = rules_.local(); rules && !rules->empty()) {
+    if (auto violation = rules->check(msg->topic, msg->payload, msg->qos, msg->retain)) {
+      stats_.rule_rejected.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("publish to '{}' rejected: {}", msg->topic, violation->reason);
+      result.reason = violation->reason_code;
+      result.reason_string = std::move(violation->reason);
+      return result;
+    }
+  }
+  if (msg->retain) retained_.set(msg);
+
+  thread_local Route route;
+  route.matches.clear();
+  std::shared_lock lock(tree_mutex_);
+  tree_.match(msg->topic, &Broker::collect, &route);
+  if (route.matches.empty()) {
+    result.reason = reason::kNoMatchingSubscribers;
+    return result;
+  }
+  // One delivery per session, with the highest QoS and every subscription
+  // identifier of its matching subscriptions (MQTT 5 §3.3.4).
+  auto& m = route.matches;
+  if (m.size() > 1) {
+    std::sort(m.begin(), m.end(),
+              [](const auto& a, const auto& b) { return a.session < b.session; });
+  }
+  for (size_t i = 0; i < m.size();) {
+    Session* s = m[i].session;
+    uint8_t qos = 0;
+    bool retain_as_published = false;
+    bool skip = false;
+    session::SubIds ids;
+    size_t j = i;
+    for (; j < m.size() && m[j].session == s; ++j) {
+      if (m[j].options.no_local && origin.session == s) {
+        skip = true;
+        continue;
+      }
+      qos = std::max(qos, m[j].options.qos);
+      retain_as_published |= m[j].options.retain_as_published;
+      ids.add(m[j].subscription_id);
+    }
+    const bool any = !skip || j - i > 1;
+    if (any) {
+      const uint8_t effective = std::min(qos, msg->qos);
+      if (deliver(*s, msg, effective, retain_as_published && msg->retain, ids, publisher_conn))
+        result.paused = true;
+    }
+    i = j;
+  }
+  return result;
+}
+
+// Returns true when the publisher should pause (the queue is over its limit).
+bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
+                     const session::SubIds& ids, ConnId publisher_conn) {
+  bool pause = false;
+  bool wake = false;
+  {
+    std::lock_guard lock(s.mutex());
+    if (s.read_cache && !s.read_cache->allows(authz::Action::read, msg->topic)) return false;
+    const bool online = s.online();
+    if (!online && qos == 0) return false;  // QoS 0 is not queued for offline sessions
+    const bool over = s.queue.size() >= limits_.max_queued_messages ||
+                      s.queued_bytes >= limits_.max_queued_bytes;
+    if (over) {
+      const bool hard = s.queue.size() >= 2ull * limits_.max_queued_messages ||
+                        s.queued_bytes >= 2 * limits_.max_queued_bytes;
+      if (qos == 0 || hard || !online || publisher_conn == 0) {
+        ++s.dropped;
+        stats_.messages_dropped.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      s.paused_publishers.insert(publisher_conn);
+      pause = true;
+    }
+    s.queue.push_back(session::Delivery{msg, qos, retain, ids});
+    s.queued_bytes += msg->payload.size();
+    if (online && !s.flush_scheduled) {
+      s.flush_scheduled = true;
+      wake = true;
+    }
+  }
+  if (wake) schedule_flush(s);
+  return pause;
+}
+
+void Broker::schedule_flush(Session& s) {
+  const ConnId conn = s.conn();
+  if (conn == 0) return;
+  with_connection(conn, [](session::Connection& c) { c.request_flush(); });
+}
+
+void Broker::deliver_retained(Session& s, std::string_view filter,
+                              const protocol::SubscribeOptions& opts, uint32_t sub_id) {
+  session::SubIds ids;
+  ids.add(sub_id);
+  for (const MessagePtr& msg : retained_.matching(filter)) {
+    // Retained messages are sent with the retain flag set (MQTT 5 §3.3.1.3)
+    // and pass the same read check as live messages (inside deliver()).
+    deliver(s, msg, std::min(opts.qos, msg->qos), true, ids, 0);
+  }
+}
+
+void Broker::schedule_will(const std::string& client_id, MessagePtr will, Clock::time_point at,
+                           std::shared_ptr<const authz::Policy> policy) {
+  std::lock_guard lock(wills_mutex_);
+  pending_wills_[client_id] = PendingWill{std::move(will), at, std::move(policy)};
+}
+
+void Broker::cancel_will(const std::string& client_id) {
+  std::lock_guard lock(wills_mutex_);
+  pending_wills_.erase(client_id);
+}
+
+void Broker::publish_will(MessagePtr will, const std::shared_ptr<const authz::Policy>& policy) {
+  // Authorized again when sent: statements may have changed since CONNECT.
+  std::optional<authz::DecisionCache> cache;
+  if (policy) cache.emplace(policy);
+  Origin origin{nullptr, cache ? &*cache : nullptr};
+  ingress(origin, std::move(will), 0);
+}
+
+void Broker::start_timers() {
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    timers_.push_back(std::make_unique<boost::asio::steady_timer>(workers_.at(w).io()));
+    arm_timer(w);
+  }
+}
+
+void Broker::arm_timer(uint32_t w) {
+  timers_[w]->expires_after(std::chrono::seconds(1));
+  timers_[w]->async_wait([this, w](boost::system::error_code ec) {
+    if (ec) return;
+    tick_worker(w);
+    if (w == 0) tick();
+    arm_timer(w);
+  });
+}
+
+void Broker::tick_worker(uint32_t w) {
+  const auto now = Clock::now();
+  std::vector<ConnId> ids;
+  ids.reserve(connections_[w].size());
+  for (auto& [id, c] : connections_[w]) ids.push_back(id);
+  for (ConnId id : ids) {
+    if (session::Connection* c = find_connection(id)) c->tick(now);
+  }
+}
+
+void Broker::tick() {
+  const auto now = Clock::now();
+  // Delayed wills whose time has come, and wills of sessions that ended.
+  std::vector<PendingWill> due;
+  {
+    std::lock_guard lock(wills_mutex_);
+    for (auto it = pending_wills_.begin(); it != pending_wills_.end();) {
+      if (it->second.at <= now) {
+        due.push_back(std::move(it->second));
+        it = pending_wills_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : due) publish_will(std::move(w.msg), w.policy);
+
+  // Expired offline sessions.
+  std::vector<session::SessionPtr> expired;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      Session& s = *it->second;
+      if (!s.online() &&
+          now - s.offline_since >= std::chrono::seconds(s.expiry_interval_s)) {
+        expired.push_back(it->second);
+        it = sessions_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : expired) {
+    spdlog::debug("session '{}' expired", s->client_id());
+    end_session(s);
+    PendingWill will;
+    bool has_will = false;
+    {
+      std::lock_guard lock(wills_mutex_);
+      auto it = pending_wills_.find(s->client_id());
+      if (it != pending_wills_.end()) {
+        will = std::move(it->second);
+        pending_wills_.erase(it);
+        has_will = true;
+      }
+    }
+    if (has_will) publish_will(std::move(will.msg), will.policy);
+  }
+  if (limits_.sys_interval_s > 0 && now >= next_sys_) {
+    next_sys_ = now + std::chrono::seconds(limits_.sys_interval_s);
+    publish_sys();
+  }
+}
+
+uint64_t Broker::uptime_s() const {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count());
+}
+
+void Broker::publish_sys() {
+  auto publish = [this](const std::string& topic, uint64_t value) {
+    auto msg = std::make_shared<Message>();
+    msg->topic = "$SYS/broker/" + topic;
+    msg->payload = std::to_string(value);
+    msg->retain = true;
+    ingress(Origin{}, std::move(msg), 0);
+  };
+  publish("uptime", uptime_s());
+  publish("clients/connected", stats_.connections.load());
+  publish("clients/total", session_count());
+  publish("messages/received", stats_.messages_in.load());
+  publish("messages/sent", stats_.messages_out.load());
+  publish("messages/dropped", stats_.messages_dropped.load());
+  publish("bytes/received", stats_.bytes_in.load());
+  publish("bytes/sent", stats_.bytes_out.load());
+  publish("subscriptions/count", subscription_count());
+  publish("retained messages/count", retained_.size());
+}
+
+}  // namespace backbone::kernel::broker

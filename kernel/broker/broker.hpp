@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <backbone/module_abi.h>
+#include <nlohmann/json.hpp>
+
+#include "kernel/authz/policy.hpp"
+#include "kernel/broker/message.hpp"
+#include "kernel/broker/versioned.hpp"
+#include "kernel/config/limits.hpp"
+#include "kernel/net/worker_pool.hpp"
+#include "kernel/retain/retained_store.hpp"
+#include "kernel/rules/topic_rules.hpp"
+#include "kernel/session/session.hpp"
+#include "kernel/topic_tree/topic_tree.hpp"
+
+namespace backbone::kernel::session {
+class Connection;
+}
+
+namespace backbone::kernel::broker {
+
+// A registered authenticator: the module's table and its user pointer.
+struct Authenticator {
+  const bb_authenticator* table = nullptr;
+  void* user = nullptr;
+  bool serialize = false;
+  std::shared_ptr<std::mutex> serial_mutex;
+};
+
+// The copied outcome of an authentication, owned by the kernel.
+struct AuthOutcome {
+  int32_t verdict = BB_AUTH_DENY;
+  std::string principal;
+  std::string log_reason;
+  std::vector<authz::Statement> statements;
+  int64_t expires_at_unix_s = 0;
+};
+AuthOutcome copy_auth_result(const bb_auth_result& r);
+
+struct Stats {
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> messages_in{0};
+  std::atomic<uint64_t> messages_out{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> messages_dropped{0};
+  std::atomic<uint64_t> publish_denied{0};
+  std::atomic<uint64_t> subscribe_denied{0};
+  std::atomic<uint64_t> rule_rejected{0};
+  std::atomic<uint64_t> auth_failures{0};
+};
+
+// Who a message comes from, for the ingress pipeline.
+struct Origin {
+  session::Session* session = nullptr;  // null for modules and the broker itself
+  authz::DecisionCache* publish_cache = nullptr;  // null = trusted (module, $SYS)
+};
+
+// Result of the ingress pipeline for one message.
+struct IngressResult {
+  uint8_t reason = 0;  // v5 reason code; 0 = accepted (0x10 when nobody matched)
+  std::string reason_string;
+  bool paused = false;  // a subscriber's queue is full: stop reading from the publisher
+};
+
+class Broker {
+ public:
+  Broker(config::Limits limits, net::WorkerPool& workers);
+  ~Broker();
+
+  const config::Limits& limits() const { return limits_; }
+  net::WorkerPool& workers() { return workers_; }
+  Stats& stats() { return stats_; }
+
+  // --- policies, set at start-up and on reload; read from every worker ---
+  void set_anonymous_policy(std::shared_ptr<const authz::Policy> p);
+  std::shared_ptr<const authz::Policy> anonymous_policy() const;
+  bool set_topic_rules(std::string_view name, const nlohmann::json* spec, std::string* error);
+  std::shared_ptr<const rules::RuleSet> topic_rules() const { return rules_.get(); }
+  void register_authenticator(std::string name, Authenticator a);
+  const Authenticator* find_authenticator(std::string_view name) const;
+  std::vector<std::string> authenticator_names() const;
+
+  // --- connections (transport side), on the connection's worker ---
+  session::ConnId open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user);
+  bool feed(session::ConnId id, std::string_view data);
+  void connection_closed(session::ConnId id);
+  void backpressure(session::ConnId id, bool above);
+  session::Connection* find_connection(session::ConnId id);  // current worker only
+  static uint32_t worker_of(session::ConnId id) { return static_cast<uint32_t>(id & 0xFF); }
+  // Runs fn on the connection's worker if the connection still exists there.
+  void with_connection(session::ConnId id, std::function<void(session::Connection&)> fn);
+  void close_all(uint8_t reason);
+
+  // --- authentication (any thread) ---
+  bb_status auth_complete(bb_auth_ticket ticket, const bb_auth_result& r);
+
+  // --- sessions ---
+  // Finds or creates the session for a CONNECT; takes over an existing
+  // connection of the same client id. Returns the session and whether state
+  // was present.
+  session::SessionPtr attach_session(const std::string& client_id, bool clean_start,
+                                     session::ConnId conn, bool& session_present);
+  void detach_session(const session::SessionPtr& s);  // connection gone
+  void end_session(const session::SessionPtr& s);     // remove state entirely
+  size_t session_count() const;
+
+  // --- subscriptions ---
+  bool subscribe(session::Session& s, const std::string& filter, const topic_tree::Subscriber& sub);
+  bool unsubscribe(session::Session& s, std::string_view filter);
+  size_t subscription_count() const;
+
+  // --- messages ---
+  IngressResult ingress(const Origin& origin, MessagePtr msg, session::ConnId publisher_conn);
+  void deliver_retained(session::Session& s, std::string_view filter,
+                        const protocol::SubscribeOptions& opts, uint32_t sub_id);
+  retain::RetainedStore& retained() { return retained_; }
+
+  // Wakes the connection of `s` so it sends what is queued.
+  void schedule_flush(session::Session& s);
+
+  // Periodic housekeeping (session expiry, delayed wills, $SYS, keep-alive
+  // and timeouts of each worker's connections), once a second.
+  void start_timers();
+  void tick();
+  // Wills waiting for their delay, keyed by client id.
+  void schedule_will(const std::string& client_id, MessagePtr will, Clock::time_point at,
+                     std::shared_ptr<const authz::Policy> policy);
+  void cancel_will(const std::string& client_id);
+  void publish_will(MessagePtr will, const std::shared_ptr<const authz::Policy>& policy);
+
+  uint64_t uptime_s() const;
+
+ private:
+  struct Route;
+  static void collect(void* ctx, const topic_tree::Subscriber& s);
+  bool deliver(session::Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
+               const session::SubIds& ids, session::ConnId publisher_conn);
+  void publish_sys();
+  void tick_worker(uint32_t worker);
+  void arm_timer(uint32_t worker);
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;
+
+  config::Limits limits_;
+  net::WorkerPool& workers_;
+  Stats stats_;
+  const Clock::time_point started_ = Clock::now();
+
+  mutable std::mutex policy_mutex_;
+  std::shared_ptr<const authz::Policy> anonymous_policy_;
+  std::map<std::string, Authenticator, std::less<>> authenticators_;
+
+  std::mutex rules_mutex_;  // serializes rule changes; readers use rules_
+  std::map<std::string, nlohmann::json> rule_specs_;
+  Versioned<rules::RuleSet> rules_;
+
+  mutable std::mutex sessions_mutex_;
+  std::unordered_map<std::string, session::SessionPtr> sessions_;
+  std::atomic<uint64_t> next_session_id_{1};
+
+  mutable std::shared_mutex tree_mutex_;
+  topic_tree::TopicTree tree_;
+
+  retain::RetainedStore retained_;
+
+  // Connections per worker; each map is touched only by its worker thread.
+  std::vector<std::unordered_map<session::ConnId, std::unique_ptr<session::Connection>>>
+      connections_;
+  std::atomic<uint64_t> next_conn_serial_{1};
+
+  struct PendingWill {
+    MessagePtr msg;
+    Clock::time_point at;
+    std::shared_ptr<const authz::Policy> policy;
+  };
+  std::mutex wills_mutex_;
+  std::map<std::string, PendingWill> pending_wills_;
+  Clock::time_point next_sys_{};
+};
+
+}  // namespace backbone::kernel::broker

@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/module_host/module_host.hpp"
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <unordered_map>
+
+#include "kernel/broker/broker.hpp"
+#include "kernel/protocol/codec.hpp"
+#include "kernel/net/worker_pool.hpp"
+
+// The per-instance context handed to a module: opaque to it.
+struct bb_host_ctx {
+  backbone::kernel::module_host::ModuleHost* host = nullptr;
+  backbone::kernel::module_host::ModuleHost::Instance* instance = nullptr;
+};
+
+namespace backbone::kernel::module_host {
+
+using nlohmann::json;
+
+struct ModuleHost::Instance {
+  bb_host_ctx ctx;
+  config::ModuleEntry entry;
+  const bb_module_descriptor* descriptor = nullptr;
+  const bb_module_ops* ops = nullptr;
+  bb_module* module = nullptr;
+  std::string config_scratch;  // backs bb_str results of config_get
+  bool configured = false;
+  bool started = false;
+  bool ready = false;
+  std::atomic<bool> stopped{false};
+  std::string name() const { return entry.name; }
+};
+
+namespace {
+
+std::string text(bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); }
+
+int lowest_kind(uint32_t kinds) {
+  for (int bit = 0; bit < 32; ++bit) {
+    if (kinds & (1u << bit)) return bit;
+  }
+  return 32;
+}
+
+// Level-like readiness notifications for a module's fd on one worker.
+class IoWatch : public std::enable_shared_from_this<IoWatch> {
+ public:
+  IoWatch(net::Worker& worker, int fd, bb_io_fn fn, void* user)
+      : worker_(worker), descriptor_(worker.io(), fd), fn_(fn), user_(user) {}
+
+  net::Worker& worker() { return worker_; }
+
+  void want(int32_t interest) {
+    interest_ = interest;
+    arm();
+  }
+
+  void unwatch() {
+    active_ = false;
+    boost::system::error_code ec;
+    descriptor_.cancel(ec);
+    descriptor_.release();  // the module owns and closes the fd
+  }
+
+ private:
+  void arm() {
+    if (!active_) return;
+    if ((interest_ & BB_IO_READ) && !reading_) {
+      reading_ = true;
+      descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                             [self = shared_from_this()](boost::system::error_code ec) {
+                               self->reading_ = false;
+                               self->fire(ec, BB_IO_READ);
+                             });
+    }
+    if ((interest_ & BB_IO_WRITE) && !writing_) {
+      writing_ = true;
+      descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_write,
+                             [self = shared_from_this()](boost::system::error_code ec) {
+                               self->writing_ = false;
+                               self->fire(ec, BB_IO_WRITE);
+                             });
+    }
+  }
+
+  void fire(boost::system::error_code ec, int32_t event) {
+    if (!active_ || ec == boost::asio::error::operation_aborted) return;
+    if (!(interest_ & event)) return;
+    fn_(user_, ec ? BB_IO_ERROR : event);
+    if (active_) arm();
+  }
+
+  net::Worker& worker_;
+  boost::asio::posix::stream_descriptor descriptor_;
+  bb_io_fn fn_;
+  void* user_;
+  int32_t interest_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool active_ = true;
+};
+
+// Watches per worker; each map is touched only by its worker.
+struct WatchRegistry {
+  std::vector<std::unordered_map<bb_io_watch, std::shared_ptr<IoWatch>>> by_worker;
+  std::atomic<uint64_t> next{1};
+};
+
+broker::Broker* g_broker = nullptr;
+net::WorkerPool* g_workers = nullptr;
+WatchRegistry* g_watches = nullptr;
+
+IoWatch* find_watch(bb_io_watch w) {
+  const uint32_t worker = static_cast<uint32_t>(w & 0xFF);
+  if (!g_watches || worker >= g_watches->by_worker.size()) return nullptr;
+  auto& map = g_watches->by_worker[worker];
+  auto it = map.find(w);
+  return it == map.end() ? nullptr : it->second.get();
+}
+
+}  // namespace
+
+// The bb_host_api functions. Every one is noexcept: nothing may unwind into
+// a module.
+struct HostApiImpl {
+  static ModuleHost::Instance* inst(bb_host_ctx* h) { return h ? h->instance : nullptr; }
+
+  static void log(bb_host_ctx* h, int32_t level, bb_str msg) noexcept {
+    try {
+      const std::string name = inst(h) ? inst(h)->name() : "?";
+      const auto lvl = level <= BB_LOG_TRACE   ? spdlog::level::trace
+                       : level == BB_LOG_DEBUG ? spdlog::level::debug
+                       : level == BB_LOG_INFO  ? spdlog::level::info
+                       : level == BB_LOG_WARN  ? spdlog::level::warn
+                                               : spdlog::level::err;
+      spdlog::log(lvl, "[{}] {}", name, std::string_view(msg.ptr ? msg.ptr : "", msg.len));
+    } catch (...) {
+    }
+  }
+
+  static int32_t log_enabled(bb_host_ctx*, int32_t level) noexcept {
+    return spdlog::should_log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 4)))
+               ? 1
+               : 0;
+  }
+
+  static bb_status config_get(bb_host_ctx* h, bb_str key, bb_str* out) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i || !out) return BB_E_INVALID;
+      const std::string k = text(key);
+      const json* value = &i->entry.settings;
+      if (!k.empty()) {
+        if (!i->entry.settings.contains(k)) return BB_E_NOT_FOUND;
+        value = &i->entry.settings[k];
+      }
+      i->config_scratch = value->dump();
+      *out = bb_str{i->config_scratch.c_str(), i->config_scratch.size()};
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status config_submit(bb_host_ctx* h, bb_str kind, bb_str name, bb_str json_text,
+                                 int32_t deleted) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i) return BB_E_INVALID;
+      const std::string k = text(kind), n = text(name);
+      json body;
+      if (!deleted) {
+        body = json::parse(text(json_text), nullptr, false);
+        if (body.is_discarded()) {
+          spdlog::error("[{}] submitted {} '{}' is not valid JSON", i->name(), k, n);
+          return BB_E_INVALID;
+        }
+      }
+      if (k == "settings") {
+        if (!body.is_object()) return BB_E_INVALID;
+        h->host->apply_settings(body, i->name());
+        return BB_OK;
+      }
+      if (k == "topic") {
+        std::string error;
+        if (!g_broker->set_topic_rules(n, deleted ? nullptr : &body, &error)) {
+          spdlog::error("[{}] topic rule '{}' refused, previous rules stay: {}", i->name(), n,
+                        error);
+          return BB_E_INVALID;
+        }
+        spdlog::info("[{}] topic rule '{}' {}", i->name(), n, deleted ? "removed" : "applied");
+        return BB_OK;
+      }
+      spdlog::error("[{}] config_submit: unsupported kind '{}'", i->name(), k);
+      return BB_E_UNSUPPORTED;
+    } catch (const std::exception& e) {
+      spdlog::error("config_submit failed: {}", e.what());
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status publish(bb_host_ctx* h, const bb_message* m) noexcept {
+    try {
+      if (!inst(h) || !m || m->qos > 2) return BB_E_INVALID;
+      auto msg = std::make_shared<broker::Message>();
+      msg->topic = text(m->topic);
+      if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
+        return BB_E_INVALID;
+      if (m->payload.ptr) msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr),
+                                              m->payload.len);
+      msg->qos = m->qos;
+      msg->retain = m->retain != 0;
+      if (m->expiry_s)
+        msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+      auto result = g_broker->ingress(broker::Origin{}, std::move(msg), 0);
+      return result.reason >= 0x80 ? BB_E_INVALID : BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status register_authenticator(bb_host_ctx* h, const bb_authenticator* a,
+                                          void* user) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i || !a || !a->authenticate || a->name.len == 0) return BB_E_INVALID;
+      if (i->configured) return BB_E_STATE;
+      const std::string name = text(a->name);
+      if (g_broker->find_authenticator(name)) {
+        spdlog::error("[{}] authenticator '{}' is already registered", i->name(), name);
+        return BB_E_INVALID;
+      }
+      broker::Authenticator entry;
+      entry.table = a;
+      entry.user = user;
+      entry.serialize = (i->descriptor->flags & BB_MODULE_SERIALIZE) != 0;
+      g_broker->register_authenticator(name, entry);
+      spdlog::info("[{}] authentication provider '{}' registered", i->name(), name);
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status auth_complete(bb_host_ctx*, bb_auth_ticket t, const bb_auth_result* r) noexcept {
+    try {
+      if (!r) return BB_E_INVALID;
+      return g_broker->auth_complete(t, *r);
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status conn_open(bb_host_ctx* h, const bb_conn_info* info, const bb_conn_ops* ops,
+                             void* conn_user, bb_conn_id* out) noexcept {
+    try {
+      if (!inst(h) || !info || !ops || !ops->write || !ops->close || !out) return BB_E_INVALID;
+      if (inst(h)->stopped) return BB_E_STATE;
+      const bb_conn_id id = g_broker->open_connection(*info, ops, conn_user);
+      if (id == 0) return BB_E_NOMEM;  // connection limit reached
+      *out = id;
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status conn_feed(bb_host_ctx*, bb_conn_id c, bb_bytes data) noexcept {
+    try {
+      if (!g_broker->find_connection(c)) return BB_E_STALE;
+      g_broker->feed(c, std::string_view(reinterpret_cast<const char*>(data.ptr), data.len));
+      return BB_OK;
+    } catch (const std::exception& e) {
+      spdlog::error("connection {}: internal error: {}", c, e.what());
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static void conn_backpressure(bb_host_ctx*, bb_conn_id c, int32_t above) noexcept {
+    try {
+      g_broker->backpressure(c, above != 0);
+    } catch (...) {
+    }
+  }
+
+  static void conn_closed(bb_host_ctx*, bb_conn_id c) noexcept {
+    try {
+      g_broker->connection_closed(c);
+    } catch (const std::exception& e) {
+      spdlog::error("connection {}: error while closing: {}", c, e.what());
+    }
+  }
+
+  static bb_status io_watch(bb_host_ctx* h, int32_t fd, bb_conn_id affinity, bb_io_fn fn,
+                            void* user, bb_io_watch* out) noexcept {
+    try {
+      if (!inst(h) || fd < 0 || !fn || !out) return BB_E_INVALID;
+      net::Worker& worker = affinity != 0 ? g_workers->at(broker::Broker::worker_of(affinity) %
+                                                          g_workers->size())
+                                          : g_workers->next();
+      const bb_io_watch id = (g_watches->next.fetch_add(1) << 8) | worker.index();
+      auto watch = std::make_shared<IoWatch>(worker, fd, fn, user);
+      auto* map = &g_watches->by_worker[worker.index()];
+      if (net::WorkerPool::current() == &worker) {
+        map->emplace(id, std::move(watch));
+      } else {
+        worker.post([map, id, watch] { map->emplace(id, watch); });
+      }
+      *out = id;
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status io_want(bb_host_ctx*, bb_io_watch w, int32_t interest) noexcept {
+    try {
+      const uint32_t owner = static_cast<uint32_t>(w & 0xFF);
+      if (owner >= g_workers->size()) return BB_E_STALE;
+      net::Worker& worker = g_workers->at(owner);
+      if (net::WorkerPool::current() != &worker) {
+        // Forwarded: queued behind the watch's creation on its worker.
+        worker.post([w, interest] {
+          if (IoWatch* watch = find_watch(w)) watch->want(interest);
+        });
+        return BB_OK;
+      }
+      IoWatch* watch = find_watch(w);
+      if (!watch) return BB_E_STALE;
+      watch->want(interest);
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static void io_unwatch(bb_host_ctx*, bb_io_watch w) noexcept {
+    try {
+      const uint32_t owner = static_cast<uint32_t>(w & 0xFF);
+      if (owner >= g_watches->by_worker.size()) return;
+      auto remove = [w, owner] {
+        auto& map = g_watches->by_worker[owner];
+        auto it = map.find(w);
+        if (it == map.end()) return;
+        it->second->unwatch();
+        map.erase(it);
+      };
+      net::Worker& worker = g_workers->at(owner);
+      if (net::WorkerPool::current() == &worker || worker.io().stopped()) {
+        remove();
+        return;
+      }
+      // From another thread (a module's stop()): run it on the owner and
+      // wait, so the module may close the fd once this returns.
+      auto done = std::make_shared<std::promise<void>>();
+      auto finished = done->get_future();
+      worker.post([remove, done] {
+        remove();
+        done->set_value();
+      });
+      finished.wait_for(std::chrono::seconds(2));
+    } catch (...) {
+    }
+  }
+
+  static bb_status post(bb_host_ctx* h, uint32_t delay_ms, bb_task_fn fn, void* arg) noexcept {
+    try {
+      if (!inst(h) || !fn) return BB_E_INVALID;
+      net::Worker& worker = g_workers->next();
+      if (delay_ms == 0) {
+        worker.post([fn, arg] { fn(arg); });
+        return BB_OK;
+      }
+      auto timer = std::make_shared<boost::asio::steady_timer>(
+          worker.io(), std::chrono::milliseconds(delay_ms));
+      timer->async_wait([timer, fn, arg](boost::system::error_code ec) {
+        if (!ec) fn(arg);
+      });
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status ready(bb_host_ctx* h) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i) return BB_E_INVALID;
+      {
+        std::lock_guard lock(h->host->ready_mutex_);
+        i->ready = true;
+      }
+      h->host->ready_cv_.notify_all();
+      spdlog::info("[{}] ready", i->name());
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static constexpr bb_host_api kApi{
+      sizeof(bb_host_api), BB_ABI_MAJOR, BB_ABI_MINOR, 0, &log, &log_enabled, &config_get,
+      &config_submit, &publish, &register_authenticator, &auth_complete, &conn_open, &conn_feed,
+      &conn_backpressure, &conn_closed, &io_watch, &io_want, &io_unwatch, &post, &ready};
+};
+
+const bb_host_api* ModuleHost::api() { return &HostApiImpl::kApi; }
+
+ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers)
+    : broker_(broker), workers_(workers) {
+  g_broker = &broker;
+  g_workers = &workers;
+  static WatchRegistry registry;
+  registry.by_worker.resize(workers.size());
+  g_watches = &registry;
+}
+
+ModuleHost::~ModuleHost() {
+  for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
+    if ((*it)->module) (*it)->ops->destroy((*it)->module);
+    (*it)->module = nullptr;
+  }
+}
+
+ModuleHost::Instance& ModuleHost::create_instance(const config::ModuleEntry& entry) {
+  const std::string file = find_module_file(entry.name, search_path_);
+  if (file.empty()) {
+    std::string dirs;
+    for (const auto& d : search_path_) dirs += (dirs.empty() ? "" : ", ") + d;
+    throw config::ConfigError(entry.where + ": module '" + entry.name +
+                              "' not found (looked for " + entry.name + ".so in " + dirs + ")");
+  }
+  LoadedModule loaded = load_module(file);
+  auto inst = std::make_unique<Instance>();
+  inst->entry = entry;
+  inst->descriptor = loaded.descriptor;
+  inst->ctx.host = this;
+  inst->ctx.instance = inst.get();
+  if (std::string(loaded.descriptor->name) != entry.name) {
+    spdlog::debug("module file {} declares name '{}'", file, loaded.descriptor->name);
+  }
+  const bb_status status =
+      loaded.descriptor->create(api(), &inst->ctx, &inst->ops, &inst->module);
+  if (status != BB_OK || !inst->ops || !inst->module)
+    throw LoadError(file + ": module '" + entry.name + "' failed to create an instance (status " +
+                    std::to_string(status) + ")");
+  spdlog::info("loaded module '{}' {} (ABI {}.{}) from {}", entry.name, loaded.descriptor->version,
+               loaded.descriptor->abi_major, loaded.descriptor->abi_min_minor, file);
+  libraries_.push_back(std::move(loaded));
+  instances_.push_back(std::move(inst));
+  return *instances_.back();
+}
+
+void ModuleHost::apply_settings(const json& settings, const std::string& from) {
+  for (const auto& [name, values] : settings.items()) {
+    if (!values.is_object()) continue;
+    Instance* target = nullptr;
+    for (auto& i : instances_) {
+      if (i->entry.name == name) target = i.get();
+    }
+    if (!target) {
+      // A module switched on by a config source (e.g. K8S_ENABLED=true).
+      if (values.contains("enabled") && values["enabled"] == true) {
+        config::ModuleEntry entry;
+        entry.name = name;
+        entry.where = "module '" + name + "' enabled by " + from;
+        json rest = values;
+        rest.erase("enabled");
+        entry.settings = rest;
+        create_instance(entry);
+      }
+      continue;
+    }
+    for (const auto& [key, value] : values.items()) {
+      if (key == "enabled") {
+        target->entry.enabled = value == true;
+      } else {
+        target->entry.settings[key] = value;  // environment overrides the file
+      }
+    }
+  }
+}
+
+void ModuleHost::load_and_configure(const config::Config& cfg) {
+  search_path_ = module_search_path(cfg.module_path);
+  for (const auto& entry : cfg.modules) {
+    if (entry.enabled) create_instance(entry);
+  }
+  auto configure = [&](Instance& i) {
+    if (i.configured || !i.entry.enabled) return;
+    const bb_status status = i.ops->configure(i.module, 0);
+    i.configured = true;
+    if (status != BB_OK)
+      throw config::ConfigError(i.entry.where + ": module '" + i.entry.name +
+                                "' refused its settings (see the error above)");
+  };
+  // Config sources first: what they submit shapes the others' settings.
+  for (size_t k = 0; k < instances_.size(); ++k) {
+    if (instances_[k]->descriptor->kinds & BB_KIND_CONFIG) configure(*instances_[k]);
+  }
+  for (size_t k = 0; k < instances_.size(); ++k) configure(*instances_[k]);
+}
+
+void ModuleHost::start(int ready_timeout_ms) {
+  std::vector<Instance*> order;
+  for (auto& i : instances_) {
+    if (i->entry.enabled) order.push_back(i.get());
+  }
+  std::stable_sort(order.begin(), order.end(), [](Instance* a, Instance* b) {
+    return lowest_kind(a->descriptor->kinds) < lowest_kind(b->descriptor->kinds);
+  });
+  for (Instance* i : order) {
+    if (i->descriptor->kinds & BB_KIND_TRANSPORT) {
+      // No client may slip in before the policies of config sources and
+      // authenticators are in force.
+      std::unique_lock lock(ready_mutex_);
+      const bool ok = ready_cv_.wait_for(lock, std::chrono::milliseconds(ready_timeout_ms), [&] {
+        for (Instance* other : order) {
+          if (!(other->descriptor->kinds & BB_KIND_TRANSPORT) && !other->ready) return false;
+        }
+        return true;
+      });
+      if (!ok) {
+        std::string waiting;
+        for (Instance* other : order) {
+          if (!(other->descriptor->kinds & BB_KIND_TRANSPORT) && !other->ready)
+            waiting += (waiting.empty() ? "" : ", ") + other->entry.name;
+        }
+        throw config::ConfigError("modules not ready after " + std::to_string(ready_timeout_ms) +
+                                  " ms: " + waiting);
+      }
+    }
+    const bb_status status = i->ops->start(i->module);
+    i->started = true;
+    if (status == BB_OK) {
+      std::lock_guard lock(ready_mutex_);
+      i->ready = true;
+    } else if (status != BB_PENDING) {
+      throw config::ConfigError(i->entry.where + ": module '" + i->entry.name +
+                                "' failed to start (see the error above)");
+    }
+  }
+}
+
+void ModuleHost::stop() {
+  for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
+    Instance& i = **it;
+    if (i.started && !i.stopped) {
+      i.ops->stop(i.module);
+      i.stopped = true;
+    }
+  }
+}
+
+bool ModuleHost::all_ready() const {
+  std::lock_guard lock(ready_mutex_);
+  for (const auto& i : instances_) {
+    if (i->entry.enabled && !i->ready) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> ModuleHost::module_names() const {
+  std::vector<std::string> names;
+  for (const auto& i : instances_) {
+    if (i->entry.enabled) names.push_back(i->entry.name);
+  }
+  return names;
+}
+
+}  // namespace backbone::kernel::module_host

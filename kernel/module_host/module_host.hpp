@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <backbone/module_abi.h>
+
+#include "kernel/config/config_file.hpp"
+#include "kernel/module_host/module_loader.hpp"
+
+namespace backbone::kernel::broker {
+class Broker;
+}
+namespace backbone::kernel::net {
+class WorkerPool;
+}
+
+namespace backbone::kernel::module_host {
+
+// Owns the module instances and implements the host side of the ABI.
+// Lifecycle calls run on the control thread (the one calling these methods).
+class ModuleHost {
+ public:
+  ModuleHost(broker::Broker& broker, net::WorkerPool& workers);
+  ~ModuleHost();
+
+  // Loads and creates every enabled module of the config, then configures
+  // them: config sources first (their settings are merged into the others'),
+  // then the rest in the listed order. Throws config::ConfigError or
+  // LoadError with a one-line reason.
+  void load_and_configure(const config::Config& cfg);
+  // Starts modules by kind: config sources, authenticators, http,
+  // transports; transports start only once everything before is ready.
+  void start(int ready_timeout_ms);
+  void stop();
+  bool all_ready() const;
+  std::vector<std::string> module_names() const;
+
+  struct Instance;
+  static const bb_host_api* api();
+
+ private:
+  friend struct HostApiImpl;
+  Instance& create_instance(const config::ModuleEntry& entry);
+  void apply_settings(const nlohmann::json& settings, const std::string& from);
+
+  broker::Broker& broker_;
+  net::WorkerPool& workers_;
+  std::vector<std::string> search_path_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<LoadedModule> libraries_;  // never unloaded
+  mutable std::mutex ready_mutex_;
+  std::condition_variable ready_cv_;
+};
+
+}  // namespace backbone::kernel::module_host

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/rules/topic_rules.hpp"
+
+// Without this valijson reports a bad schema by calling abort().
+#ifndef VALIJSON_USE_EXCEPTIONS
+#define VALIJSON_USE_EXCEPTIONS 1
+#endif
+
+#include <atomic>
+#include <exception>
+#include <regex>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "kernel/authz/resource_pattern.hpp"
+
+namespace backbone::kernel::rules {
+namespace {
+
+using authz::ResourcePattern;
+using nlohmann::json;
+
+constexpr uint8_t kAllQos = 0b111;
+
+struct Entry {
+  std::string rule;
+  std::vector<ResourcePattern> patterns;
+  std::optional<uint64_t> max_size;
+  uint8_t qos_mask = kAllQos;
+  std::optional<bool> retain;
+  std::unique_ptr<valijson::Schema> schema;
+
+  const ResourcePattern* match(std::string_view topic) const {
+    for (const auto& p : patterns) {
+      if (p.matches(topic)) return &p;
+    }
+    return nullptr;
+  }
+};
+
+std::string qos_list(uint8_t mask) {
+  std::string out;
+  for (int q = 0; q <= 2; ++q) {
+    if (!(mask & (1u << q))) continue;
+    if (!out.empty()) out += ", ";
+    out += std::to_string(q);
+  }
+  return out;
+}
+
+// valijson builds a std::regex per "pattern" only while validating, where a
+// bad expression would throw per message; refuse it up front instead.
+bool check_regexes(const json& node, const std::string& where, std::string& error) {
+  if (node.is_array()) {
+    for (const auto& e : node) {
+      if (!check_regexes(e, where, error)) return false;
+    }
+    return true;
+  }
+  if (!node.is_object()) return true;
+  for (const auto& [key, value] : node.items()) {
+    if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
+    std::vector<std::string> regexes;
+    if (key == "pattern" && value.is_string()) regexes.push_back(value.get<std::string>());
+    if (key == "patternProperties" && value.is_object()) {
+      for (const auto& [re, sub] : value.items()) regexes.push_back(re);
+    }
+    for (const auto& re : regexes) {
+      try {
+        std::regex compiled(re);
+      } catch (const std::regex_error& e) {
+        error = where + ": invalid regular expression '" + re + "': " + e.what();
+        return false;
+      }
+    }
+    if (!check_regexes(value, where, error)) return false;
+  }
+  return true;
+}
+
+bool compile_schema(const json& schema, const std::string& where,
+                    std::unique_ptr<valijson::Schema>& out, std::string& error) {
+  if (!schema.is_object()) {
+    error = where + ": expected object";
+    return false;
+  }
+  if (!check_regexes(schema, where, error)) return false;
+  auto compiled = std::make_unique<valijson::Schema>();
+  try {
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter adapter(schema);
+    parser.populateSchema(adapter, *compiled);
+  } catch (const std::exception& e) {
+    error = where + ": invalid JSON Schema: " + e.what();
+    return false;
+  }
+  out = std::move(compiled);
+  return true;
+}
+
+bool is_non_negative_integer(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
+bool parse_entry(const json& e, const std::string& at, Entry& out, std::string& error) {
+  if (!e.is_object()) {
+    error = at + ": expected object";
+    return false;
+  }
+  for (const auto& [key, value] : e.items()) {
+    if (key != "pattern" && key != "matches" && key != "maxMessageSize" && key != "allowedQoS" &&
+        key != "qos" && key != "retain" && key != "schema") {
+      error = at + "." + key + ": unknown field";
+      return false;
+    }
+  }
+  const bool has_pattern = e.contains("pattern");
+  const bool has_matches = e.contains("matches");
+  if (has_pattern == has_matches) {
+    error = at + ": expected exactly one of 'pattern' or 'matches'";
+    return false;
+  }
+  std::vector<std::pair<std::string, std::string>> texts;  // (field path, pattern)
+  if (has_pattern) {
+    const json& p = e["pattern"];
+    if (!p.is_string()) {
+      error = at + ".pattern: expected string";
+      return false;
+    }
+    texts.emplace_back(at + ".pattern", p.get<std::string>());
+  } else {
+    const json& m = e["matches"];
+    if (m.is_string()) {
+      texts.emplace_back(at + ".matches", m.get<std::string>());
+    } else if (m.is_array() && !m.empty()) {
+      for (size_t i = 0; i < m.size(); ++i) {
+        if (!m[i].is_string()) {
+          error = at + ".matches: expected non-empty array of strings";
+          return false;
+        }
+        texts.emplace_back(at + ".matches[" + std::to_string(i) + "]", m[i].get<std::string>());
+      }
+    } else {
+      error = at + ".matches: expected non-empty array of strings";
+      return false;
+    }
+  }
+  for (const auto& [where, text] : texts) {
+    std::string why;
+    auto pattern = ResourcePattern::parse(text, &why);
+    if (!pattern) {
+      error = where + ": " + why;
+      return false;
+    }
+    out.patterns.push_back(std::move(*pattern));
+  }
+
+  if (auto it = e.find("maxMessageSize"); it != e.end()) {
+    if (!is_non_negative_integer(*it)) {
+      error = at + ".maxMessageSize: expected non-negative integer";
+      return false;
+    }
+    out.max_size = it->get<uint64_t>();
+  }
+  if (e.contains("allowedQoS") && e.contains("qos")) {
+    error = at + ": expected at most one of 'allowedQoS' or 'qos'";
+    return false;
+  }
+  for (const char* field : {"allowedQoS", "qos"}) {
+    auto it = e.find(field);
+    if (it == e.end()) continue;
+    bool ok = it->is_array() && !it->empty();
+    uint8_t mask = 0;
+    for (size_t i = 0; ok && i < it->size(); ++i) {
+      const json& q = (*it)[i];
+      ok = is_non_negative_integer(q) && q.get<uint64_t>() <= 2;
+      if (ok) mask |= static_cast<uint8_t>(1u << q.get<uint64_t>());
+    }
+    if (!ok) {
+      error = at + "." + field + ": expected non-empty array of integers 0..2";
+      return false;
+    }
+    out.qos_mask = mask;
+  }
+  if (auto it = e.find("retain"); it != e.end()) {
+    if (!it->is_boolean()) {
+      error = at + ".retain: expected boolean";
+      return false;
+    }
+    out.retain = it->get<bool>();
+  }
+  if (auto it = e.find("schema"); it != e.end()) {
+    if (!compile_schema(*it, at + ".schema", out.schema, error)) return false;
+  }
+  return true;
+}
+
+// Appends the entries of one rule; `error` names fields relative to the spec.
+bool parse_spec(const std::string& name, const json& spec, std::vector<Entry>& out,
+                std::string& error) {
+  if (!spec.is_object()) {
+    error = "expected object";
+    return false;
+  }
+  for (const auto& [key, value] : spec.items()) {
+    if (key != "patterns") {
+      error = key + ": unknown field";
+      return false;
+    }
+  }
+  auto patterns = spec.find("patterns");
+  if (patterns == spec.end()) {
+    error = "patterns: missing";
+    return false;
+  }
+  if (!patterns->is_array()) {
+    error = "patterns: expected array";
+    return false;
+  }
+  for (size_t i = 0; i < patterns->size(); ++i) {
+    Entry entry;
+    entry.rule = name;
+    if (!parse_entry((*patterns)[i], "patterns[" + std::to_string(i) + "]", entry, error)) {
+      return false;
+    }
+    out.push_back(std::move(entry));
+  }
+  return true;
+}
+
+std::string prefix(const Entry& e, const ResourcePattern& p) {
+  return "topic rule '" + e.rule + "' pattern '" + p.text() + "': ";
+}
+
+// Each RuleSet gets an id so that a thread's cached regexes are dropped when
+// the rules change instead of piling up.
+std::atomic<uint64_t> next_generation{1};
+
+valijson::Validator& thread_validator(uint64_t generation) {
+  thread_local uint64_t current = 0;
+  thread_local valijson::Validator validator;
+  if (current != generation) {
+    validator = valijson::Validator();
+    current = generation;
+  }
+  return validator;
+}
+
+}  // namespace
+
+struct RuleSet::Impl {
+  std::vector<Entry> entries;
+  uint64_t generation = next_generation.fetch_add(1, std::memory_order_relaxed);
+};
+
+RuleSet::RuleSet() : impl_(std::make_unique<Impl>()) {}
+RuleSet::~RuleSet() = default;
+
+std::shared_ptr<const RuleSet> RuleSet::compile(const std::map<std::string, json>& topics,
+                                                std::string* error) {
+  std::shared_ptr<RuleSet> set(new RuleSet());
+  for (const auto& [name, spec] : topics) {
+    std::string why;
+    if (!parse_spec(name, spec, set->impl_->entries, why)) {
+      if (error) *error = "topic rule '" + name + "': " + why;
+      return nullptr;
+    }
+  }
+  return set;
+}
+
+bool RuleSet::validate_spec(const json& spec, std::string* error) {
+  std::vector<Entry> entries;
+  std::string why;
+  if (parse_spec("", spec, entries, why)) return true;
+  if (error) *error = std::move(why);
+  return false;
+}
+
+bool RuleSet::empty() const {
+  return impl_->entries.empty();
+}
+
+std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view payload,
+                                        uint8_t qos, bool retain) const {
+  if (topic.starts_with("$SYS/")) return std::nullopt;
+  bool need_schema = false;
+  for (const Entry& e : impl_->entries) {
+    const ResourcePattern* p = e.match(topic);
+    if (!p) continue;
+    if (e.max_size && payload.size() > *e.max_size) {
+      return Violation{Violation::kPacketTooLarge,
+                       prefix(e, *p) + "payload exceeds " + std::to_string(*e.max_size) + " bytes"};
+    }
+    if (qos > 2 || !(e.qos_mask & (1u << qos))) {
+      return Violation{Violation::kQosNotSupported,
+                       prefix(e, *p) + "QoS " + std::to_string(qos) +
+                           " not allowed (allowed: " + qos_list(e.qos_mask) + ")"};
+    }
+    if (e.retain && *e.retain != retain) {
+      return Violation{Violation::kRetainNotSupported,
+                       prefix(e, *p) + "retain flag must be " + (*e.retain ? "true" : "false")};
+    }
+    need_schema = need_schema || e.schema != nullptr;
+  }
+  if (!need_schema) return std::nullopt;
+
+  const json doc = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  const valijson::adapters::NlohmannJsonAdapter adapter(doc);
+  for (const Entry& e : impl_->entries) {
+    if (!e.schema) continue;
+    const ResourcePattern* p = e.match(topic);
+    if (!p) continue;
+    if (doc.is_discarded()) {
+      return Violation{Violation::kPayloadFormatInvalid,
+                       prefix(e, *p) + "payload is not valid JSON"};
+    }
+    std::string detail;
+    bool valid = false;
+    // The regexes were checked at compile time, so nothing should throw here;
+    // if valijson still does, the message is refused rather than let through.
+    try {
+      valijson::Validator& validator = thread_validator(impl_->generation);
+      valid = validator.validate(*e.schema, adapter, nullptr);
+      if (!valid) {
+        valijson::ValidationResults results;
+        validator.validate(*e.schema, adapter, &results);
+        valijson::ValidationResults::Error first;
+        if (results.popError(first)) {
+          for (size_t i = 1; i < first.context.size(); ++i) detail += first.context[i];
+          detail = (detail.empty() ? std::string() : detail + ": ") + first.description;
+        }
+      }
+    } catch (const std::exception& ex) {
+      detail = std::string("schema validation failed: ") + ex.what();
+    }
+    if (!valid) {
+      return Violation{Violation::kPayloadFormatInvalid,
+                       prefix(e, *p) + "payload does not match schema" +
+                           (detail.empty() ? std::string() : ": " + detail)};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace backbone::kernel::rules

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/session/connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "kernel/broker/broker.hpp"
+#include "kernel/protocol/reason_code.hpp"
+
+namespace backbone::kernel::session {
+
+using protocol::PacketType;
+using protocol::Version;
+namespace reason = protocol::reason;
+
+Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
+                       const bb_conn_info& info, const bb_conn_ops* ops, void* user)
+    : broker_(broker),
+      worker_(worker),
+      id_(id),
+      ops_(ops),
+      user_(user),
+      transport_(info.transport.ptr ? std::string(info.transport.ptr, info.transport.len) : ""),
+      peer_(info.peer.ptr ? std::string(info.peer.ptr, info.peer.len) : "") {
+  last_activity_ = opened_at_ = broker::Clock::now();
+}
+
+Connection::~Connection() = default;
+
+void Connection::emit(std::string_view bytes) {
+  const size_t offset = out_.size();
+  out_.append(bytes);
+  chunks_.push_back(Chunk{offset, bytes.size(), nullptr});
+}
+
+bool Connection::feed(std::string_view data) {
+  if (state_ == State::kClosed) return false;
+  last_activity_ = broker::Clock::now();
+  broker_.stats().bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
+  // Parse straight from the transport's buffer when nothing is pending, so
+  // the common case copies nothing.
+  std::string_view buffer = data;
+  if (!in_.empty()) {
+    in_.append(data);
+    buffer = in_;
+  }
+  size_t consumed = 0;
+  bool ok = true;
+  while (ok && state_ != State::kClosed && !reading_paused_) {
+    protocol::FrameHeader header;
+    const std::string_view rest = buffer.substr(consumed);
+    const auto status = protocol::parse_frame_header(rest, header);
+    if (status == protocol::FrameStatus::kNeedMore) break;
+    if (status == protocol::FrameStatus::kMalformed) {
+      ok = protocol_error(reason::kMalformedPacket, "malformed remaining length");
+      break;
+    }
+    const uint32_t limit = state_ == State::kConnected ? broker_.limits().max_packet_size
+                                                       : broker_.limits().max_packet_size_before_auth;
+    const uint64_t total = uint64_t{header.header_length} + header.remaining_length;
+    if (total > limit) {
+      // Refused from its header alone: the body is never buffered.
+      ok = protocol_error(reason::kPacketTooLarge, "packet exceeds maximum packet size");
+      break;
+    }
+    if (rest.size() < total) break;
+    const std::string_view body = rest.substr(header.header_length, header.remaining_length);
+    consumed += total;
+    ok = handle_packet(header, body);
+  }
+  if (state_ == State::kClosed) {
+    in_.clear();
+  } else if (buffer.data() == in_.data()) {
+    in_.erase(0, consumed);
+  } else {
+    in_.assign(buffer.substr(consumed));
+  }
+  if (!chunks_.empty()) request_flush();
+  return state_ != State::kClosed;
+}
+
+bool Connection::handle_packet(const protocol::FrameHeader& header, std::string_view body) {
+  const PacketType type = header.type();
+  if (state_ == State::kAwaitConnect) {
+    if (type != PacketType::kConnect)
+      return protocol_error(reason::kProtocolError, "first packet is not CONNECT");
+    return handle_connect(body);
+  }
+  if (type == PacketType::kConnect) return protocol_error(reason::kProtocolError, "second CONNECT");
+  if (state_ == State::kAuthenticating) {
+    // Nothing but AUTH may arrive before CONNACK; we do not support
+    // enhanced authentication exchanges yet, so anything else is an error.
+    return protocol_error(reason::kProtocolError, "packet before CONNACK");
+  }
+  protocol::DecodeError err;
+  switch (type) {
+    case PacketType::kPublish:
+      return handle_publish(header.flags(), body);
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+    case PacketType::kPubrel:
+    case PacketType::kPubcomp: {
+      protocol::AckPacket ack;
+      if (!protocol::decode_ack(type, header.flags(), body, version_, ack, err))
+        return protocol_error(err.reason, err.message);
+      if (type == PacketType::kPuback) return handle_puback(ack);
+      if (type == PacketType::kPubrec) return handle_pubrec(ack);
+      if (type == PacketType::kPubrel) return handle_pubrel(ack);
+      return handle_pubcomp(ack);
+    }
+    case PacketType::kSubscribe:
+      return handle_subscribe(header.flags(), body);
+    case PacketType::kUnsubscribe:
+      return handle_unsubscribe(header.flags(), body);
+    case PacketType::kPingreq:
+      if (header.flags() != 0 || !body.empty())
+        return protocol_error(reason::kMalformedPacket, "malformed PINGREQ");
+      return handle_pingreq();
+    case PacketType::kDisconnect:
+      return handle_disconnect(header.flags(), body);
+    case PacketType::kAuth:
+      return handle_auth(header.flags(), body);
+    default:
+      return protocol_error(reason::kProtocolError, "unexpected packet type from client");
+  }
+}
+
+bool Connection::handle_pingreq() {
+  std::string bytes;
+  protocol::encode_pingresp(bytes);
+  emit(bytes);
+  return true;
+}
+
+bool Connection::handle_auth(uint8_t flags, std::string_view body) {
+  protocol::DisconnectPacket auth;
+  protocol::DecodeError err;
+  if (!protocol::decode_disconnect(PacketType::kAuth, flags, body, version_, auth, err))
+    return protocol_error(err.reason, err.message);
+  // No authentication method was negotiated at CONNECT, so AUTH is a
+  // protocol error (MQTT 5 §4.12).
+  return protocol_error(reason::kProtocolError, "AUTH without an authentication method");
+}
+
+bool Connection::protocol_error(uint8_t reason_code, const char* why) {
+  spdlog::debug("connection {} ({}): {}; closing with reason 0x{:02x}", id_, peer_, why,
+                reason_code);
+  if (state_ == State::kAwaitConnect && reason_code == reason::kUnsupportedProtocolVersion) {
+    refuse_connect(reason_code);
+    return false;
+  }
+  disconnect(reason_code);
+  return false;
+}
+
+void Connection::disconnect(uint8_t reason_code, std::string_view reason_string) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kConnected && version_ == Version::kV5) {
+    protocol::DisconnectPacket d;
+    d.reason_code = reason_code;
+    if (!reason_string.empty()) d.props.reason_string = std::string(reason_string);
+    std::string bytes;
+    protocol::encode_disconnect(PacketType::kDisconnect, d, version_, bytes);
+    emit(bytes);
+  }
+  close_transport();
+}
+
+void Connection::close_transport() {
+  if (state_ == State::kClosed) return;
+  const bool was_connected = state_ == State::kConnected;
+  state_ = State::kClosed;
+  write_out();
+  if (was_connected && !graceful_disconnect_) publish_will_now();
+  will_.reset();
+  if (session_) broker_.detach_session(session_);
+  ops_->close(user_);
+}
+
+void Connection::on_transport_closed() {
+  if (state_ == State::kClosed) return;
+  const bool was_connected = state_ == State::kConnected;
+  state_ = State::kClosed;
+  if (was_connected && !graceful_disconnect_) publish_will_now();
+  will_.reset();
+  if (session_) broker_.detach_session(session_);
+}
+
+void Connection::publish_will_now() {
+  if (!will_ || !session_) return;
+  auto msg = std::make_shared<broker::Message>();
+  msg->topic = will_->topic;
+  msg->payload = will_->payload;
+  msg->qos = will_->qos;
+  msg->retain = will_->retain;
+  msg->forward_props = will_->props.forward;
+  msg->origin = session_->id();
+  if (will_->props.message_expiry)
+    msg->expires_at = broker::Clock::now() + std::chrono::seconds(*will_->props.message_expiry);
+  const uint32_t delay = will_->props.will_delay.value_or(0);
+  if (delay > 0 && session_->persistent) {
+    broker_.schedule_will(session_->client_id(), std::move(msg),
+                          broker::Clock::now() + std::chrono::seconds(delay), policy_);
+  } else {
+    broker_.publish_will(std::move(msg), policy_);
+  }
+  will_.reset();
+}
+
+void Connection::set_backpressure(bool above) {
+  backpressured_ = above;
+  if (!above) request_flush();
+}
+
+void Connection::resume_reading() {
+  if (!reading_paused_ || state_ == State::kClosed) return;
+  reading_paused_ = false;
+  if (ops_->pause_read) ops_->pause_read(user_, 0);
+  // Packets already buffered were not parsed while paused.
+  if (!in_.empty()) {
+    std::string pending;
+    pending.swap(in_);
+    feed(pending);
+  }
+}
+
+void Connection::request_flush() {
+  if (flush_pending_ || state_ == State::kClosed) return;
+  flush_pending_ = true;
+  broker::Broker* broker = &broker_;
+  const ConnId id = id_;
+  worker_.defer([broker, id] {
+    if (Connection* c = broker->find_connection(id)) {
+      c->flush_pending_ = false;
+      c->flush();
+    }
+  });
+}
+
+void Connection::flush() {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kConnected && session_ && !backpressured_) {
+    std::unordered_set<ConnId> resume;
+    {
+      std::lock_guard lock(session_->mutex());
+      session_->flush_scheduled = false;
+      const auto now = broker::Clock::now();
+      const auto& limits = broker_.limits();
+      while (!session_->queue.empty()) {
+        Delivery& d = session_->queue.front();
+        if (d.qos > 0 && session_->inflight.size() >= send_window_) break;
+        if (out_.size() > 256 * 1024) {
+          // Enough for one write; continue on the next turn.
+          request_flush();
+          break;
+        }
+        Delivery delivery = std::move(d);
+        session_->queue.pop_front();
+        session_->queued_bytes -= delivery.msg->payload.size();
+        if (delivery.msg->expired(now)) continue;
+        uint16_t packet_id = 0;
+        if (delivery.qos > 0) {
+          packet_id = session_->allocate_packet_id();
+          session_->inflight.emplace(packet_id, Inflight{delivery, false});
+        }
+        send_publish(delivery, packet_id, false, now);
+      }
+      if (!session_->paused_publishers.empty() &&
+          session_->queue.size() < limits.max_queued_messages / 2 &&
+          session_->queued_bytes < limits.max_queued_bytes / 2) {
+        resume.swap(session_->paused_publishers);
+      }
+    }
+    for (ConnId publisher : resume) {
+      broker_.with_connection(publisher, [](Connection& c) { c.resume_reading(); });
+    }
+  }
+  write_out();
+}
+
+void Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
+                              broker::Clock::time_point now) {
+  const broker::Message& m = *d.msg;
+  protocol::PublishHeader h;
+  h.topic = m.topic;
+  h.packet_id = packet_id;
+  h.qos = d.qos;
+  h.retain = d.retain;
+  h.dup = dup;
+  if (version_ == Version::kV5) {
+    h.forward_props = m.forward_props;
+    h.message_expiry = m.remaining_expiry(now);
+    h.subscription_ids = d.sub_ids.ids.data();
+    h.subscription_id_count = d.sub_ids.count;
+    if (client_alias_max_ > 0) {
+      auto it = out_aliases_.find(m.topic);
+      if (it != out_aliases_.end()) {
+        h.topic = {};
+        h.topic_alias = it->second;
+      } else if (out_aliases_.size() < client_alias_max_) {
+        h.topic_alias = static_cast<uint16_t>(out_aliases_.size() + 1);
+        out_aliases_.emplace(m.topic, h.topic_alias);
+      }
+    }
+  }
+  if (client_max_packet_ != 0 &&
+      protocol::publish_packet_size(h, version_, m.payload.size()) > client_max_packet_) {
+    // MQTT 5 §3.1.2.25: too large for the client; discard as if delivered.
+    broker_.stats().messages_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (packet_id != 0) session_->inflight.erase(packet_id);
+    return;
+  }
+  const size_t offset = out_.size();
+  protocol::encode_publish_header(h, version_, m.payload.size(), out_);
+  chunks_.push_back(Chunk{offset, out_.size() - offset, nullptr});
+  if (!m.payload.empty()) chunks_.push_back(Chunk{0, m.payload.size(), &m.payload});
+  pinned_.push_back(d.msg);
+  broker_.stats().messages_out.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Connection::write_out() {
+  if (chunks_.empty()) return;
+  iov_.clear();
+  size_t total = 0;
+  for (const Chunk& c : chunks_) {
+    const char* base = c.payload ? c.payload->data() : out_.data() + c.offset;
+    iov_.push_back(bb_bytes{reinterpret_cast<const uint8_t*>(base), c.length});
+    total += c.length;
+  }
+  ops_->write(user_, iov_.data(), iov_.size());
+  broker_.stats().bytes_out.fetch_add(total, std::memory_order_relaxed);
+  chunks_.clear();
+  out_.clear();
+  pinned_.clear();
+}
+
+void Connection::tick(broker::Clock::time_point now) {
+  if (state_ == State::kClosed) return;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  const auto& limits = broker_.limits();
+  if (state_ == State::kAwaitConnect &&
+      now - opened_at_ > milliseconds(limits.connect_timeout_ms)) {
+    spdlog::debug("connection {} ({}): no CONNECT in time", id_, peer_);
+    close_transport();
+    return;
+  }
+  if (state_ == State::kAuthenticating && auth_deadline_ && now > *auth_deadline_) {
+    spdlog::warn("connection {} ({}): authentication by '{}' timed out", id_, peer_, provider_);
+    refuse_connect(reason::kServerUnavailable);
+    return;
+  }
+  if (state_ != State::kConnected) return;
+  if (keep_alive_s_ > 0 && now - last_activity_ > milliseconds(keep_alive_s_ * 1500u)) {
+    spdlog::debug("connection {} ({}): keep-alive timeout", id_, peer_);
+    disconnect(reason::kKeepAliveTimeout);
+    return;
+  }
+  if (credentials_expire_unix_s_ > 0) {
+    const auto wall = std::chrono::duration_cast<seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    if (wall >= credentials_expire_unix_s_) {
+      spdlog::info("connection {} ({}): credentials of '{}' expired", id_, peer_,
+                   session_ ? session_->client_id() : "");
+      disconnect(reason::kMaximumConnectTime, "credentials expired");
+      return;
+    }
+  }
+}
+
+bool Connection::check_topic_limits(std::string_view topic) const {
+  const auto& limits = broker_.limits();
+  if (topic.size() > limits.max_topic_length) return false;
+  uint32_t levels = 1;
+  for (char c : topic) levels += c == '/';
+  return levels <= limits.max_topic_levels;
+}
+
+}  // namespace backbone::kernel::session

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <backbone/module_abi.h>
+
+#include "kernel/authz/decision_cache.hpp"
+#include "kernel/broker/message.hpp"
+#include "kernel/protocol/codec.hpp"
+#include "kernel/session/session.hpp"
+
+namespace backbone::kernel::broker {
+class Broker;
+struct AuthOutcome;
+}  // namespace backbone::kernel::broker
+namespace backbone::kernel::net {
+class Worker;
+}
+
+namespace backbone::kernel::session {
+
+// One MQTT network connection: the protocol state machine between a
+// transport's bytes and a Session. Lives on one worker thread and is only
+// touched there. The handle_* methods (one file each) process one packet
+// type from the client; the send_* methods queue one packet to it.
+class Connection {
+ public:
+  Connection(broker::Broker& broker, net::Worker& worker, ConnId id, const bb_conn_info& info,
+             const bb_conn_ops* ops, void* user);
+  ~Connection();
+
+  ConnId id() const { return id_; }
+  net::Worker& worker() { return worker_; }
+  const SessionPtr& session() const { return session_; }
+  const std::string& transport() const { return transport_; }
+  const std::string& peer() const { return peer_; }
+  bool closed() const { return state_ == State::kClosed; }
+
+  // Bytes from the transport. Returns false once the connection is closing.
+  bool feed(std::string_view data);
+  void on_transport_closed();
+  void set_backpressure(bool above);
+
+  // Sends what the session has queued, within the in-flight window.
+  void flush();
+  // Flush at the end of the current event batch (coalesces writes).
+  void request_flush();
+  // Server-initiated close: DISCONNECT with the reason (v5) and close.
+  void disconnect(uint8_t reason, std::string_view reason_string = {});
+  void auth_done(broker::AuthOutcome&& outcome);
+  void resume_reading();
+  // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
+  void tick(broker::Clock::time_point now);
+
+ private:
+  enum class State { kAwaitConnect, kAuthenticating, kConnected, kClosed };
+
+  bool handle_packet(const protocol::FrameHeader& header, std::string_view body);
+  bool handle_connect(std::string_view body);
+  bool handle_publish(uint8_t flags, std::string_view body);
+  bool handle_puback(const protocol::AckPacket& ack);
+  bool handle_pubrec(const protocol::AckPacket& ack);
+  bool handle_pubrel(const protocol::AckPacket& ack);
+  bool handle_pubcomp(const protocol::AckPacket& ack);
+  bool handle_subscribe(uint8_t flags, std::string_view body);
+  bool handle_unsubscribe(uint8_t flags, std::string_view body);
+  bool handle_pingreq();
+  bool handle_disconnect(uint8_t flags, std::string_view body);
+  bool handle_auth(uint8_t flags, std::string_view body);
+
+  void refuse_connect(uint8_t reason);
+  void finish_connect(std::shared_ptr<const authz::Policy> policy, const std::string& principal,
+                      int64_t expires_at_unix_s);
+  void send_connack(bool session_present, uint8_t reason, protocol::Properties props);
+  void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
+                std::string_view reason_string = {});
+  void send_publish(const Delivery& d, uint16_t packet_id, bool dup,
+                    broker::Clock::time_point now);
+  bool protocol_error(uint8_t reason, const char* why);
+  void close_transport();
+  void write_out();
+  void publish_will_now();
+  bool check_topic_limits(std::string_view topic) const;
+
+  void emit(std::string_view bytes);  // control packet bytes, in order
+
+  broker::Broker& broker_;
+  net::Worker& worker_;
+  const ConnId id_;
+  const bb_conn_ops* ops_;
+  void* user_;
+  std::string transport_;
+  std::string peer_;
+
+  State state_ = State::kAwaitConnect;
+  protocol::Version version_ = protocol::Version::kV311;
+  std::string in_;  // unparsed input
+  SessionPtr session_;
+  std::optional<protocol::ConnectPacket> connect_;  // kept while authenticating
+  std::optional<protocol::Will> will_;
+  std::shared_ptr<const authz::Policy> policy_;
+  std::optional<authz::DecisionCache> publish_cache_;
+  std::string provider_;
+
+  uint16_t keep_alive_s_ = 0;
+  broker::Clock::time_point last_activity_;
+  broker::Clock::time_point opened_at_;
+  std::optional<broker::Clock::time_point> auth_deadline_;
+  int64_t credentials_expire_unix_s_ = 0;
+
+  // Client-side limits (v5 CONNECT properties).
+  uint16_t send_window_ = 0;
+  uint32_t client_max_packet_ = 0;  // 0 = no limit
+  uint16_t client_alias_max_ = 0;
+  std::unordered_map<std::string, uint16_t> out_aliases_;
+  std::vector<std::string> in_aliases_;
+
+  bool backpressured_ = false;
+  bool reading_paused_ = false;
+  bool flush_pending_ = false;
+  bool graceful_disconnect_ = false;
+
+  // Output assembled per flush: control/header bytes in out_, payloads
+  // referenced from the shared messages (never copied per subscriber here).
+  struct Chunk {
+    size_t offset;
+    size_t length;
+    const std::string* payload;  // null: bytes are out_[offset, offset+length)
+  };
+  std::string out_;
+  std::vector<Chunk> chunks_;
+  std::vector<broker::MessagePtr> pinned_;
+  std::vector<bb_bytes> iov_;
+};
+
+}  // namespace backbone::kernel::session

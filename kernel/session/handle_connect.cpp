@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// CONNECT → authentication → CONNACK.
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "kernel/broker/broker.hpp"
+#include "kernel/protocol/reason_code.hpp"
+#include "kernel/session/connection.hpp"
+
+namespace backbone::kernel::session {
+
+using protocol::PacketType;
+using protocol::Version;
+namespace reason = protocol::reason;
+
+namespace {
+
+std::string generated_client_id() {
+  unsigned char bytes[12];
+  RAND_bytes(bytes, sizeof(bytes));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "bb-";
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 0x0F]);
+  }
+  return id;
+}
+
+}  // namespace
+
+bool Connection::handle_connect(std::string_view body) {
+  protocol::ConnectPacket connect;
+  protocol::DecodeError err;
+  if (!protocol::decode_connect(body, connect, err)) {
+    // The version is known only once the fixed part decoded; answer v5
+    // clients with a CONNACK reason where the spec asks for one.
+    if (err.reason == reason::kUnsupportedProtocolVersion) {
+      version_ = Version::kV311;
+      refuse_connect(err.reason);
+      return false;
+    }
+    return protocol_error(err.reason, err.message);
+  }
+  version_ = connect.version;
+  const auto& limits = broker_.limits();
+  if (connect.client_id.empty()) {
+    if (version_ != Version::kV5 && !connect.clean_start) {
+      refuse_connect(reason::kClientIdNotValid);
+      return false;
+    }
+    connect.client_id = generated_client_id();
+    connect.props.assigned_client_id = connect.client_id;
+  }
+  if (connect.will && !check_topic_limits(connect.will->topic)) {
+    refuse_connect(reason::kTopicNameInvalid);
+    return false;
+  }
+  keep_alive_s_ = connect.keep_alive;
+  if (version_ == Version::kV5) {
+    send_window_ = std::min<uint16_t>(connect.props.receive_maximum.value_or(65535),
+                                      limits.max_inflight);
+    client_max_packet_ = connect.props.maximum_packet_size.value_or(0);
+    client_alias_max_ = connect.props.topic_alias_maximum.value_or(0);
+  } else {
+    send_window_ = limits.max_inflight;
+  }
+
+  // Authentication: the user name names the provider, the password is the
+  // token. No user name means anonymous, allowed only when configured.
+  if (!connect.username || connect.username->empty()) {
+    auto anonymous = broker_.anonymous_policy();
+    provider_ = "anonymous";
+    connect_ = std::move(connect);
+    if (!anonymous) {
+      spdlog::info("connection {} ({}): refused anonymous login (no anonymous statements)", id_,
+                   peer_);
+      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      refuse_connect(reason::kNotAuthorized);
+      return false;
+    }
+    finish_connect(std::move(anonymous), "anonymous", 0);
+    return state_ != State::kClosed;
+  }
+  provider_ = *connect.username;
+  const broker::Authenticator* auth = broker_.find_authenticator(provider_);
+  connect_ = std::move(connect);
+  if (!auth) {
+    spdlog::info("connection {} ({}): refused login: no authentication provider '{}'", id_, peer_,
+                 provider_);
+    broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    refuse_connect(reason::kBadUserNameOrPassword);
+    return false;
+  }
+  state_ = State::kAuthenticating;
+  auth_deadline_ = broker::Clock::now() + std::chrono::milliseconds(limits.auth_timeout_ms);
+  const std::string& password = connect_->password ? *connect_->password : std::string();
+  bb_auth_request req{};
+  req.struct_size = sizeof(req);
+  req.conn = id_;
+  req.client_id = bb_str{connect_->client_id.data(), connect_->client_id.size()};
+  req.username = bb_str{provider_.data(), provider_.size()};
+  req.transport = bb_str{transport_.data(), transport_.size()};
+  req.peer_address = bb_str{peer_.data(), peer_.size()};
+  req.password = bb_bytes{reinterpret_cast<const uint8_t*>(password.data()), password.size()};
+  bb_auth_result result{};
+  result.struct_size = sizeof(result);
+  bb_status status;
+  {
+    std::unique_lock<std::mutex> serial;
+    if (auth->serial_mutex) serial = std::unique_lock(*auth->serial_mutex);
+    status = auth->table->authenticate(auth->user, &req, id_, &result);
+  }
+  if (status == BB_PENDING) return true;  // auth_complete() arrives later
+  if (status != BB_OK) {
+    spdlog::warn("connection {} ({}): provider '{}' failed with status {}", id_, peer_, provider_,
+                 status);
+    refuse_connect(reason::kServerUnavailable);
+    return false;
+  }
+  auth_done(broker::copy_auth_result(result));
+  return state_ != State::kClosed;
+}
+
+void Connection::auth_done(broker::AuthOutcome&& outcome) {
+  if (state_ != State::kAuthenticating) return;  // timed out or closed meanwhile
+  auth_deadline_.reset();
+  switch (outcome.verdict) {
+    case BB_AUTH_ALLOW:
+      break;
+    case BB_AUTH_FORBIDDEN:
+      spdlog::info("connection {} ({}): '{}' login not authorized: {}", id_, peer_, provider_,
+                   outcome.log_reason);
+      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      refuse_connect(reason::kNotAuthorized);
+      return;
+    case BB_AUTH_UNAVAILABLE:
+      spdlog::warn("connection {} ({}): provider '{}' unavailable: {}", id_, peer_, provider_,
+                   outcome.log_reason);
+      refuse_connect(reason::kServerUnavailable);
+      return;
+    default:
+      spdlog::info("connection {} ({}): '{}' login refused: {}", id_, peer_, provider_,
+                   outcome.log_reason.empty() ? "invalid credentials" : outcome.log_reason);
+      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      refuse_connect(reason::kBadUserNameOrPassword);
+      return;
+  }
+  std::string error;
+  auto policy = authz::Policy::compile(outcome.statements, &error);
+  if (!policy) {
+    spdlog::warn("connection {} ({}): '{}' returned invalid statements: {}", id_, peer_, provider_,
+                 error);
+    refuse_connect(reason::kNotAuthorized);
+    return;
+  }
+  finish_connect(std::move(policy), outcome.principal, outcome.expires_at_unix_s);
+}
+
+void Connection::refuse_connect(uint8_t reason_code) {
+  protocol::ConnackPacket ack;
+  ack.reason_code = reason_code;
+  std::string bytes;
+  protocol::encode_connack(ack, version_, bytes);
+  emit(bytes);
+  connect_.reset();
+  close_transport();
+}
+
+void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
+                                const std::string& principal, int64_t expires_at_unix_s) {
+  protocol::ConnectPacket& connect = *connect_;
+  const auto& limits = broker_.limits();
+  if (connect.will && !policy->allows("mqtt:publish", connect.will->topic)) {
+    spdlog::info("connection {} ({}): will topic '{}' not authorized for '{}'", id_, peer_,
+                 connect.will->topic, principal);
+    broker_.stats().publish_denied.fetch_add(1, std::memory_order_relaxed);
+    refuse_connect(reason::kNotAuthorized);
+    return;
+  }
+  policy_ = policy;
+  publish_cache_.emplace(policy);
+  credentials_expire_unix_s_ = expires_at_unix_s;
+
+  uint32_t expiry = 0;
+  if (version_ == Version::kV5) {
+    expiry = std::min(connect.props.session_expiry.value_or(0), limits.max_session_expiry_s);
+  } else if (!connect.clean_start) {
+    expiry = limits.max_session_expiry_s;  // v3.1.1 persistent sessions never expire on their own
+  }
+  bool session_present = false;
+  session_ = broker_.attach_session(connect.client_id, connect.clean_start, id_, session_present);
+  broker_.cancel_will(connect.client_id);
+  {
+    std::lock_guard lock(session_->mutex());
+    session_->version = version_;
+    session_->expiry_interval_s = expiry;
+    session_->persistent = expiry > 0;
+    session_->principal = principal;
+    session_->provider = provider_;
+    session_->read_cache.emplace(policy);
+  }
+  will_ = std::move(connect.will);
+  in_aliases_.assign(limits.topic_alias_maximum, std::string());
+  state_ = State::kConnected;
+  broker_.stats().connections_total.fetch_add(1, std::memory_order_relaxed);
+
+  protocol::Properties props;
+  if (version_ == Version::kV5) {
+    props.assigned_client_id = connect.props.assigned_client_id;
+    props.receive_maximum = limits.receive_maximum;
+    props.maximum_packet_size = limits.max_packet_size;
+    props.topic_alias_maximum = limits.topic_alias_maximum;
+    if (connect.props.session_expiry && *connect.props.session_expiry != expiry)
+      props.session_expiry = expiry;
+    if (keep_alive_s_ > limits.max_keep_alive || keep_alive_s_ == 0) {
+      // A zero keep-alive would let dead connections linger forever.
+      keep_alive_s_ = limits.max_keep_alive;
+      props.server_keep_alive = keep_alive_s_;
+    }
+  }
+  spdlog::debug("connection {} ({}): '{}' connected as {} via {} (v{}, session present {})", id_,
+                peer_, connect.client_id, principal, provider_, static_cast<int>(version_),
+                session_present);
+  send_connack(session_present, reason::kSuccess, std::move(props));
+  connect_.reset();
+
+  // Resume the in-flight flows of a persistent session, in order.
+  {
+    std::lock_guard lock(session_->mutex());
+    const auto now = broker::Clock::now();
+    for (auto& [packet_id, inflight] : session_->inflight) {
+      if (inflight.released) {
+        send_ack(PacketType::kPubrel, packet_id, 0);
+      } else {
+        send_publish(inflight.delivery, packet_id, true, now);
+      }
+    }
+  }
+  flush();
+}
+
+void Connection::send_connack(bool session_present, uint8_t reason_code,
+                              protocol::Properties props) {
+  protocol::ConnackPacket ack;
+  ack.session_present = session_present;
+  ack.reason_code = reason_code;
+  ack.props = std::move(props);
+  std::string bytes;
+  protocol::encode_connack(ack, version_, bytes);
+  emit(bytes);
+}
+
+bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
+  protocol::DisconnectPacket d;
+  protocol::DecodeError err;
+  if (!protocol::decode_disconnect(PacketType::kDisconnect, flags, body, version_, d, err))
+    return protocol_error(err.reason, err.message);
+  if (version_ == Version::kV5 && d.props.session_expiry) {
+    std::lock_guard lock(session_->mutex());
+    // MQTT 5 §3.14.2.2.2: a session that had expiry 0 may not be given one now.
+    if (session_->expiry_interval_s == 0 && *d.props.session_expiry != 0)
+      return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");
+    session_->expiry_interval_s = std::min(*d.props.session_expiry,
+                                           broker_.limits().max_session_expiry_s);
+    session_->persistent = session_->expiry_interval_s > 0;
+  }
+  // Reason 0x04 asks for the will to be published despite a clean close.
+  graceful_disconnect_ = d.reason_code != reason::kDisconnectWithWill;
+  if (graceful_disconnect_) will_.reset();
+  close_transport();
+  return false;
+}
+
+}  // namespace backbone::kernel::session

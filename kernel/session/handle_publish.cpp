@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// PUBLISH from the client and the QoS 1/2 acknowledgement flows both ways.
+#include <spdlog/spdlog.h>
+
+#include "kernel/broker/broker.hpp"
+#include "kernel/protocol/reason_code.hpp"
+#include "kernel/session/connection.hpp"
+
+namespace backbone::kernel::session {
+
+using protocol::PacketType;
+using protocol::Version;
+namespace reason = protocol::reason;
+
+bool Connection::handle_publish(uint8_t flags, std::string_view body) {
+  protocol::PublishView pub;
+  protocol::DecodeError err;
+  if (!protocol::decode_publish(flags, body, version_, pub, err))
+    return protocol_error(err.reason, err.message);
+  broker_.stats().messages_in.fetch_add(1, std::memory_order_relaxed);
+
+  if (pub.props.topic_alias) {
+    const uint16_t alias = *pub.props.topic_alias;
+    if (alias == 0 || alias > in_aliases_.size())
+      return protocol_error(reason::kTopicAliasInvalid, "topic alias out of range");
+    std::string& slot = in_aliases_[alias - 1];
+    if (pub.topic.empty()) {
+      if (slot.empty()) return protocol_error(reason::kProtocolError, "unknown topic alias");
+      pub.topic = slot;
+    } else {
+      slot.assign(pub.topic);
+    }
+  }
+  if (!check_topic_limits(pub.topic))
+    return protocol_error(reason::kTopicNameInvalid, "topic exceeds length or level limits");
+
+  if (pub.qos == 2) {
+    std::lock_guard lock(session_->mutex());
+    if (session_->incoming_qos2.contains(pub.packet_id)) {
+      // Retransmission of a message we already own: acknowledge only.
+      send_ack(PacketType::kPubrec, pub.packet_id, 0);
+      return true;
+    }
+    if (session_->incoming_qos2.size() >= broker_.limits().receive_maximum)
+      return protocol_error(reason::kReceiveMaximumExceeded, "receive maximum exceeded");
+  }
+
+  auto msg = std::make_shared<broker::Message>();
+  msg->topic.assign(pub.topic);
+  msg->payload.assign(pub.payload);
+  msg->forward_props = std::move(pub.props.forward);
+  msg->qos = pub.qos;
+  msg->retain = pub.retain;
+  msg->origin = session_->id();
+  if (pub.props.message_expiry)
+    msg->expires_at = broker::Clock::now() + std::chrono::seconds(*pub.props.message_expiry);
+
+  broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr};
+  broker::IngressResult result = broker_.ingress(origin, std::move(msg), id_);
+  const bool refused = result.reason >= 0x80;
+  if (refused && version_ != Version::kV5 && broker_.limits().disconnect_on_denied_publish &&
+      result.reason == reason::kNotAuthorized) {
+    close_transport();
+    return false;
+  }
+  // MQTT 3.1.1 has no negative acknowledgement: acknowledge and drop.
+  const uint8_t ack_reason = version_ == Version::kV5 ? result.reason : 0;
+  if (pub.qos == 1) {
+    send_ack(PacketType::kPuback, pub.packet_id, ack_reason, result.reason_string);
+  } else if (pub.qos == 2) {
+    if (!refused) {
+      std::lock_guard lock(session_->mutex());
+      session_->incoming_qos2.insert(pub.packet_id);
+    }
+    send_ack(PacketType::kPubrec, pub.packet_id, ack_reason, result.reason_string);
+  }
+  if (result.paused && !reading_paused_) {
+    // A subscriber cannot keep up: stop reading from this publisher until it
+    // drains, instead of dropping or buffering without bound.
+    reading_paused_ = true;
+    if (ops_->pause_read) ops_->pause_read(user_, 1);
+  }
+  return true;
+}
+
+void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_code,
+                          std::string_view reason_string) {
+  protocol::AckPacket ack;
+  ack.type = type;
+  ack.packet_id = packet_id;
+  ack.reason_code = reason_code;
+  if (!reason_string.empty() && version_ == Version::kV5)
+    ack.props.reason_string = std::string(reason_string);
+  std::string bytes;
+  protocol::encode_ack(ack, version_, bytes);
+  emit(bytes);
+}
+
+bool Connection::handle_puback(const protocol::AckPacket& ack) {
+  {
+    std::lock_guard lock(session_->mutex());
+    auto it = session_->inflight.find(ack.packet_id);
+    // Unknown ids are ignored: a resent message may be acknowledged twice.
+    if (it == session_->inflight.end() || it->second.delivery.qos != 1) return true;
+    session_->inflight.erase(it);
+  }
+  request_flush();
+  return true;
+}
+
+bool Connection::handle_pubrec(const protocol::AckPacket& ack) {
+  bool known = false;
+  {
+    std::lock_guard lock(session_->mutex());
+    auto it = session_->inflight.find(ack.packet_id);
+    if (it != session_->inflight.end() && it->second.delivery.qos == 2) {
+      known = true;
+      if (ack.reason_code >= 0x80) {
+        session_->inflight.erase(it);  // the client refused the message
+      } else {
+        it->second.released = true;
+        it->second.delivery.msg.reset();  // the payload is no longer needed
+      }
+    }
+  }
+  if (known && ack.reason_code >= 0x80) {
+    request_flush();
+    return true;
+  }
+  send_ack(PacketType::kPubrel, ack.packet_id, known ? 0 : reason::kPacketIdNotFound);
+  return true;
+}
+
+bool Connection::handle_pubrel(const protocol::AckPacket& ack) {
+  bool known;
+  {
+    std::lock_guard lock(session_->mutex());
+    known = session_->incoming_qos2.erase(ack.packet_id) > 0;
+  }
+  send_ack(PacketType::kPubcomp, ack.packet_id, known ? 0 : reason::kPacketIdNotFound);
+  return true;
+}
+
+bool Connection::handle_pubcomp(const protocol::AckPacket& ack) {
+  {
+    std::lock_guard lock(session_->mutex());
+    auto it = session_->inflight.find(ack.packet_id);
+    if (it == session_->inflight.end() || !it->second.released) return true;
+    session_->inflight.erase(it);
+  }
+  request_flush();
+  return true;
+}
+
+}  // namespace backbone::kernel::session

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kernel/protocol/packets.hpp"
+
+namespace backbone::kernel::session {
+class Session;
+}
+
+namespace backbone::kernel::topic_tree {
+
+struct Subscriber {
+  session::Session* session = nullptr;
+  protocol::SubscribeOptions options;
+  uint32_t subscription_id = 0;  // 0 = none
+};
+
+// One delivery target found by match(): for shared subscriptions exactly one
+// member of the group is chosen.
+using MatchVisitor = void (*)(void* ctx, const Subscriber& s);
+
+// The subscription tree. Not synchronized: the broker guards it with a
+// reader/writer lock, so matching runs concurrently on all workers.
+class TopicTree {
+ public:
+  TopicTree();
+  ~TopicTree();
+
+  // Adds or replaces the subscription of `s.session` to `filter` (which may
+  // be "$share/group/filter"). Returns true when it replaced one.
+  bool subscribe(std::string_view filter, const Subscriber& s);
+  bool unsubscribe(std::string_view filter, const session::Session* session);
+
+  // Calls visit for every subscription matching `topic`. The visitor runs
+  // under the caller's read lock and must not touch the tree.
+  void match(std::string_view topic, MatchVisitor visit, void* ctx) const;
+
+  size_t subscription_count() const { return count_; }
+
+  // Splits "$share/group/filter" into group and filter; false otherwise.
+  static bool split_shared(std::string_view filter, std::string_view& group,
+                           std::string_view& real_filter);
+
+ private:
+  struct Node;
+  struct SharedGroup;
+  Node* find_or_create(std::string_view filter);
+  std::unique_ptr<Node> root_;
+  size_t count_ = 0;
+};
+
+}  // namespace backbone::kernel::topic_tree

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The `admin` authenticator: one static token (ADMIN_TOKEN) that grants every
+// action on every resource. Login: username=admin, password=<token>.
+
+#include <backbone/module_abi.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <backbone/sdk.hpp>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace backbone::modules::admin {
+namespace {
+
+using Digest = std::array<unsigned char, 32>;
+
+constexpr std::string_view kAuthenticatorName = "admin";
+constexpr std::string_view kPrincipal = "admin";
+constexpr std::string_view kDenyReason = "invalid admin token";
+
+// Every action on every resource. Static: the host copies it after
+// authenticate() returns, so it must outlive the call.
+constexpr std::string_view kAllActions = "*";
+constexpr std::string_view kAllResources = "**";
+const bb_statement kAllowAll[] = {
+    {BB_EFFECT_ALLOW,
+     0,
+     {kAllActions.data(), kAllActions.size()},
+     {kAllResources.data(), kAllResources.size()}},
+};
+
+bool sha256(std::string_view data, Digest& out) noexcept {
+  unsigned int len = 0;
+  return EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) == 1 &&
+         len == out.size();
+}
+
+class AdminModule final : public sdk::Module {
+ public:
+  using Module::Module;
+  ~AdminModule() override { OPENSSL_cleanse(token_digest_.data(), token_digest_.size()); }
+
+  bb_status configure(bool reloading) override {
+    std::optional<std::string> token;
+    if (bb_status s = read_settings(token); s != BB_OK) return s;
+    const bool on = token.has_value() && !token->empty();
+    if (reloading && on != registered_) {
+      host().error("switching the admin provider on or off needs a restart");
+      return BB_E_UNSUPPORTED;
+    }
+    if (!on) {
+      if (token.has_value()) OPENSSL_cleanse(token->data(), token->size());
+      host().info("admin provider off (no token)");
+      return BB_OK;
+    }
+    Digest digest{};
+    const bool hashed = sha256(*token, digest);
+    OPENSSL_cleanse(token->data(), token->size());
+    if (!hashed) {
+      host().error("admin provider: SHA-256 unavailable");
+      return BB_E_INTERNAL;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      token_digest_ = digest;
+    }
+    OPENSSL_cleanse(digest.data(), digest.size());
+    if (reloading) return BB_OK;
+    bb_status s = host().api()->register_authenticator(host().ctx(), &kAuthenticator, this);
+    if (s != BB_OK) {
+      host().error("admin provider: registering authenticator 'admin' failed");
+      return s;
+    }
+    registered_ = true;
+    host().info("admin provider on");
+    return BB_OK;
+  }
+
+ private:
+  // Accepts exactly {"token": string}; anything else is a precise error.
+  bb_status read_settings(std::optional<std::string>& token) const {
+    std::optional<std::string> text = host().config("");
+    if (!text) return BB_OK;
+    nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
+    if (doc.is_discarded() || !(doc.is_object() || doc.is_null())) {
+      host().error("settings: expected a JSON object");
+      return BB_E_INVALID;
+    }
+    if (doc.is_null()) return BB_OK;
+    for (auto& item : doc.items()) {
+      const std::string& key = item.key();
+      nlohmann::json& value = item.value();
+      if (key != "token") {
+        host().error("setting '" + key + "': unknown key (known: token)");
+        return BB_E_INVALID;
+      }
+      if (value.is_null()) continue;
+      if (!value.is_string()) {
+        host().error(std::string("setting 'token': expected string, got ") + value.type_name());
+        return BB_E_INVALID;
+      }
+      token = value.get<std::string>();
+      auto& stored = value.get_ref<std::string&>();
+      OPENSSL_cleanse(stored.data(), stored.size());
+    }
+    OPENSSL_cleanse(text->data(), text->size());
+    return BB_OK;
+  }
+
+  // Thread: any kernel worker, concurrently. Synchronous: always BB_OK.
+  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
+                                bb_auth_result* out) noexcept {
+    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
+    auto* self = static_cast<AdminModule*>(user);
+    std::string_view password;
+    if (BB_HAS(req, bb_auth_request, password)) password = sdk::view(req->password);
+
+    Digest presented{};
+    Digest expected{};
+    {
+      std::lock_guard lock(self->mutex_);
+      expected = self->token_digest_;
+    }
+    // Hashing first makes the comparison independent of the token's length.
+    const bool ok = !password.empty() && sha256(password, presented) &&
+                    CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
+    OPENSSL_cleanse(expected.data(), expected.size());
+    if (ok) {
+      out->verdict = BB_AUTH_ALLOW;
+      out->principal = sdk::str(kPrincipal);
+      out->statements = kAllowAll;
+      out->statement_count = 1;
+      out->expires_at_unix_s = 0;
+    } else {
+      out->verdict = BB_AUTH_DENY;
+      out->log_reason = sdk::str(kDenyReason);
+      out->statements = nullptr;
+      out->statement_count = 0;
+    }
+    return BB_OK;
+  }
+
+  static const bb_authenticator kAuthenticator;
+
+  std::mutex mutex_;
+  Digest token_digest_{};
+  bool registered_ = false;
+};
+
+const bb_authenticator AdminModule::kAuthenticator{
+    sizeof(bb_authenticator),
+    0,
+    {kAuthenticatorName.data(), kAuthenticatorName.size()},
+    &AdminModule::authenticate,
+    nullptr};
+
+}  // namespace
+}  // namespace backbone::modules::admin
+
+BACKBONE_MODULE(backbone::modules::admin::AdminModule, "admin", "1.0.0", BB_KIND_AUTH, 0)

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The `jwt` authenticator: JWS tokens signed with the configured HMAC secret
+// (TOKEN_SECRET) or verified with a configured RSA/EC public key. Login:
+// username=jwt, password=<token>. The token's `statements` claim holds the
+// client's statements.
+
+#include <backbone/module_abi.h>
+#include <openssl/crypto.h>
+#include <backbone/sdk.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "jwt_verifier.hpp"
+
+namespace backbone::modules::jwt {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::string_view kAuthenticatorName = "jwt";
+constexpr int64_t kMaxLeeway = 24 * 3600;
+constexpr size_t kShortSecret = 32;
+
+// The result of the last authenticate() on this thread. The host copies a
+// synchronous result as soon as authenticate() returns, before it can call
+// this module again on the same thread, so the storage only has to survive
+// until then.
+struct Reply {
+  std::string principal;
+  std::string reason;
+  sdk::StatementList statements;
+};
+thread_local Reply t_reply;
+
+bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
+                const Json& v) {
+  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
+  return false;
+}
+
+class JwtModule final : public sdk::Module {
+ public:
+  using Module::Module;
+
+  bb_status configure(bool reloading) override {
+    std::shared_ptr<const Verifier> verifier;
+    if (bb_status s = build_verifier(verifier); s != BB_OK) return s;
+    const bool on = verifier != nullptr;
+    if (reloading && on != registered_) {
+      host().error("switching the jwt provider on or off needs a restart");
+      return BB_E_UNSUPPORTED;
+    }
+    if (!on) {
+      host().info("jwt provider off (no secret and no public key)");
+      return BB_OK;
+    }
+    std::string algs;
+    for (const Algorithm* a : verifier->config().algorithms) {
+      algs += (algs.empty() ? "" : ", ") + std::string(a->name);
+    }
+    const std::string summary = "algorithms " + algs + "; leeway " +
+                                std::to_string(verifier->config().leeway_s) + " s" +
+                                (verifier->config().require_exp ? "; exp required" : "");
+    {
+      std::lock_guard lock(mutex_);
+      verifier_ = std::move(verifier);
+    }
+    if (reloading) {
+      host().info("jwt provider reconfigured (" + summary + ")");
+      return BB_OK;
+    }
+    bb_status s = host().api()->register_authenticator(host().ctx(), &kAuthenticator, this);
+    if (s != BB_OK) {
+      host().error("jwt provider: registering authenticator 'jwt' failed");
+      return s;
+    }
+    registered_ = true;
+    host().info("jwt provider on (" + summary + ")");
+    return BB_OK;
+  }
+
+ private:
+  // Validates the settings; leaves `out` null when the provider is off.
+  bb_status build_verifier(std::shared_ptr<const Verifier>& out) const {
+    std::optional<std::string> text = host().config("");
+    Json doc = text ? Json::parse(*text, nullptr, false, true) : Json::object();
+    if (text) OPENSSL_cleanse(text->data(), text->size());
+    if (doc.is_null()) doc = Json::object();
+    if (doc.is_discarded() || !doc.is_object()) {
+      host().error("settings: expected a JSON object");
+      return BB_E_INVALID;
+    }
+    VerifierConfig config;
+    std::optional<Json> algorithms;
+    std::optional<std::string> key_file;
+    bool ok = true;
+    for (auto& item : doc.items()) {
+      const std::string& key = item.key();
+      Json& v = item.value();
+      if (!ok) break;
+      if (key == "secret") {
+        if (!v.is_string()) {
+          ok = type_error(host(), key, "string", v);
+          continue;
+        }
+        config.secret = v.get<std::string>();
+        OPENSSL_cleanse(v.get_ref<std::string&>().data(), v.get_ref<std::string&>().size());
+      } else if (key == "algorithms") {
+        if (!v.is_array()) {
+          ok = type_error(host(), key, "array of strings", v);
+          continue;
+        }
+        algorithms = v;
+      } else if (key == "public_key_file") {
+        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+          ok = type_error(host(), key, "non-empty string (path of a PEM file)", v);
+          continue;
+        }
+        key_file = v.get<std::string>();
+      } else if (key == "leeway_s") {
+        if (!v.is_number_integer()) {
+          ok = type_error(host(), key, "integer", v);
+          continue;
+        }
+        const int64_t n = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{kMaxLeeway}
+                              ? -1
+                              : v.get<int64_t>();
+        if (n < 0 || n > kMaxLeeway) {
+          host().error("setting 'leeway_s': expected an integer from 0 to " +
+                       std::to_string(kMaxLeeway) + ", got " + v.dump());
+          ok = false;
+          continue;
+        }
+        config.leeway_s = n;
+      } else if (key == "require_exp") {
+        if (!v.is_boolean()) {
+          ok = type_error(host(), key, "boolean", v);
+          continue;
+        }
+        config.require_exp = v.get<bool>();
+      } else if (key == "issuer" || key == "audience") {
+        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+          ok = type_error(host(), key, "non-empty string", v);
+          continue;
+        }
+        (key == "issuer" ? config.issuer : config.audience) = v.get<std::string>();
+      } else {
+        host().error("setting '" + key +
+                     "': unknown key (known: secret, algorithms, public_key_file, leeway_s, "
+                     "require_exp, issuer, audience)");
+        ok = false;
+      }
+    }
+    if (!ok) return BB_E_INVALID;
+
+    if (config.secret.empty() && !key_file) return BB_OK;  // off
+
+    if (algorithms) {
+      if (algorithms->empty()) {
+        host().error("setting 'algorithms': must not be empty");
+        return BB_E_INVALID;
+      }
+      for (size_t i = 0; i < algorithms->size(); ++i) {
+        const Json& a = (*algorithms)[i];
+        const Algorithm* alg = a.is_string() ? find_algorithm(a.get<std::string>()) : nullptr;
+        if (alg == nullptr) {
+          host().error("setting 'algorithms[" + std::to_string(i) + "]': expected one of HS256, " +
+                       "HS384, HS512, RS256, RS384, RS512, ES256, ES384, ES512, got " + a.dump());
+          return BB_E_INVALID;
+        }
+        config.algorithms.push_back(alg);
+      }
+    } else {
+      config.algorithms.push_back(find_algorithm("HS256"));
+    }
+
+    bool wants_key = false;
+    for (const Algorithm* a : config.algorithms) {
+      if (a->family == Family::kHmac && config.secret.empty()) {
+        host().error("setting 'algorithms': " + std::string(a->name) + " needs 'secret'");
+        return BB_E_INVALID;
+      }
+      wants_key = wants_key || a->family != Family::kHmac;
+    }
+    if (wants_key && !key_file) {
+      host().error("setting 'public_key_file': required by the RS*/ES* entries of 'algorithms'");
+      return BB_E_INVALID;
+    }
+    if (key_file && !wants_key) {
+      host().error(
+          "setting 'public_key_file': set, but 'algorithms' names no RS*/ES* algorithm to use it");
+      return BB_E_INVALID;
+    }
+    if (key_file) {
+      std::string error;
+      config.public_key = load_public_key(*key_file, error);
+      if (!config.public_key) {
+        host().error("setting 'public_key_file': " + error);
+        return BB_E_INVALID;
+      }
+      for (const Algorithm* a : config.algorithms) {
+        if (std::string why = key_mismatch(*a, config.public_key.get()); !why.empty()) {
+          host().error("setting 'algorithms': " + why + " ('" + *key_file + "')");
+          return BB_E_INVALID;
+        }
+      }
+    }
+    if (!config.secret.empty() && config.secret.size() < kShortSecret) {
+      host().warn("setting 'secret': shorter than " + std::to_string(kShortSecret) +
+                  " bytes; HMAC tokens are only as strong as the secret");
+    }
+    out = std::make_shared<const Verifier>(std::move(config));
+    return BB_OK;
+  }
+
+  // Thread: any kernel worker, concurrently. Synchronous: always BB_OK.
+  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
+                                bb_auth_result* out) noexcept {
+    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
+    auto* self = static_cast<JwtModule*>(user);
+    try {
+      std::shared_ptr<const Verifier> verifier;
+      {
+        std::lock_guard lock(self->mutex_);
+        verifier = self->verifier_;
+      }
+      std::string_view token;
+      if (BB_HAS(req, bb_auth_request, password)) token = sdk::view(req->password);
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      Verdict verdict;
+      if (verifier) {
+        verdict = verifier->verify(token, now);
+      } else {
+        verdict.reason = "provider off";
+      }
+
+      Reply& reply = t_reply;
+      reply.statements = sdk::StatementList{};
+      reply.principal = std::move(verdict.principal);
+      reply.reason = std::move(verdict.reason);
+      out->statements = nullptr;
+      out->statement_count = 0;
+      out->expires_at_unix_s = 0;
+      if (!verdict.ok) {
+        out->verdict = BB_AUTH_DENY;
+        out->log_reason = sdk::str(reply.reason);
+        return BB_OK;
+      }
+      for (auto& t : verdict.statements) {
+        reply.statements.add(t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, std::move(t.action),
+                             std::move(t.resource));
+      }
+      out->verdict = BB_AUTH_ALLOW;
+      out->principal = sdk::str(reply.principal);
+      out->statements = reply.statements.data();
+      out->statement_count = reply.statements.size();
+      out->expires_at_unix_s = verdict.expires_at_unix_s;
+      return BB_OK;
+    } catch (const std::bad_alloc&) {
+      return BB_E_NOMEM;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static const bb_authenticator kAuthenticator;
+
+  std::mutex mutex_;
+  std::shared_ptr<const Verifier> verifier_;
+  bool registered_ = false;
+};
+
+const bb_authenticator JwtModule::kAuthenticator{
+    sizeof(bb_authenticator),
+    0,
+    {kAuthenticatorName.data(), kAuthenticatorName.size()},
+    &JwtModule::authenticate,
+    nullptr};
+
+}  // namespace
+}  // namespace backbone::modules::jwt
+
+BACKBONE_MODULE(backbone::modules::jwt::JwtModule, "jwt", "1.0.0", BB_KIND_AUTH, 0)

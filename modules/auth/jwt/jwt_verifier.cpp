@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "jwt_verifier.hpp"
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+
+namespace backbone::modules::jwt {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr size_t kMaxTokenSize = 64 * 1024;
+constexpr size_t kMaxHeaderSize = 4096;
+constexpr size_t kMaxPatternSize = 1024;
+// NumericDate values beyond this are clamped: far enough for any real token,
+// small enough that adding a leeway cannot overflow.
+constexpr int64_t kMaxDate = int64_t{1} << 62;
+
+const Algorithm kAlgorithms[] = {
+    {"HS256", Family::kHmac, &EVP_sha256, "", 0},
+    {"HS384", Family::kHmac, &EVP_sha384, "", 0},
+    {"HS512", Family::kHmac, &EVP_sha512, "", 0},
+    {"RS256", Family::kRsa, &EVP_sha256, "", 0},
+    {"RS384", Family::kRsa, &EVP_sha384, "", 0},
+    {"RS512", Family::kRsa, &EVP_sha512, "", 0},
+    {"ES256", Family::kEcdsa, &EVP_sha256, "prime256v1", 32},
+    {"ES384", Family::kEcdsa, &EVP_sha384, "secp384r1", 48},
+    {"ES512", Family::kEcdsa, &EVP_sha512, "secp521r1", 66},
+};
+
+// Attacker-controlled text made safe for one log line.
+std::string printable(std::string_view s, size_t max = 40) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+std::string curve_label(std::string_view curve) {
+  if (curve == "prime256v1") return "P-256";
+  if (curve == "secp384r1") return "P-384";
+  if (curve == "secp521r1") return "P-521";
+  return std::string(curve);
+}
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
+};
+struct BioDeleter {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const noexcept { X509_free(x); }
+};
+struct EcdsaSigDeleter {
+  void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
+};
+
+bool digest_verify(EVP_PKEY* key, const EVP_MD* md, std::string_view data, const unsigned char* sig,
+                   size_t sig_len) {
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  if (!ctx) return false;
+  bool ok = EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key) == 1 &&
+            EVP_DigestVerify(ctx.get(), sig, sig_len,
+                             reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+// NumericDate (RFC 7519 §2): a JSON number of seconds, possibly fractional.
+std::optional<int64_t> numeric_date(const Json& v) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    return u > static_cast<uint64_t>(kMaxDate) ? kMaxDate : static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) {
+    int64_t i = v.get<int64_t>();
+    return i < -kMaxDate ? -kMaxDate : (i > kMaxDate ? kMaxDate : i);
+  }
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (!std::isfinite(d)) return std::nullopt;
+    if (d >= static_cast<double>(kMaxDate)) return kMaxDate;
+    if (d <= -static_cast<double>(kMaxDate)) return -kMaxDate;
+    return static_cast<int64_t>(std::floor(d));
+  }
+  return std::nullopt;
+}
+
+// One of `actions` / `resources`: a non-empty string or a non-empty array of
+// non-empty strings.
+bool parse_patterns(const Json& v, const std::string& field, std::vector<std::string>& out,
+                    std::string& error) {
+  auto check = [&](const Json& s, const std::string& name) {
+    if (!s.is_string() || s.get_ref<const std::string&>().empty()) {
+      error = "claim '" + name + "': expected a non-empty string";
+      return false;
+    }
+    if (s.get_ref<const std::string&>().size() > kMaxPatternSize) {
+      error = "claim '" + name + "': longer than " + std::to_string(kMaxPatternSize) + " bytes";
+      return false;
+    }
+    out.push_back(s.get<std::string>());
+    return true;
+  };
+  if (v.is_string()) return check(v, field);
+  if (!v.is_array()) {
+    error = "claim '" + field + "': expected a string or an array of strings, got " + v.type_name();
+    return false;
+  }
+  if (v.empty()) {
+    error = "claim '" + field + "': must not be empty";
+    return false;
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!check(v[i], field + "[" + std::to_string(i) + "]")) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const Algorithm* find_algorithm(std::string_view name) noexcept {
+  for (const auto& a : kAlgorithms) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+Pkey load_public_key(const std::string& path, std::string& error) {
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read '" + path + "': " + (errno != 0 ? std::strerror(errno) : "open failed");
+    return nullptr;
+  }
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    error = "cannot read '" + path + "'";
+    return nullptr;
+  }
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) {
+    error = "out of memory reading '" + path + "'";
+    return nullptr;
+  }
+  Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) {
+    std::unique_ptr<BIO, BioDeleter> again(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    std::unique_ptr<X509, X509Deleter> cert(
+        again ? PEM_read_bio_X509(again.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (cert) key.reset(X509_get_pubkey(cert.get()));
+  }
+  ERR_clear_error();
+  if (!key) {
+    error = "'" + path + "' holds no PEM public key or certificate";
+    return nullptr;
+  }
+  return key;
+}
+
+std::string key_mismatch(const Algorithm& alg, EVP_PKEY* key) {
+  if (alg.family == Family::kHmac) return {};
+  if (key == nullptr) return std::string(alg.name) + " needs 'public_key_file'";
+  const char* type = EVP_PKEY_get0_type_name(key);
+  std::string held =
+      std::string("'public_key_file' holds a key of type ") + (type ? type : "unknown");
+  if (alg.family == Family::kRsa) {
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+      return std::string(alg.name) + " needs an RSA key, " + held;
+    }
+    if (EVP_PKEY_get_bits(key) < 2048) {
+      return std::string(alg.name) + " needs an RSA key of at least 2048 bits, " +
+             "'public_key_file' holds one of " + std::to_string(EVP_PKEY_get_bits(key));
+    }
+    return {};
+  }
+  std::string want = std::string(alg.name) + " needs an EC " + curve_label(alg.curve) + " key, ";
+  if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return want + held;
+  std::array<char, 64> group{};
+  size_t len = 0;
+  if (EVP_PKEY_get_group_name(key, group.data(), group.size(), &len) != 1 ||
+      std::string_view(group.data(), len) != alg.curve) {
+    ERR_clear_error();
+    return want + "'public_key_file' holds an EC " +
+           curve_label(std::string_view(group.data(), len)) + " key";
+  }
+  return {};
+}
+
+std::optional<std::string> base64url_decode(std::string_view in) {
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '-') {
+      v = 62;
+    } else if (c == '_') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xffu));
+    }
+  }
+  // Leftover bits must be zero, so every byte string has one encoding.
+  if ((acc & ((1u << bits) - 1u)) != 0) return std::nullopt;
+  return out;
+}
+
+bool parse_statements(const Json& claim, std::vector<Triple>& out, std::string& error) {
+  if (!claim.is_array()) {
+    error = std::string("claim 'statements': expected an array, got ") + claim.type_name();
+    return false;
+  }
+  for (size_t i = 0; i < claim.size(); ++i) {
+    const Json& st = claim[i];
+    const std::string at = "statements[" + std::to_string(i) + "]";
+    if (!st.is_object()) {
+      error = "claim '" + at + "': expected an object, got " + st.type_name();
+      return false;
+    }
+    for (const auto& item : st.items()) {
+      const std::string& k = item.key();
+      if (k != "effect" && k != "actions" && k != "resources") {
+        error = "claim '" + at + "." + printable(k) + "': unknown field";
+        return false;
+      }
+    }
+    for (const char* required : {"effect", "actions", "resources"}) {
+      if (!st.contains(required)) {
+        error = "claim '" + at + "." + required + "': missing";
+        return false;
+      }
+    }
+    const Json& effect = st["effect"];
+    bool allow;
+    if (effect == "allow") {
+      allow = true;
+    } else if (effect == "deny" || effect == "disallow") {
+      allow = false;
+    } else {
+      error = "claim '" + at + ".effect': expected allow, deny or disallow";
+      return false;
+    }
+    std::vector<std::string> actions;
+    std::vector<std::string> resources;
+    if (!parse_patterns(st["actions"], at + ".actions", actions, error) ||
+        !parse_patterns(st["resources"], at + ".resources", resources, error)) {
+      return false;
+    }
+    if (actions.size() * resources.size() > kMaxStatements - out.size()) {
+      error = "claim 'statements': more than " + std::to_string(kMaxStatements) +
+              " action/resource pairs";
+      return false;
+    }
+    for (const auto& a : actions) {
+      for (const auto& r : resources) out.push_back(Triple{allow, a, r});
+    }
+  }
+  return true;
+}
+
+Verifier::~Verifier() {
+  OPENSSL_cleanse(config_.secret.data(), config_.secret.size());
+}
+
+bool Verifier::verify_signature(const Algorithm& alg, std::string_view signing_input,
+                                const std::string& signature) const {
+  const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
+  switch (alg.family) {
+    case Family::kHmac: {
+      if (config_.secret.empty()) return false;
+      std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+      unsigned int mac_len = 0;
+      if (HMAC(alg.digest(), config_.secret.data(), static_cast<int>(config_.secret.size()),
+               reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+               mac.data(), &mac_len) == nullptr) {
+        ERR_clear_error();
+        return false;
+      }
+      return signature.size() == mac_len && CRYPTO_memcmp(sig, mac.data(), mac_len) == 0;
+    }
+    case Family::kRsa: {
+      EVP_PKEY* key = config_.public_key.get();
+      if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) return false;
+      if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key))) return false;
+      return digest_verify(key, alg.digest(), signing_input, sig, signature.size());
+    }
+    case Family::kEcdsa: {
+      EVP_PKEY* key = config_.public_key.get();
+      if (key == nullptr || !key_mismatch(alg, key).empty()) return false;
+      // JWS carries ECDSA signatures as fixed-size r || s (RFC 7518 §3.4);
+      // OpenSSL verifies DER.
+      const size_t n = alg.ec_component_size;
+      if (signature.size() != 2 * n) return false;
+      std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> ec(ECDSA_SIG_new());
+      BIGNUM* r = BN_bin2bn(sig, static_cast<int>(n), nullptr);
+      BIGNUM* s = BN_bin2bn(sig + n, static_cast<int>(n), nullptr);
+      if (!ec || r == nullptr || s == nullptr || ECDSA_SIG_set0(ec.get(), r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        return false;
+      }
+      unsigned char* der = nullptr;
+      int der_len = i2d_ECDSA_SIG(ec.get(), &der);
+      if (der_len <= 0) return false;
+      bool ok = digest_verify(key, alg.digest(), signing_input, der, static_cast<size_t>(der_len));
+      OPENSSL_free(der);
+      return ok;
+    }
+  }
+  return false;
+}
+
+Verdict Verifier::verify(std::string_view token, int64_t now) const {
+  Verdict v;
+  auto fail = [&v](std::string reason) {
+    v.ok = false;
+    v.reason = std::move(reason);
+    v.statements.clear();
+    return std::move(v);
+  };
+
+  if (token.empty()) return fail("malformed token: empty");
+  if (token.size() > kMaxTokenSize) return fail("malformed token: longer than 64 KiB");
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
+    return fail("malformed token: expected header.payload.signature");
+  }
+  const std::string_view header_b64 = token.substr(0, dot1);
+  const std::string_view payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
+  const std::string_view signature_b64 = token.substr(dot2 + 1);
+
+  // The header is read before the signature is checked: treat it as hostile.
+  if (header_b64.size() > kMaxHeaderSize) return fail("malformed token: header too long");
+  std::optional<std::string> header_text = base64url_decode(header_b64);
+  if (!header_text) return fail("malformed token: header is not base64url");
+  Json header = Json::parse(*header_text, nullptr, false);
+  if (header.is_discarded() || !header.is_object()) {
+    return fail("malformed token: header is not a JSON object");
+  }
+  auto alg_it = header.find("alg");
+  if (alg_it == header.end() || !alg_it->is_string()) {
+    return fail("malformed token: header 'alg' missing or not a string");
+  }
+  const std::string& alg_name = alg_it->get_ref<const std::string&>();
+  std::string lowered;
+  for (char c : alg_name) lowered += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lowered == "none") return fail("algorithm 'none' refused");
+  const Algorithm* alg = find_algorithm(alg_name);
+  bool configured = false;
+  for (const Algorithm* a : config_.algorithms) configured = configured || a == alg;
+  if (alg == nullptr || !configured) {
+    return fail("algorithm '" + printable(alg_name) + "' not allowed");
+  }
+  // The key comes from the configuration, never from the token: an HS*
+  // token is checked only against the secret and RS*/ES* only against the
+  // public key, so a public key can never be used as an HMAC secret.
+  const bool key_ok =
+      alg->family == Family::kHmac
+          ? !config_.secret.empty()
+          : config_.public_key && key_mismatch(*alg, config_.public_key.get()).empty();
+  if (!key_ok) return fail("algorithm '" + printable(alg_name) + "' not allowed (no matching key)");
+  if (header.contains("crit")) return fail("malformed token: header 'crit' is not supported");
+
+  std::optional<std::string> signature = base64url_decode(signature_b64);
+  if (!signature) return fail("malformed token: signature is not base64url");
+  if (!verify_signature(*alg, token.substr(0, dot2), *signature)) return fail("bad signature");
+
+  std::optional<std::string> payload_text = base64url_decode(payload_b64);
+  if (!payload_text) return fail("malformed token: payload is not base64url");
+  Json payload = Json::parse(*payload_text, nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) {
+    return fail("malformed token: payload is not a JSON object");
+  }
+
+  const int64_t leeway = config_.leeway_s;
+  if (auto it = payload.find("exp"); it != payload.end()) {
+    std::optional<int64_t> exp = numeric_date(*it);
+    if (!exp) return fail("malformed token: claim 'exp' is not a number");
+    if (now >= *exp + leeway) {
+      return fail("token expired (exp " + std::to_string(*exp) + ", now " + std::to_string(now) +
+                  ", leeway " + std::to_string(leeway) + " s)");
+    }
+    v.expires_at_unix_s = *exp;
+  } else if (config_.require_exp) {
+    return fail("claim 'exp' missing (required by configuration)");
+  }
+  if (auto it = payload.find("nbf"); it != payload.end()) {
+    std::optional<int64_t> nbf = numeric_date(*it);
+    if (!nbf) return fail("malformed token: claim 'nbf' is not a number");
+    if (now + leeway < *nbf) {
+      return fail("token not yet valid (nbf " + std::to_string(*nbf) + ", now " +
+                  std::to_string(now) + ", leeway " + std::to_string(leeway) + " s)");
+    }
+  }
+  if (config_.issuer) {
+    auto it = payload.find("iss");
+    if (it == payload.end() || !it->is_string() || *it != *config_.issuer) {
+      return fail("claim 'iss' does not match the configured issuer");
+    }
+  }
+  if (config_.audience) {
+    auto it = payload.find("aud");
+    bool match = false;
+    if (it != payload.end() && it->is_string()) {
+      match = *it == *config_.audience;
+    } else if (it != payload.end() && it->is_array()) {
+      for (const auto& a : *it) match = match || (a.is_string() && a == *config_.audience);
+    }
+    if (!match) return fail("claim 'aud' does not match the configured audience");
+  }
+  v.principal = "jwt";
+  if (auto it = payload.find("sub"); it != payload.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return fail("malformed token: claim 'sub' is not a non-empty string");
+    }
+    v.principal = it->get<std::string>();
+  }
+  auto st = payload.find("statements");
+  if (st == payload.end()) return fail("bad statements: claim 'statements' missing");
+  std::string error;
+  if (!parse_statements(*st, v.statements, error)) return fail("bad statements: " + error);
+  v.ok = true;
+  return v;
+}
+
+}  // namespace backbone::modules::jwt

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// JWS compact-serialization verification with a pinned algorithm set, done
+// directly with OpenSSL so that no token header can choose the key type.
+
+#include <openssl/evp.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace backbone::modules::jwt {
+
+enum class Family { kHmac, kRsa, kEcdsa };
+
+struct Algorithm {
+  std::string_view name;  // "HS256"
+  Family family;
+  const EVP_MD* (*digest)();  // EVP_sha256 ...
+  std::string_view curve;     // OpenSSL group name for ES*, empty otherwise
+  size_t ec_component_size;   // bytes of r and of s for ES*, 0 otherwise
+};
+
+// The algorithm named `name`, or nullptr when Backbone does not support it.
+const Algorithm* find_algorithm(std::string_view name) noexcept;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+// Reads a PEM public key (SubjectPublicKeyInfo) or X.509 certificate.
+// On failure returns nullptr and sets `error`.
+Pkey load_public_key(const std::string& path, std::string& error);
+
+// Why `key` cannot verify `alg` (empty when it can).
+std::string key_mismatch(const Algorithm& alg, EVP_PKEY* key);
+
+struct VerifierConfig {
+  std::string secret;  // HMAC key; empty = no HS* algorithm
+  Pkey public_key;     // RSA or EC key; null = no RS*/ES* algorithm
+  std::vector<const Algorithm*> algorithms;
+  int64_t leeway_s = 30;
+  bool require_exp = false;
+  std::optional<std::string> issuer;
+  std::optional<std::string> audience;
+};
+
+struct Triple {
+  bool allow;
+  std::string action;
+  std::string resource;
+};
+
+struct Verdict {
+  bool ok = false;
+  std::string reason;  // why not: for the log only, never contains the token
+  std::string principal;
+  std::vector<Triple> statements;
+  int64_t expires_at_unix_s = 0;
+};
+
+// Immutable after construction; verify() may run on many threads at once.
+class Verifier {
+ public:
+  explicit Verifier(VerifierConfig config) noexcept : config_(std::move(config)) {}
+  ~Verifier();
+  Verifier(const Verifier&) = delete;
+  Verifier& operator=(const Verifier&) = delete;
+
+  Verdict verify(std::string_view token, int64_t now_unix_s) const;
+
+  const VerifierConfig& config() const noexcept { return config_; }
+
+ private:
+  bool verify_signature(const Algorithm& alg, std::string_view signing_input,
+                        const std::string& signature) const;
+
+  VerifierConfig config_;
+};
+
+// Decodes unpadded base64url (RFC 7515 §2) strictly: no padding, no other
+// characters, no non-zero trailing bits. nullopt when malformed.
+std::optional<std::string> base64url_decode(std::string_view in);
+
+// The most statement triples one token may carry (cross product included).
+inline constexpr size_t kMaxStatements = 4096;
+
+// Validates the `statements` claim and flattens it to triples. On failure
+// returns false and sets `error` to a reason naming the offending field.
+bool parse_statements(const nlohmann::json& claim, std::vector<Triple>& out, std::string& error);
+
+}  // namespace backbone::modules::jwt

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Shared by scripts/run, scripts/test and scripts/bench: package installation
+# (idempotent, quiet) and builds (ccache, incremental).
+set -euo pipefail
+
+BACKBONE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/backbone-ccache}"
+
+# Packages needed to build and run the broker and its modules.
+BUILD_PACKAGES=(g++ cmake ninja-build ccache pkg-config libboost-dev libboost-system-dev
+  libboost-filesystem-dev libpoco-dev libcpp-jwt-dev nlohmann-json3-dev libspdlog-dev
+  libcli11-dev libvalijson-dev libssl-dev openssl mosquitto-clients)
+# Packages the tests need on top: GoogleTest, real MQTT clients and broker,
+# clang for the fuzzer.
+TEST_PACKAGES=(libgtest-dev libgmock-dev mosquitto python3 python3-paho-mqtt clang
+  libclang-rt-14-dev)
+
+install_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# build DIR BUILD_TYPE [cmake args...] -- [targets...]
+cmake_build() {
+  local dir="$1" type="$2"
+  shift 2
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  targets=("$@")
+  cmake -S "$BACKBONE_ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "${args[@]}" >/dev/null
+  cmake --build "$dir" -j "$(nproc)" ${targets[@]+--target "${targets[@]}"}
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Header-only C++17 convenience layer over module_abi.h. It is compiled into
+// each module with hidden visibility, so it may change between SDK releases
+// while the C ABI stays fixed. First-party modules use it too: no back doors.
+
+#include <backbone/module_abi.h>
+
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace backbone::sdk {
+inline namespace v1 {
+
+inline bb_str str(std::string_view s) noexcept { return bb_str{s.data(), s.size()}; }
+inline std::string_view view(bb_str s) noexcept {
+  return s.ptr == nullptr ? std::string_view{} : std::string_view{s.ptr, s.len};
+}
+inline std::string_view view(bb_bytes b) noexcept {
+  return b.ptr == nullptr ? std::string_view{}
+                          : std::string_view{reinterpret_cast<const char*>(b.ptr), b.len};
+}
+inline bb_bytes bytes(std::string_view s) noexcept {
+  return bb_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Host: the host API table plus this instance's context. Cheap to copy.
+class Host {
+ public:
+  Host(const bb_host_api* api, bb_host_ctx* ctx) noexcept : api_(api), ctx_(ctx) {}
+
+  const bb_host_api* api() const noexcept { return api_; }
+  bb_host_ctx* ctx() const noexcept { return ctx_; }
+
+  void log(int32_t level, std::string_view msg) const noexcept {
+    api_->log(ctx_, level, str(msg));
+  }
+  void info(std::string_view msg) const noexcept { log(BB_LOG_INFO, msg); }
+  void warn(std::string_view msg) const noexcept { log(BB_LOG_WARN, msg); }
+  void error(std::string_view msg) const noexcept { log(BB_LOG_ERROR, msg); }
+  void debug(std::string_view msg) const noexcept { log(BB_LOG_DEBUG, msg); }
+  bool log_enabled(int32_t level) const noexcept { return api_->log_enabled(ctx_, level) != 0; }
+
+  // JSON text of the setting at `key` ("" = all settings), or nullopt.
+  std::optional<std::string> config(std::string_view key) const {
+    bb_str out{};
+    if (api_->config_get(ctx_, str(key), &out) != BB_OK) return std::nullopt;
+    return std::string(view(out));
+  }
+
+  bb_status submit(std::string_view kind, std::string_view name, std::string_view json,
+                   bool deleted = false) const noexcept {
+    return api_->config_submit(ctx_, str(kind), str(name), str(json), deleted ? 1 : 0);
+  }
+
+  bb_status ready() const noexcept { return api_->ready(ctx_); }
+
+  bb_status post(uint32_t delay_ms, bb_task_fn fn, void* arg) const noexcept {
+    return api_->post(ctx_, delay_ms, fn, arg);
+  }
+
+ private:
+  const bb_host_api* api_;
+  bb_host_ctx* ctx_;
+};
+
+// Base class of a module instance. Exceptions thrown by the hooks are turned
+// into BB_E_INTERNAL with a log line by the trampolines below.
+class Module {
+ public:
+  explicit Module(Host host) noexcept : host_(host) {}
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual bb_status configure(bool /*reloading*/) { return BB_OK; }
+  virtual bb_status start() { return BB_OK; }
+  virtual void stop() {}
+
+  const Host& host() const noexcept { return host_; }
+
+ private:
+  Host host_;
+};
+
+// Owns the statements of an auth result until the host has copied them.
+class StatementList {
+ public:
+  void add(int32_t effect, std::string action, std::string resource) {
+    strings_.push_back(std::move(action));
+    strings_.push_back(std::move(resource));
+    effects_.push_back(effect);
+  }
+  void allow(std::string action, std::string resource) {
+    add(BB_EFFECT_ALLOW, std::move(action), std::move(resource));
+  }
+  // Pointers into strings_ are taken only here, after all adds, so vector
+  // growth cannot invalidate them.
+  const bb_statement* data() {
+    items_.clear();
+    for (size_t i = 0; i < effects_.size(); ++i) {
+      items_.push_back(bb_statement{effects_[i], 0, str(strings_[2 * i]), str(strings_[2 * i + 1])});
+    }
+    return items_.data();
+  }
+  size_t size() const noexcept { return effects_.size(); }
+
+ private:
+  std::vector<std::string> strings_;
+  std::vector<int32_t> effects_;
+  std::vector<bb_statement> items_;
+};
+
+namespace detail {
+
+template <class M>
+struct Trampolines {
+  static M* self(bb_module* m) noexcept { return reinterpret_cast<M*>(m); }
+
+  template <class F>
+  static bb_status guarded(bb_module* m, F&& f) noexcept {
+    try {
+      return f();
+    } catch (const std::bad_alloc&) {
+      return BB_E_NOMEM;
+    } catch (const std::exception& e) {
+      self(m)->host().error(std::string("unhandled exception: ") + e.what());
+      return BB_E_INTERNAL;
+    } catch (...) {
+      self(m)->host().error("unhandled exception");
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status configure(bb_module* m, int32_t reloading) noexcept {
+    return guarded(m, [&] { return self(m)->configure(reloading != 0); });
+  }
+  static bb_status start(bb_module* m) noexcept {
+    return guarded(m, [&] { return self(m)->start(); });
+  }
+  static void stop(bb_module* m) noexcept {
+    guarded(m, [&] {
+      self(m)->stop();
+      return BB_OK;
+    });
+  }
+  static void destroy(bb_module* m) noexcept { delete self(m); }
+
+  static constexpr bb_module_ops kOps{sizeof(bb_module_ops), 0, &configure, &start, &stop,
+                                      &destroy};
+
+  static bb_status create(const bb_host_api* api, bb_host_ctx* ctx, const bb_module_ops** ops,
+                          bb_module** out) noexcept {
+    if (api == nullptr || ops == nullptr || out == nullptr) return BB_E_INVALID;
+    try {
+      *out = reinterpret_cast<bb_module*>(new M(Host(api, ctx)));
+      *ops = &kOps;
+      return BB_OK;
+    } catch (const std::bad_alloc&) {
+      return BB_E_NOMEM;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+};
+
+}  // namespace detail
+}  // namespace v1
+}  // namespace backbone::sdk
+
+// Emits the module's descriptor and its one exported symbol.
+//   BACKBONE_MODULE(JwtModule, "jwt", "1.0.0", BB_KIND_AUTH, 0)
+#define BACKBONE_MODULE(Cls, NAME, VERSION, KINDS, FLAGS)                                     \
+  extern "C" BB_EXPORT const bb_module_descriptor* bb_module_entry(void) {                    \
+    static const bb_module_descriptor descriptor{                                             \
+        sizeof(bb_module_descriptor), BB_ABI_MAJOR, BB_ABI_MINOR, (KINDS), (FLAGS), 0, (NAME), \
+        (VERSION), &::backbone::sdk::detail::Trampolines<Cls>::create};                       \
+    return &descriptor;                                                                       \
+  }

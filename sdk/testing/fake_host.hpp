@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// FakeHost: an in-memory implementation of bb_host_api for module unit tests.
+//
+// It plays the kernel's part for one module instance: it serves the settings
+// JSON through config_get, records log lines, config_submit calls, registered
+// authenticators, auth_complete calls, published messages and posted tasks,
+// and drives the lifecycle (create, configure, start, stop, destroy) through
+// the module's own descriptor. Tests load the BUILT module with ModuleLibrary
+// (dlopen + bb_module_entry), so the artifact that ships is the one tested.
+//
+// It also checks the module's side of the contract and records every breach
+// in violations(): host calls in the wrong lifecycle phase, a ticket completed
+// twice, a struct without its struct_size. A well-behaved module leaves
+// violations() empty.
+//
+// Header-only, C++17, no dependency beyond the C++ library and libdl.
+// Threads: every host function may be called from any thread (auth_complete
+// typically is); the lifecycle helpers are meant for the test's thread.
+
+#include <backbone/module_abi.h>
+#include <dlfcn.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if __has_include(<nlohmann/json.hpp>)
+#include <nlohmann/json.hpp>
+#define BACKBONE_FAKE_HOST_HAS_JSON 1
+#endif
+
+namespace backbone::testing {
+
+struct LogLine {
+  int32_t level;
+  std::string message;
+};
+
+struct Submission {
+  std::string kind;
+  std::string name;
+  std::string json;
+  bool deleted;
+};
+
+struct Statement {
+  int32_t effect;
+  std::string action;
+  std::string resource;
+  bool operator==(const Statement& o) const {
+    return effect == o.effect && action == o.action && resource == o.resource;
+  }
+};
+
+// A copy of a bb_auth_result, plus the status authenticate() returned.
+struct AuthResult {
+  bb_status status = BB_E_INTERNAL;
+  int32_t verdict = 0;
+  std::string principal;
+  std::string log_reason;
+  std::vector<Statement> statements;
+  int64_t expires_at_unix_s = 0;
+};
+
+struct Registration {
+  const bb_authenticator* table;
+  void* user;
+  std::string name;
+};
+
+struct PublishedMessage {
+  std::string topic;
+  std::string payload;
+  std::string content_type;
+  uint8_t qos;
+  bool retain;
+  uint32_t expiry_s;
+};
+
+// A module shared object opened the way the kernel opens it (RTLD_NOW |
+// RTLD_LOCAL). It is never closed: like the kernel, tests do not unload
+// modules (thread_local destructors and unique symbols pin them anyway).
+class ModuleLibrary {
+ public:
+  explicit ModuleLibrary(const std::string& path) {
+    handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle_ == nullptr) {
+      const char* e = ::dlerror();
+      error_ = e != nullptr ? e : "dlopen failed";
+      return;
+    }
+    void* sym = ::dlsym(handle_, "bb_module_entry");
+    if (sym == nullptr) {
+      error_ = "no bb_module_entry in " + path;
+      return;
+    }
+    using EntryFn = const bb_module_descriptor* (*)();
+    descriptor_ = reinterpret_cast<EntryFn>(sym)();
+    if (descriptor_ == nullptr) error_ = "bb_module_entry returned null";
+  }
+
+  bool loaded() const noexcept { return descriptor_ != nullptr; }
+  const std::string& error() const noexcept { return error_; }
+  const bb_module_descriptor* descriptor() const noexcept { return descriptor_; }
+  // dlsym on the module, to prove it exports nothing but bb_module_entry.
+  void* symbol(const char* name) const noexcept {
+    return handle_ == nullptr ? nullptr : ::dlsym(handle_, name);
+  }
+
+ private:
+  void* handle_ = nullptr;
+  const bb_module_descriptor* descriptor_ = nullptr;
+  std::string error_;
+};
+
+class FakeHost {
+ public:
+  enum class Phase { kNone, kCreated, kConfiguring, kConfigured, kStarting, kStarted, kStopped };
+
+  explicit FakeHost(std::string settings_json = "{}") : settings_(std::move(settings_json)) {}
+  ~FakeHost() { destroy(); }
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  // ---- what the module sees -------------------------------------------------
+  const bb_host_api* api() const noexcept { return &kApi; }
+  bb_host_ctx* ctx() noexcept { return reinterpret_cast<bb_host_ctx*>(this); }
+
+  // The whole settings object the module reads with config_get(""); set to an
+  // empty optional to make config_get return BB_E_NOT_FOUND.
+  void set_settings(std::optional<std::string> json) {
+    std::lock_guard lock(mutex_);
+    settings_ = std::move(json);
+  }
+
+  // ---- lifecycle ------------------------------------------------------------
+  bb_status create(const bb_module_descriptor* d) {
+    if (d == nullptr || d->create == nullptr) return BB_E_INVALID;
+    if (d->abi_major != BB_ABI_MAJOR || d->abi_min_minor > BB_ABI_MINOR) return BB_E_UNSUPPORTED;
+    descriptor_ = d;
+    const bb_module_ops* ops = nullptr;
+    bb_module* m = nullptr;
+    set_phase(Phase::kCreated);
+    set_in_create(true);
+    bb_status s = d->create(api(), ctx(), &ops, &m);
+    set_in_create(false);
+    if (s != BB_OK) {
+      set_phase(Phase::kNone);
+      return s;
+    }
+    if (ops == nullptr || m == nullptr || ops->struct_size < sizeof(bb_module_ops)) {
+      violation("create returned BB_OK without a complete ops table and instance");
+      return BB_E_INTERNAL;
+    }
+    ops_ = ops;
+    module_ = m;
+    return BB_OK;
+  }
+
+  bb_status configure(bool reloading = false) {
+    if (module_ == nullptr) return BB_E_STATE;
+    set_phase(Phase::kConfiguring);
+    bb_status s = ops_->configure(module_, reloading ? 1 : 0);
+    set_phase(Phase::kConfigured);
+    return s;
+  }
+
+  bb_status start() {
+    if (module_ == nullptr) return BB_E_STATE;
+    set_phase(Phase::kStarting);
+    bb_status s = ops_->start(module_);
+    set_phase(Phase::kStarted);
+    started_ = true;
+    return s;
+  }
+
+  void stop() {
+    if (module_ == nullptr) return;
+    ops_->stop(module_);
+    started_ = false;
+    set_phase(Phase::kStopped);
+  }
+
+  // Stops first when the module was started and not stopped yet.
+  void destroy() {
+    if (module_ == nullptr) return;
+    if (started_) stop();
+    ops_->destroy(module_);
+    module_ = nullptr;
+    ops_ = nullptr;
+    set_phase(Phase::kNone);
+  }
+
+  // create + configure in one step, as most tests need.
+  bb_status load(const bb_module_descriptor* d) {
+    bb_status s = create(d);
+    return s != BB_OK ? s : configure();
+  }
+
+  Phase phase() const {
+    std::lock_guard lock(mutex_);
+    return phase_;
+  }
+
+  // ---- authentication --------------------------------------------------------
+  std::vector<Registration> authenticators() const {
+    std::lock_guard lock(mutex_);
+    return authenticators_;
+  }
+
+  std::optional<Registration> authenticator(std::string_view name) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& r : authenticators_) {
+      if (r.name == name) return r;
+    }
+    return std::nullopt;
+  }
+
+  // Runs the registered authenticator `name` the way the kernel does for a
+  // CONNECT with username=name. A BB_PENDING answer is awaited (auth_complete
+  // from any thread) for up to `timeout`. The result's status is the status
+  // authenticate() returned; BB_E_NOT_FOUND when nothing is registered.
+  AuthResult authenticate(std::string_view name, std::string_view password,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    AuthResult result;
+    auto reg = authenticator(name);
+    if (!reg) {
+      result.status = BB_E_NOT_FOUND;
+      return result;
+    }
+    bb_auth_ticket ticket;
+    {
+      std::lock_guard lock(mutex_);
+      ticket = next_ticket_++;
+      pending_.emplace(ticket, std::nullopt);
+    }
+    bb_auth_request req{};
+    req.struct_size = sizeof(bb_auth_request);
+    req.conn = 1;
+    req.client_id = make_str(client_id_);
+    req.username = make_str(name);
+    req.transport = make_str("tcp");
+    req.peer_address = make_str("127.0.0.1:50000");
+    req.password = bb_bytes{reinterpret_cast<const uint8_t*>(password.data()), password.size()};
+    bb_auth_result out{};
+    out.struct_size = sizeof(bb_auth_result);
+    bb_status s = reg->table->authenticate(reg->user, &req, ticket, &out);
+    if (s == BB_OK) {
+      result = copy_result(&out);
+      std::lock_guard lock(mutex_);
+      pending_.erase(ticket);
+    } else if (s == BB_PENDING) {
+      std::unique_lock lock(mutex_);
+      bool done = cv_.wait_for(lock, timeout, [&] { return pending_.at(ticket).has_value(); });
+      if (done) {
+        result = *pending_.at(ticket);
+      } else {
+        result.verdict = 0;
+        result.log_reason = "timeout";
+        violation_locked("BB_PENDING without auth_complete within the timeout");
+      }
+      pending_.erase(ticket);
+    } else {
+      std::lock_guard lock(mutex_);
+      pending_.erase(ticket);
+    }
+    result.status = s;
+    return result;
+  }
+
+  void set_client_id(std::string id) { client_id_ = std::move(id); }
+
+  std::vector<std::pair<bb_auth_ticket, AuthResult>> completions() const {
+    std::lock_guard lock(mutex_);
+    return completions_;
+  }
+
+  // ---- records -----------------------------------------------------------------
+  std::vector<LogLine> logs() const {
+    std::lock_guard lock(mutex_);
+    return logs_;
+  }
+  // Every log line, one per line, prefixed with its level: for failure output.
+  std::string log_text() const {
+    std::lock_guard lock(mutex_);
+    std::string text;
+    for (const auto& l : logs_) {
+      text += std::to_string(l.level) + ": " + l.message + "\n";
+    }
+    return text;
+  }
+  // Was a line containing `needle` logged at `level` (any level if < 0)?
+  bool logged(std::string_view needle, int32_t level = -1) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& l : logs_) {
+      if ((level < 0 || l.level == level) && l.message.find(needle) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // Does any log line contain `secret`? (Modules must never log one.)
+  bool leaked(std::string_view secret) const { return !secret.empty() && logged(secret); }
+
+  std::vector<Submission> submissions() const {
+    std::lock_guard lock(mutex_);
+    return submissions_;
+  }
+  std::vector<PublishedMessage> published() const {
+    std::lock_guard lock(mutex_);
+    return published_;
+  }
+  std::vector<std::string> violations() const {
+    std::lock_guard lock(mutex_);
+    return violations_;
+  }
+  int ready_calls() const {
+    std::lock_guard lock(mutex_);
+    return ready_calls_;
+  }
+  // The status config_submit answers with (the kernel answers BB_E_INVALID
+  // for a resource it refuses).
+  void set_submit_status(bb_status s) {
+    std::lock_guard lock(mutex_);
+    submit_status_ = s;
+  }
+
+  // Runs the tasks posted so far (in order, ignoring their delay); returns
+  // how many ran.
+  size_t run_posted() {
+    std::deque<std::pair<bb_task_fn, void*>> tasks;
+    {
+      std::lock_guard lock(mutex_);
+      tasks.swap(posted_);
+    }
+    for (auto& [fn, arg] : tasks) fn(arg);
+    return tasks.size();
+  }
+
+ private:
+  static FakeHost* self(bb_host_ctx* h) noexcept { return reinterpret_cast<FakeHost*>(h); }
+  static bb_str make_str(std::string_view s) noexcept { return bb_str{s.data(), s.size()}; }
+  static std::string to_string(bb_str s) {
+    return s.ptr == nullptr ? std::string() : std::string(s.ptr, s.len);
+  }
+
+  void set_phase(Phase p) {
+    std::lock_guard lock(mutex_);
+    phase_ = p;
+  }
+  void set_in_create(bool v) {
+    std::lock_guard lock(mutex_);
+    in_create_ = v;
+  }
+  void violation(std::string what) {
+    std::lock_guard lock(mutex_);
+    violation_locked(std::move(what));
+  }
+  void violation_locked(std::string what) { violations_.push_back(std::move(what)); }
+
+  // Records a violation when a host function other than log is called while
+  // the module must not call the host (create, after stop). Caller holds mutex_.
+  bool callable_locked(const char* fn) {
+    if (in_create_) {
+      violation_locked(std::string(fn) + " called during create");
+      return false;
+    }
+    if (phase_ == Phase::kStopped || phase_ == Phase::kNone) {
+      violation_locked(std::string(fn) + " called after stop");
+      return false;
+    }
+    return true;
+  }
+
+  static AuthResult copy_result(const bb_auth_result* r) {
+    AuthResult out;
+    if (r == nullptr) return out;
+    out.verdict = r->verdict;
+    if (BB_HAS(r, bb_auth_result, principal)) out.principal = to_string(r->principal);
+    if (BB_HAS(r, bb_auth_result, log_reason)) out.log_reason = to_string(r->log_reason);
+    if (BB_HAS(r, bb_auth_result, statement_count) && r->statements != nullptr) {
+      for (size_t i = 0; i < r->statement_count; ++i) {
+        const bb_statement& s = r->statements[i];
+        out.statements.push_back(Statement{s.effect, to_string(s.action), to_string(s.resource)});
+      }
+    }
+    if (BB_HAS(r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r->expires_at_unix_s;
+    return out;
+  }
+
+  // ---- the host API table ------------------------------------------------------
+  static void api_log(bb_host_ctx* h, int32_t level, bb_str msg) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (f->in_create_) f->violation_locked("log called during create");
+    f->logs_.push_back(LogLine{level, to_string(msg)});
+  }
+  static int32_t api_log_enabled(bb_host_ctx*, int32_t) { return 1; }
+
+  static bb_status api_config_get(bb_host_ctx* h, bb_str key, bb_str* out) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("config_get")) return BB_E_STATE;
+    if (f->phase_ != Phase::kConfiguring && f->phase_ != Phase::kStarting) {
+      f->violation_locked("config_get outside configure/start");
+      return BB_E_STATE;
+    }
+    if (out == nullptr) return BB_E_INVALID;
+    if (!f->settings_) return BB_E_NOT_FOUND;
+    if (key.len == 0) {
+      f->config_out_ = *f->settings_;
+    } else {
+#ifdef BACKBONE_FAKE_HOST_HAS_JSON
+      auto doc = nlohmann::json::parse(*f->settings_, nullptr, false, true);
+      std::string k = to_string(key);
+      if (doc.is_discarded() || !doc.is_object() || !doc.contains(k)) return BB_E_NOT_FOUND;
+      f->config_out_ = doc[k].dump();
+#else
+      return BB_E_UNSUPPORTED;
+#endif
+    }
+    *out = make_str(f->config_out_);
+    return BB_OK;
+  }
+
+  static bb_status api_config_submit(bb_host_ctx* h, bb_str kind, bb_str name, bb_str json,
+                                     int32_t deleted) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("config_submit")) return BB_E_STATE;
+    f->submissions_.push_back(
+        Submission{to_string(kind), to_string(name), to_string(json), deleted != 0});
+    return f->submit_status_;
+  }
+
+  static bb_status api_publish(bb_host_ctx* h, const bb_message* m) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("publish")) return BB_E_STATE;
+    if (m == nullptr || m->struct_size < sizeof(bb_message)) {
+      f->violation_locked("publish with a short bb_message");
+      return BB_E_INVALID;
+    }
+    f->published_.push_back(PublishedMessage{
+        to_string(m->topic),
+        m->payload.ptr == nullptr
+            ? std::string()
+            : std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len),
+        to_string(m->content_type), m->qos, m->retain != 0, m->expiry_s});
+    return BB_OK;
+  }
+
+  static bb_status api_register_authenticator(bb_host_ctx* h, const bb_authenticator* a,
+                                              void* user) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("register_authenticator")) return BB_E_STATE;
+    if (f->phase_ != Phase::kConfiguring) {
+      f->violation_locked("register_authenticator outside configure");
+      return BB_E_STATE;
+    }
+    if (a == nullptr || a->struct_size < sizeof(bb_authenticator) || a->authenticate == nullptr ||
+        a->name.len == 0) {
+      f->violation_locked("register_authenticator with an incomplete table");
+      return BB_E_INVALID;
+    }
+    std::string name = to_string(a->name);
+    for (const auto& r : f->authenticators_) {
+      if (r.name == name) return BB_E_INVALID;
+    }
+    f->authenticators_.push_back(Registration{a, user, std::move(name)});
+    return BB_OK;
+  }
+
+  static bb_status api_auth_complete(bb_host_ctx* h, bb_auth_ticket t, const bb_auth_result* r) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    AuthResult copy = copy_result(r);
+    f->completions_.emplace_back(t, copy);
+    auto it = f->pending_.find(t);
+    if (it == f->pending_.end() || it->second.has_value()) {
+      f->violation_locked("auth_complete for an unknown or completed ticket");
+      return BB_E_STALE;
+    }
+    it->second = std::move(copy);
+    f->cv_.notify_all();
+    return BB_OK;
+  }
+
+  static bb_status api_conn_open(bb_host_ctx*, const bb_conn_info*, const bb_conn_ops*, void*,
+                                 bb_conn_id*) {
+    return BB_E_UNSUPPORTED;
+  }
+  static bb_status api_conn_feed(bb_host_ctx*, bb_conn_id, bb_bytes) {
+    return BB_E_STALE;
+  }
+  static void api_conn_backpressure(bb_host_ctx*, bb_conn_id, int32_t) {}
+  static void api_conn_closed(bb_host_ctx*, bb_conn_id) {}
+  static bb_status api_io_watch(bb_host_ctx*, int32_t, bb_conn_id, bb_io_fn, void*, bb_io_watch*) {
+    return BB_E_UNSUPPORTED;
+  }
+  static bb_status api_io_want(bb_host_ctx*, bb_io_watch, int32_t) {
+    return BB_E_STALE;
+  }
+  static void api_io_unwatch(bb_host_ctx*, bb_io_watch) {}
+
+  static bb_status api_post(bb_host_ctx* h, uint32_t, bb_task_fn fn, void* arg) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("post")) return BB_E_STATE;
+    if (fn == nullptr) return BB_E_INVALID;
+    f->posted_.emplace_back(fn, arg);
+    return BB_OK;
+  }
+
+  static bb_status api_ready(bb_host_ctx* h) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("ready")) return BB_E_STATE;
+    ++f->ready_calls_;
+    return BB_OK;
+  }
+
+  static constexpr bb_host_api kApi{sizeof(bb_host_api),
+                                    BB_ABI_MAJOR,
+                                    BB_ABI_MINOR,
+                                    0,
+                                    &api_log,
+                                    &api_log_enabled,
+                                    &api_config_get,
+                                    &api_config_submit,
+                                    &api_publish,
+                                    &api_register_authenticator,
+                                    &api_auth_complete,
+                                    &api_conn_open,
+                                    &api_conn_feed,
+                                    &api_conn_backpressure,
+                                    &api_conn_closed,
+                                    &api_io_watch,
+                                    &api_io_want,
+                                    &api_io_unwatch,
+                                    &api_post,
+                                    &api_ready};
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::optional<std::string> settings_;
+  std::string config_out_;
+  const bb_module_descriptor* descriptor_ = nullptr;
+  const bb_module_ops* ops_ = nullptr;
+  bb_module* module_ = nullptr;
+  Phase phase_ = Phase::kNone;
+  bool in_create_ = false;
+  bool started_ = false;  // touched by the lifecycle helpers only (test thread)
+  std::string client_id_ = "test-client";
+  bb_status submit_status_ = BB_OK;
+  bb_auth_ticket next_ticket_ = 0x0001000000000001ull;
+  std::map<bb_auth_ticket, std::optional<AuthResult>> pending_;
+  std::vector<std::pair<bb_auth_ticket, AuthResult>> completions_;
+  std::vector<LogLine> logs_;
+  std::vector<Submission> submissions_;
+  std::vector<PublishedMessage> published_;
+  std::vector<Registration> authenticators_;
+  std::vector<std::string> violations_;
+  std::deque<std::pair<bb_task_fn, void*>> posted_;
+  int ready_calls_ = 0;
+};
+
+}  // namespace backbone::testing

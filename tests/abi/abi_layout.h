@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Layout of ABI 1.0 on LP64 targets: any change here is an ABI break. */
+#include <backbone/module_abi.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+#define BB_STATIC_ASSERT static_assert
+#else
+#define BB_STATIC_ASSERT _Static_assert
+#endif
+
+BB_STATIC_ASSERT(sizeof(bb_str) == 16, "bb_str");
+BB_STATIC_ASSERT(sizeof(bb_bytes) == 16, "bb_bytes");
+BB_STATIC_ASSERT(offsetof(bb_message, qos) == 4, "bb_message.qos");
+BB_STATIC_ASSERT(offsetof(bb_message, expiry_s) == 8, "bb_message.expiry_s");
+BB_STATIC_ASSERT(offsetof(bb_message, topic) == 16, "bb_message.topic");
+BB_STATIC_ASSERT(offsetof(bb_message, content_type) == 48, "bb_message.content_type");
+BB_STATIC_ASSERT(sizeof(bb_message) == 64, "bb_message");
+BB_STATIC_ASSERT(sizeof(bb_statement) == 40, "bb_statement");
+BB_STATIC_ASSERT(offsetof(bb_auth_request, conn) == 8, "bb_auth_request.conn");
+BB_STATIC_ASSERT(offsetof(bb_auth_request, password) == 80, "bb_auth_request.password");
+BB_STATIC_ASSERT(offsetof(bb_auth_result, principal) == 8, "bb_auth_result.principal");
+BB_STATIC_ASSERT(offsetof(bb_auth_result, statements) == 40, "bb_auth_result.statements");
+BB_STATIC_ASSERT(offsetof(bb_auth_result, expires_at_unix_s) == 56, "bb_auth_result.expires");
+BB_STATIC_ASSERT(offsetof(bb_authenticator, authenticate) == 24, "bb_authenticator.authenticate");
+BB_STATIC_ASSERT(offsetof(bb_conn_ops, write) == 8, "bb_conn_ops.write");
+BB_STATIC_ASSERT(offsetof(bb_conn_ops, close) == 24, "bb_conn_ops.close");
+BB_STATIC_ASSERT(sizeof(bb_conn_info) == 72, "bb_conn_info");
+BB_STATIC_ASSERT(offsetof(bb_host_api, log) == 16, "bb_host_api.log");
+BB_STATIC_ASSERT(offsetof(bb_host_api, ready) == 16 + 15 * 8, "bb_host_api.ready");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 16 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
+BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
+BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1, "major");
+BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
+                 "status codes are never renumbered");

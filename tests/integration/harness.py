@@ -1,0 +1,277 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""End-to-end test harness: starts the real backboned on free loopback ports
+and drives it with real MQTT clients (mosquitto_pub/sub, Paho). Every wait is
+bounded."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import paho.mqtt.client as mqtt
+
+BACKBONED = os.environ.get("BACKBONED", "build/bin/backboned")
+BUILD_DIR = os.environ.get("BACKBONE_BUILD_DIR", "build")
+SOURCE_DIR = os.environ.get("BACKBONE_SOURCE_DIR", ".")
+
+ALLOW_ALL = [{"effect": "allow", "actions": ["*"], "resources": ["**"]}]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Broker:
+    """A backboned process with a generated config. Use as a context manager."""
+
+    def __init__(self, anonymous=None, modules=None, limits=None, topics=None, env=None,
+                 extra=None, tcp_settings=None):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="backbone-e2e-")
+        tcp = {"address": "127.0.0.1", "port": self.port}
+        tcp.update(tcp_settings or {})
+        mods = modules if modules is not None else []
+        cfg = {"modules": mods + [{"name": "tcp", "settings": tcp}]}
+        if anonymous is not None:
+            cfg["anonymous"] = {"statements": anonymous}
+        if limits:
+            cfg["limits"] = limits
+        if topics:
+            cfg["topics"] = topics
+        cfg.update(extra or {})
+        self.config = cfg
+        self.config_path = os.path.join(self.dir, "backbone.json")
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+        self.env = dict(os.environ)
+        for k in ("ADMIN_TOKEN", "TOKEN_SECRET", "JWT_SECRET", "TCP_PORT"):
+            self.env.pop(k, None)
+        self.env.update(env or {})
+        self.log_path = os.path.join(self.dir, "backboned.log")
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([BACKBONED, "--config", self.config_path, "--log-level",
+                                      "debug"], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
+        if not wait_port(self.port):
+            self.proc.kill()
+            raise RuntimeError("backboned did not start listening:\n" + self.read_log())
+        return self
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("backboned did not stop on SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        rc = self.stop()
+        if exc_type is not None:
+            sys.stderr.write("---- backboned log ----\n" + self.read_log()[-6000:])
+        elif rc != 0:
+            raise AssertionError(f"backboned exited with {rc}:\n" + self.read_log()[-6000:])
+
+
+def pub(broker, topic, message, *args, timeout=10):
+    cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic, "-m", message]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def sub_start(broker, topic, *args, count=1, timeout=10):
+    """Starts mosquitto_sub in the background; returns the process once it
+    has subscribed (-d output shows SUBACK)."""
+    cmd = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic, "-C",
+           str(count), "-W", str(timeout), "-v", "-d"] + list(args)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 5
+    lines = []
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "received SUBACK" in line:
+            proc.pre_lines = lines
+            return proc
+    proc.kill()
+    raise AssertionError("mosquitto_sub did not subscribe: " + "".join(lines))
+
+
+def sub_finish(proc, timeout=15):
+    out, _ = proc.communicate(timeout=timeout)
+    lines = [l for l in out.splitlines()
+             if not l.startswith("Client ") and not l.startswith("Subscribed (mid")]
+    return proc.returncode, lines
+
+
+class Client:
+    """A Paho client with a synchronous face: every call waits, bounded."""
+
+    def __init__(self, broker, client_id="", version=5, username=None, password=None,
+                 clean=True, will=None, properties=None, keepalive=60):
+        self.version = version
+        proto = {5: mqtt.MQTTv5, 4: mqtt.MQTTv311, 3: mqtt.MQTTv31}[version]
+        if version == 5:
+            self.c = mqtt.Client(client_id=client_id, protocol=proto)
+        else:
+            self.c = mqtt.Client(client_id=client_id, protocol=proto, clean_session=clean)
+        self.clean = clean
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        if will:
+            self.c.will_set(**will)
+        self.messages = []
+        self.connack = None
+        self.disconnected = None
+        self.acks = {}
+        self.subacks = {}
+        self.c.on_connect = self._on_connect
+        self.c.on_message = lambda c, u, m: self.messages.append(m)
+        self.c.on_disconnect = self._on_disconnect
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_publish = lambda c, u, mid: self.acks.__setitem__(mid, True)
+        self.broker = broker
+        self.properties = properties
+        self.keepalive = keepalive
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        self.connack = (flags, rc, props)
+
+    def _on_disconnect(self, c, u, rc, props=None):
+        self.disconnected = rc
+
+    def _on_subscribe(self, c, u, mid, granted, props=None):
+        self.subacks[mid] = granted
+
+    def connect(self, expect_ok=True, timeout=5):
+        kwargs = {"keepalive": self.keepalive}
+        if self.version == 5:
+            kwargs["clean_start"] = self.clean
+            if self.properties is not None:
+                kwargs["properties"] = self.properties
+        self.c.connect("127.0.0.1", self.broker.port, **kwargs)
+        self.c.loop_start()
+        wait_for(lambda: self.connack is not None or self.disconnected is not None, timeout)
+        if expect_ok:
+            assert self.connack is not None, "no CONNACK"
+            rc = self.connack[1]
+            assert rc == 0, f"CONNACK {rc}"
+        return self
+
+    def subscribe(self, topic, qos=0, timeout=5, **kw):
+        rc, mid = self.c.subscribe(topic, qos, **kw)
+        wait_for(lambda: mid in self.subacks, timeout)
+        return self.subacks.get(mid)
+
+    def publish(self, topic, payload, qos=0, retain=False, properties=None, wait=True):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if wait and qos > 0:
+            info.wait_for_publish(timeout=5)
+        return info
+
+    def wait_messages(self, n, timeout=5):
+        wait_for(lambda: len(self.messages) >= n, timeout)
+        return self.messages
+
+    def disconnect(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+    def kill(self):
+        """Drops the TCP connection without DISCONNECT (to trigger a will)."""
+        sock = self.c.socket()
+        self.c.loop_stop()  # stops the network thread without a DISCONNECT
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+def wait_for(predicate, timeout=5.0, step=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def raw_connect(broker):
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    return s
+
+
+def recv_exact(sock, n, timeout=5):
+    sock.settimeout(timeout)
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def connect_packet(client_id=b"raw", version=4, username=None, password=None, keepalive=60):
+    flags = 0x02
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    if username is not None:
+        flags |= 0x80
+        payload += len(username).to_bytes(2, "big") + username
+    if password is not None:
+        flags |= 0x40
+        payload += len(password).to_bytes(2, "big") + password
+    var = b"\x00\x04MQTT" + bytes([version, flags]) + keepalive.to_bytes(2, "big")
+    if version == 5:
+        var += b"\x00"
+    body = var + payload
+    return b"\x10" + encode_varint(len(body)) + body
+
+
+def encode_varint(n):
+    out = b""
+    while True:
+        b = n % 128
+        n //= 128
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def main():
+    unittest.main(verbosity=2)
