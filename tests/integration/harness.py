@@ -275,3 +275,60 @@ def encode_varint(n):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def make_jwt(secret, claims, alg="HS256", header=None):
+    """An HMAC-signed JWT, built with the standard library only."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = {"alg": alg, "typ": "JWT"}
+    head.update(header or {})
+    signing_input = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}.get(alg)
+    sig = hmac.new(secret.encode(), signing_input.encode(), digest).digest() if digest else b""
+    return signing_input + "." + b64(sig)
+
+
+def read_packet(sock, timeout=5):
+    """Reads one MQTT packet: returns (first byte, body) or (None, b"") on EOF."""
+    first = recv_exact(sock, 1, timeout)
+    if not first:
+        return None, b""
+    length, shift = 0, 0
+    while True:
+        b = recv_exact(sock, 1, timeout)
+        if not b:
+            return None, b""
+        length |= (b[0] & 0x7F) << shift
+        shift += 7
+        if not b[0] & 0x80:
+            break
+    return first[0], recv_exact(sock, length, timeout)
+
+
+def raw_session(broker, version=5, username=None, password=None, client_id=b"raw"):
+    """A raw socket logged in (CONNACK checked)."""
+    s = raw_connect(broker)
+    s.sendall(connect_packet(client_id, version=version,
+                             username=username.encode() if username else None,
+                             password=password.encode() if password else None))
+    kind, body = read_packet(s)
+    assert kind == 0x20 and body[1] == 0, f"CONNACK {kind} {body!r}"
+    return s
+
+
+def raw_publish(sock, topic, payload, qos=1, retain=False, packet_id=1, version=5):
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t
+    if qos:
+        body += packet_id.to_bytes(2, "big")
+    if version == 5:
+        body += b"\x00"
+    body += payload if isinstance(payload, bytes) else payload.encode()
+    first = 0x30 | (qos << 1) | (1 if retain else 0)
+    sock.sendall(bytes([first]) + encode_varint(len(body)) + body)

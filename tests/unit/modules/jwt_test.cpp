@@ -143,22 +143,35 @@ KeyPair make_key_pair(Pkey key, const std::string& file_name) {
   return kp;
 }
 
+// Generated on first use (RSA generation is slow; ctest runs every test in a
+// process of its own) and removed from disk at exit.
+struct KeyFile {
+  KeyPair pair;
+  ~KeyFile() { std::remove(pair.public_file.c_str()); }
+};
+const KeyPair& rsa_key() {
+  static KeyFile k{make_key_pair(Pkey(EVP_RSA_gen(2048)), "jwt_rsa.pem")};
+  return k.pair;
+}
+const KeyPair& other_rsa_key() {
+  static KeyFile k{make_key_pair(Pkey(EVP_RSA_gen(2048)), "jwt_rsa_other.pem")};
+  return k.pair;
+}
+const KeyPair& ec_key() {
+  static KeyFile k{make_key_pair(Pkey(EVP_EC_gen("P-256")), "jwt_ec256.pem")};
+  return k.pair;
+}
+const KeyPair& ec384_key() {
+  static KeyFile k{make_key_pair(Pkey(EVP_EC_gen("P-384")), "jwt_ec384.pem")};
+  return k.pair;
+}
+const KeyPair& ec521_key() {
+  static KeyFile k{make_key_pair(Pkey(EVP_EC_gen("P-521")), "jwt_ec521.pem")};
+  return k.pair;
+}
+
 class JwtTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    rsa_ = new KeyPair(make_key_pair(Pkey(EVP_RSA_gen(2048)), "bb_jwt_test_rsa.pem"));
-    rsa_other_ = new KeyPair(make_key_pair(Pkey(EVP_RSA_gen(2048)), "bb_jwt_test_rsa2.pem"));
-    ec_ = new KeyPair(make_key_pair(Pkey(EVP_EC_gen("P-256")), "bb_jwt_test_ec.pem"));
-    ec384_ = new KeyPair(make_key_pair(Pkey(EVP_EC_gen("P-384")), "bb_jwt_test_ec384.pem"));
-    ec521_ = new KeyPair(make_key_pair(Pkey(EVP_EC_gen("P-521")), "bb_jwt_test_ec521.pem"));
-  }
-  static void TearDownTestSuite() {
-    for (KeyPair* k : {rsa_, rsa_other_, ec_, ec384_, ec521_}) {
-      std::remove(k->public_file.c_str());
-      delete k;
-    }
-  }
-
   // Loads the module with `settings` and expects it to register "jwt".
   void load(const Json& settings) {
     host_ = std::make_unique<FakeHost>(settings.dump());
@@ -192,19 +205,8 @@ class JwtTest : public ::testing::Test {
     }
   }
 
-  static KeyPair* rsa_;
-  static KeyPair* rsa_other_;
-  static KeyPair* ec_;
-  static KeyPair* ec384_;
-  static KeyPair* ec521_;
   std::unique_ptr<FakeHost> host_;
 };
-
-KeyPair* JwtTest::rsa_ = nullptr;
-KeyPair* JwtTest::rsa_other_ = nullptr;
-KeyPair* JwtTest::ec_ = nullptr;
-KeyPair* JwtTest::ec384_ = nullptr;
-KeyPair* JwtTest::ec521_ = nullptr;
 
 // ---- module shape and settings ---------------------------------------------------
 
@@ -250,11 +252,11 @@ TEST_F(JwtTest, RejectsBadSettings) {
                  "setting 'audience': expected non-empty string, got string");
   expect_invalid({{"secret", kSecret}, {"algorithms", {"RS256"}}},
                  "setting 'public_key_file': required by the RS*/ES* entries of 'algorithms'");
-  expect_invalid({{"public_key_file", rsa_->public_file}},
+  expect_invalid({{"public_key_file", rsa_key().public_file}},
                  "setting 'algorithms': HS256 needs 'secret'");
-  expect_invalid({{"public_key_file", rsa_->public_file}, {"algorithms", {"RS256", "HS512"}}},
+  expect_invalid({{"public_key_file", rsa_key().public_file}, {"algorithms", {"RS256", "HS512"}}},
                  "setting 'algorithms': HS512 needs 'secret'");
-  expect_invalid({{"secret", kSecret}, {"public_key_file", rsa_->public_file}},
+  expect_invalid({{"secret", kSecret}, {"public_key_file", rsa_key().public_file}},
                  "setting 'public_key_file': set, but 'algorithms' names no RS*/ES* algorithm");
   expect_invalid({{"secret", kSecret}, {"public_key_file", 7}, {"algorithms", {"RS256"}}},
                  "setting 'public_key_file': expected non-empty string (path of a PEM file), "
@@ -263,30 +265,30 @@ TEST_F(JwtTest, RejectsBadSettings) {
 }
 
 TEST_F(JwtTest, UnreadableOrWrongKeyFileFailsConfigure) {
-  const std::string missing = test::temp_path("bb_jwt_test_no_such_key.pem");
+  const std::string missing = test::temp_path("jwt_no_such_key.pem");
   expect_invalid(
       {{"public_key_file", missing}, {"algorithms", {"RS256"}}},
       "setting 'public_key_file': cannot read '" + missing + "': No such file or directory");
-  const std::string garbage = test::temp_path("bb_jwt_test_garbage.pem");
+  const std::string garbage = test::temp_path("jwt_garbage.pem");
   std::ofstream(garbage) << "not a key\n";
   expect_invalid(
       {{"public_key_file", garbage}, {"algorithms", {"RS256"}}},
       "setting 'public_key_file': '" + garbage + "' holds no PEM public key or certificate");
   std::remove(garbage.c_str());
   // A private key is not a public key file.
-  const std::string priv = test::temp_path("bb_jwt_test_private.pem");
-  std::ofstream(priv) << rsa_->private_pem;
+  const std::string priv = test::temp_path("jwt_private.pem");
+  std::ofstream(priv) << rsa_key().private_pem;
   expect_invalid({{"public_key_file", priv}, {"algorithms", {"RS256"}}},
                  "holds no PEM public key or certificate");
   std::remove(priv.c_str());
   // The key must fit every configured RS/ES algorithm.
   expect_invalid(
-      {{"public_key_file", ec_->public_file}, {"algorithms", {"RS256"}}},
+      {{"public_key_file", ec_key().public_file}, {"algorithms", {"RS256"}}},
       "setting 'algorithms': RS256 needs an RSA key, 'public_key_file' holds a key of type EC");
-  expect_invalid({{"public_key_file", ec_->public_file}, {"algorithms", {"ES384"}}},
+  expect_invalid({{"public_key_file", ec_key().public_file}, {"algorithms", {"ES384"}}},
                  "setting 'algorithms': ES384 needs an EC P-384 key, 'public_key_file' holds an "
                  "EC P-256 key");
-  expect_invalid({{"public_key_file", rsa_->public_file}, {"algorithms", {"ES256"}}},
+  expect_invalid({{"public_key_file", rsa_key().public_file}, {"algorithms", {"ES256"}}},
                  "ES256 needs an EC P-256 key");
 }
 
@@ -323,18 +325,18 @@ TEST_F(JwtTest, PrincipalDefaultsToJwtAndExpiryToNever) {
 }
 
 TEST_F(JwtTest, AcceptsRs256WithGeneratedKey) {
-  load({{"public_key_file", rsa_->public_file}, {"algorithms", {"RS256", "RS384", "RS512"}}});
+  load({{"public_key_file", rsa_key().public_file}, {"algorithms", {"RS256", "RS384", "RS512"}}});
   for (const char* alg : {"RS256", "RS384", "RS512"}) {
-    AuthResult r = auth(cppjwt_token(alg, rsa_->private_pem, claims()));
+    AuthResult r = auth(cppjwt_token(alg, rsa_key().private_pem, claims()));
     EXPECT_EQ(r.verdict, BB_AUTH_ALLOW) << alg << ": " << r.log_reason;
     EXPECT_EQ(r.statements, expected_statements());
   }
-  expect_deny(cppjwt_token("RS256", rsa_other_->private_pem, claims()), "bad signature");
+  expect_deny(cppjwt_token("RS256", other_rsa_key().private_pem, claims()), "bad signature");
 }
 
 TEST_F(JwtTest, AcceptsEs256WithGeneratedKey) {
-  load({{"public_key_file", ec_->public_file}, {"algorithms", {"ES256"}}});
-  std::string token = cppjwt_token("ES256", ec_->private_pem, claims());
+  load({{"public_key_file", ec_key().public_file}, {"algorithms", {"ES256"}}});
+  std::string token = cppjwt_token("ES256", ec_key().private_pem, claims());
   AuthResult r = auth(token);
   EXPECT_EQ(r.verdict, BB_AUTH_ALLOW) << r.log_reason;
   EXPECT_EQ(r.principal, "device-17");
@@ -350,11 +352,11 @@ TEST_F(JwtTest, AcceptsEs256WithGeneratedKey) {
 }
 
 TEST_F(JwtTest, AcceptsEs384AndEs512) {
-  load({{"public_key_file", ec384_->public_file}, {"algorithms", {"ES384"}}});
-  AuthResult r = auth(cppjwt_token("ES384", ec384_->private_pem, claims()));
+  load({{"public_key_file", ec384_key().public_file}, {"algorithms", {"ES384"}}});
+  AuthResult r = auth(cppjwt_token("ES384", ec384_key().private_pem, claims()));
   EXPECT_EQ(r.verdict, BB_AUTH_ALLOW) << r.log_reason;
-  load({{"public_key_file", ec521_->public_file}, {"algorithms", {"ES512"}}});
-  r = auth(cppjwt_token("ES512", ec521_->private_pem, claims()));
+  load({{"public_key_file", ec521_key().public_file}, {"algorithms", {"ES512"}}});
+  r = auth(cppjwt_token("ES512", ec521_key().private_pem, claims()));
   EXPECT_EQ(r.verdict, BB_AUTH_ALLOW) << r.log_reason;
 }
 
@@ -403,23 +405,24 @@ TEST_F(JwtTest, AlgNotConfiguredIsRefused) {
 TEST_F(JwtTest, HsTokenSignedWithPublicKeyIsRefused) {
   // Key confusion: the attacker knows the public key and uses its PEM text
   // as an HMAC secret.
-  load({{"public_key_file", rsa_->public_file}, {"algorithms", {"RS256"}}});
-  expect_deny(hs_token({{"alg", "HS256"}}, claims(), rsa_->public_pem),
+  load({{"public_key_file", rsa_key().public_file}, {"algorithms", {"RS256"}}});
+  expect_deny(hs_token({{"alg", "HS256"}}, claims(), rsa_key().public_pem),
               "algorithm 'HS256' not allowed");
   // Also when HS is configured, with its own secret, next to RS.
   load({{"secret", kSecret},
-        {"public_key_file", rsa_->public_file},
+        {"public_key_file", rsa_key().public_file},
         {"algorithms", {"HS256", "RS256"}}});
-  expect_deny(hs_token({{"alg", "HS256"}}, claims(), rsa_->public_pem), "bad signature");
+  expect_deny(hs_token({{"alg", "HS256"}}, claims(), rsa_key().public_pem), "bad signature");
   EXPECT_EQ(auth(cppjwt_token("HS256", kSecret, claims())).verdict, BB_AUTH_ALLOW);
-  EXPECT_EQ(auth(cppjwt_token("RS256", rsa_->private_pem, claims())).verdict, BB_AUTH_ALLOW);
+  EXPECT_EQ(auth(cppjwt_token("RS256", rsa_key().private_pem, claims())).verdict, BB_AUTH_ALLOW);
   // And an RS token is never checked against the secret.
   expect_deny(hs_token({{"alg", "RS256"}}, claims(), kSecret), "bad signature");
 }
 
 TEST_F(JwtTest, EsTokenOnRsaKeyIsRefused) {
-  load({{"public_key_file", rsa_->public_file}, {"algorithms", {"RS256"}}});
-  expect_deny(cppjwt_token("ES256", ec_->private_pem, claims()), "algorithm 'ES256' not allowed");
+  load({{"public_key_file", rsa_key().public_file}, {"algorithms", {"RS256"}}});
+  expect_deny(cppjwt_token("ES256", ec_key().private_pem, claims()),
+              "algorithm 'ES256' not allowed");
 }
 
 TEST_F(JwtTest, ExpiredToken) {
