@@ -52,12 +52,15 @@ std::shared_ptr<const authz::Policy> anonymous_policy(const config::Config& cfg)
   return authz::Policy::compile(*cfg.anonymous, &error);
 }
 
-void apply_topic_rules(broker::Broker& broker, const config::Config& cfg) {
-  for (const auto& [name, spec] : cfg.topics) {
-    std::string error;
-    if (!broker.set_topic_rules(name, &spec, &error))
-      throw config::ConfigError(cfg.source + ": topics." + name + ": " + error);
-  }
+// Rules of the config file replace the file's previous rules as a whole;
+// rules from other sources (API, Kubernetes) are left alone.
+void apply_topic_rules(broker::Broker& broker, const config::Config& cfg,
+                       std::vector<std::string>& file_rules) {
+  std::string error;
+  if (!broker.replace_topic_rules(file_rules, cfg.topics, &error))
+    throw config::ConfigError(cfg.source + ": topics: " + error);
+  file_rules.clear();
+  for (const auto& [name, spec] : cfg.topics) file_rules.push_back(name);
 }
 
 }  // namespace
@@ -121,9 +124,10 @@ int main(int argc, char** argv) {
   net::WorkerPool workers(std::min<uint32_t>(worker_count, 64));
   broker::Broker broker(cfg.limits, workers);
   module_host::ModuleHost host(broker, workers);
+  std::vector<std::string> file_rules;
   try {
     broker.set_anonymous_policy(anonymous_policy(cfg));
-    apply_topic_rules(broker, cfg);
+    apply_topic_rules(broker, cfg, file_rules);
     host.load_and_configure(cfg);
     if (check_config) {
       std::printf("%s: configuration OK (modules: ", cfg.source.c_str());
@@ -160,8 +164,9 @@ int main(int argc, char** argv) {
       try {
         config::Config fresh = config::load_config_file(config_path);
         broker.set_anonymous_policy(anonymous_policy(fresh));
-        apply_topic_rules(broker, fresh);
-        spdlog::info("SIGHUP: reloaded anonymous statements and topic rules from {}",
+        apply_topic_rules(broker, fresh, file_rules);
+        host.reload(fresh);
+        spdlog::info("SIGHUP: reloaded statements, topic rules and module settings from {}",
                      config_path);
       } catch (const std::exception& e) {
         spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", e.what());

@@ -41,8 +41,82 @@ Broker::Broker(config::Limits limits, net::WorkerPool& workers)
 Broker::~Broker() = default;
 
 void Broker::set_anonymous_policy(std::shared_ptr<const authz::Policy> p) {
-  std::lock_guard lock(policy_mutex_);
-  anonymous_policy_ = std::move(p);
+  {
+    std::lock_guard lock(policy_mutex_);
+    anonymous_policy_ = p;
+  }
+  update_principal("anonymous", "anonymous", std::move(p));
+}
+
+void Broker::update_principal(std::string_view provider, std::string_view principal,
+                              std::shared_ptr<const authz::Policy> policy) {
+  std::vector<session::SessionPtr> targets;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, s] : sessions_) {
+      std::lock_guard session_lock(s->mutex());
+      if (s->provider == provider && s->principal == principal) targets.push_back(s);
+    }
+  }
+  for (const auto& s : targets) {
+    if (policy) {
+      apply_policy(s, policy);
+      continue;
+    }
+    spdlog::info("credentials of '{}' ({}) revoked: ending session '{}'", principal, provider,
+                 s->client_id());
+    const ConnId conn = s->conn();
+    if (conn != 0) {
+      with_connection(conn, [](session::Connection& c) {
+        c.disconnect(reason::kNotAuthorized, "credentials revoked");
+      });
+    }
+    {
+      std::lock_guard lock(s->mutex());
+      s->persistent = false;
+    }
+    {
+      std::lock_guard lock(sessions_mutex_);
+      auto it = sessions_.find(s->client_id());
+      if (it != sessions_.end() && it->second == s) sessions_.erase(it);
+    }
+    end_session(s);
+  }
+}
+
+void Broker::apply_policy(const session::SessionPtr& s,
+                          const std::shared_ptr<const authz::Policy>& policy) {
+  std::vector<std::string> revoked_filters;
+  {
+    std::lock_guard lock(s->mutex());
+    if (s->read_cache) {
+      s->read_cache->set_policy(policy);
+    } else {
+      s->read_cache.emplace(policy);
+    }
+    // Queued messages the session may no longer read are dropped.
+    std::deque<session::Delivery> kept;
+    for (auto& d : s->queue) {
+      if (s->read_cache->allows(authz::Action::read, d.msg->topic)) {
+        kept.push_back(std::move(d));
+      } else {
+        s->queued_bytes -= d.msg->payload.size();
+      }
+    }
+    s->queue.swap(kept);
+    for (const auto& [filter, entry] : s->subscriptions) {
+      std::string_view group, real = filter;
+      topic_tree::TopicTree::split_shared(filter, group, real);
+      if (!policy->allows_subscribe(real)) revoked_filters.push_back(filter);
+    }
+  }
+  for (const auto& f : revoked_filters) {
+    spdlog::info("client '{}': subscription '{}' no longer allowed, removed", s->client_id(), f);
+    unsubscribe(*s, f);
+  }
+  if (const ConnId conn = s->conn()) {
+    with_connection(conn, [policy](session::Connection& c) { c.set_policy(policy); });
+  }
 }
 
 std::shared_ptr<const authz::Policy> Broker::anonymous_policy() const {
@@ -52,13 +126,23 @@ std::shared_ptr<const authz::Policy> Broker::anonymous_policy() const {
 
 bool Broker::set_topic_rules(std::string_view name, const nlohmann::json* spec,
                              std::string* error) {
+  std::map<std::string, nlohmann::json> set;
+  std::vector<std::string> remove;
+  if (spec) {
+    set[std::string(name)] = *spec;
+  } else {
+    remove.emplace_back(name);
+  }
+  return replace_topic_rules(remove, set, error);
+}
+
+bool Broker::replace_topic_rules(const std::vector<std::string>& remove,
+                                 const std::map<std::string, nlohmann::json>& set,
+                                 std::string* error) {
   std::lock_guard lock(rules_mutex_);
   auto candidate = rule_specs_;
-  if (spec) {
-    candidate[std::string(name)] = *spec;
-  } else {
-    candidate.erase(std::string(name));
-  }
+  for (const auto& name : remove) candidate.erase(name);
+  for (const auto& [name, spec] : set) candidate[name] = spec;
   auto compiled = rules::RuleSet::compile(candidate, error);
   if (!compiled) return false;  // fail closed: the previous set stays in force
   rule_specs_ = std::move(candidate);

@@ -93,8 +93,16 @@ class Broker {
   void set_anonymous_policy(std::shared_ptr<const authz::Policy> p);
   std::shared_ptr<const authz::Policy> anonymous_policy() const;
   bool set_topic_rules(std::string_view name, const nlohmann::json* spec, std::string* error);
+  // Atomically removes the rules named in `remove` and sets those in `set`;
+  // on error nothing changes (fail closed).
+  bool replace_topic_rules(const std::vector<std::string>& remove,
+                           const std::map<std::string, nlohmann::json>& set, std::string* error);
   std::shared_ptr<const rules::RuleSet> topic_rules() const { return rules_.get(); }
   void register_authenticator(std::string name, Authenticator a);
+  // Live statement change for every session of (provider, principal); a
+  // null policy revokes: those sessions are disconnected and ended.
+  void update_principal(std::string_view provider, std::string_view principal,
+                        std::shared_ptr<const authz::Policy> policy);
   const Authenticator* find_authenticator(std::string_view name) const;
   std::vector<std::string> authenticator_names() const;
 
@@ -154,6 +162,7 @@ class Broker {
   bool deliver(session::Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
                const session::SubIds& ids, session::ConnId publisher_conn);
   void publish_sys();
+  void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   void tick_worker(uint32_t worker);
   void arm_timer(uint32_t worker);
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;

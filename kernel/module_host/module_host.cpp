@@ -406,10 +406,37 @@ struct HostApiImpl {
     }
   }
 
+  static bb_status principal_update(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                    const bb_statement* statements, size_t count,
+                                    int32_t revoked) noexcept {
+    try {
+      if (!inst(h) || (count > 0 && !statements)) return BB_E_INVALID;
+      std::shared_ptr<const authz::Policy> policy;
+      if (!revoked) {
+        bb_auth_result r{};
+        r.struct_size = sizeof(r);
+        r.statements = statements;
+        r.statement_count = count;
+        std::string error;
+        policy = authz::Policy::compile(broker::copy_auth_result(r).statements, &error);
+        if (!policy) {
+          spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}",
+                        inst(h)->name(), text(principal), error);
+          return BB_E_INVALID;
+        }
+      }
+      g_broker->update_principal(text(provider), text(principal), std::move(policy));
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
   static constexpr bb_host_api kApi{
       sizeof(bb_host_api), BB_ABI_MAJOR, BB_ABI_MINOR, 0, &log, &log_enabled, &config_get,
       &config_submit, &publish, &register_authenticator, &auth_complete, &conn_open, &conn_feed,
-      &conn_backpressure, &conn_closed, &io_watch, &io_want, &io_unwatch, &post, &ready};
+      &conn_backpressure, &conn_closed, &io_watch, &io_want, &io_unwatch, &post, &ready,
+      &principal_update};
 };
 
 const bb_host_api* ModuleHost::api() { return &HostApiImpl::kApi; }
@@ -507,6 +534,30 @@ void ModuleHost::load_and_configure(const config::Config& cfg) {
     if (instances_[k]->descriptor->kinds & BB_KIND_CONFIG) configure(*instances_[k]);
   }
   for (size_t k = 0; k < instances_.size(); ++k) configure(*instances_[k]);
+}
+
+void ModuleHost::reload(const config::Config& cfg) {
+  for (auto& i : instances_) {
+    for (const auto& entry : cfg.modules) {
+      if (entry.name == i->entry.name) i->entry.settings = entry.settings;
+    }
+  }
+  auto reconfigure = [](Instance& i) {
+    if (!i.entry.enabled || !i.started) return;
+    const bb_status status = i.ops->configure(i.module, 1);
+    if (status == BB_E_UNSUPPORTED) {
+      spdlog::info("SIGHUP: module '{}' applies setting changes only on restart", i.entry.name);
+    } else if (status != BB_OK) {
+      spdlog::error("SIGHUP: module '{}' refused its new settings and keeps the old ones",
+                    i.entry.name);
+    }
+  };
+  for (auto& i : instances_) {
+    if (i->descriptor->kinds & BB_KIND_CONFIG) reconfigure(*i);
+  }
+  for (auto& i : instances_) {
+    if (!(i->descriptor->kinds & BB_KIND_CONFIG)) reconfigure(*i);
+  }
 }
 
 void ModuleHost::start(int ready_timeout_ms) {

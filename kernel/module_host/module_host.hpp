@@ -36,6 +36,10 @@ class ModuleHost {
   // Starts modules by kind: config sources, authenticators, http,
   // transports; transports start only once everything before is ready.
   void start(int ready_timeout_ms);
+  // SIGHUP: hands each module its settings from the re-read file and calls
+  // configure(reloading=1); config sources first. A module that refuses
+  // keeps what it had (it logs why).
+  void reload(const config::Config& cfg);
   void stop();
   bool all_ready() const;
   std::vector<std::string> module_names() const;

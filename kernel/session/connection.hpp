@@ -55,6 +55,8 @@ class Connection {
   // Server-initiated close: DISCONNECT with the reason (v5) and close.
   void disconnect(uint8_t reason, std::string_view reason_string = {});
   void auth_done(broker::AuthOutcome&& outcome);
+  // Statements changed while connected (SPEC §6: live within a second).
+  void set_policy(std::shared_ptr<const authz::Policy> policy);
   void resume_reading();
   // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
   void tick(broker::Clock::time_point now);

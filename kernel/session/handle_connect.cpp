@@ -159,6 +159,12 @@ void Connection::auth_done(broker::AuthOutcome&& outcome) {
   finish_connect(std::move(policy), outcome.principal, outcome.expires_at_unix_s);
 }
 
+void Connection::set_policy(std::shared_ptr<const authz::Policy> policy) {
+  if (state_ != State::kConnected) return;
+  policy_ = policy;
+  publish_cache_->set_policy(std::move(policy));
+}
+
 void Connection::refuse_connect(uint8_t reason_code) {
   protocol::ConnackPacket ack;
   ack.reason_code = reason_code;

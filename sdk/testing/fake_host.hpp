@@ -62,6 +62,14 @@ struct Statement {
   }
 };
 
+// A principal_update() call of the module.
+struct PrincipalUpdate {
+  std::string provider;
+  std::string principal;
+  std::vector<Statement> statements;
+  bool revoked;
+};
+
 // A copy of a bb_auth_result, plus the status authenticate() returned.
 struct AuthResult {
   bb_status status = BB_E_INTERNAL;
@@ -312,6 +320,10 @@ class FakeHost {
   // Does any log line contain `secret`? (Modules must never log one.)
   bool leaked(std::string_view secret) const { return !secret.empty() && logged(secret); }
 
+  std::vector<PrincipalUpdate> principal_updates() const {
+    std::lock_guard lock(mutex_);
+    return principal_updates_;
+  }
   std::vector<Submission> submissions() const {
     std::lock_guard lock(mutex_);
     return submissions_;
@@ -531,6 +543,19 @@ class FakeHost {
     return BB_OK;
   }
 
+  static bb_status api_principal_update(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                        const bb_statement* statements, size_t count,
+                                        int32_t revoked) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    PrincipalUpdate u{to_string(provider), to_string(principal), {}, revoked != 0};
+    for (size_t i = 0; i < count; ++i) u.statements.push_back(
+        Statement{statements[i].effect, to_string(statements[i].action),
+                  to_string(statements[i].resource)});
+    f->principal_updates_.push_back(std::move(u));
+    return BB_OK;
+  }
+
   static constexpr bb_host_api kApi{sizeof(bb_host_api),
                                     BB_ABI_MAJOR,
                                     BB_ABI_MINOR,
@@ -550,7 +575,8 @@ class FakeHost {
                                     &api_io_want,
                                     &api_io_unwatch,
                                     &api_post,
-                                    &api_ready};
+                                    &api_ready,
+                                    &api_principal_update};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -569,6 +595,7 @@ class FakeHost {
   std::vector<std::pair<bb_auth_ticket, AuthResult>> completions_;
   std::vector<LogLine> logs_;
   std::vector<Submission> submissions_;
+  std::vector<PrincipalUpdate> principal_updates_;
   std::vector<PublishedMessage> published_;
   std::vector<Registration> authenticators_;
   std::vector<std::string> violations_;

@@ -94,6 +94,17 @@ class Broker:
         self.log.close()
         return self.proc.returncode
 
+    def reload(self, update=None, text=None):
+        """Rewrites the config file (merged with `update`, or raw `text`) and
+        sends SIGHUP."""
+        with open(self.config_path, "w") as f:
+            if text is not None:
+                f.write(text)
+            else:
+                self.config.update(update or {})
+                json.dump(self.config, f)
+        self.proc.send_signal(signal.SIGHUP)
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -134,7 +145,10 @@ def sub_start(broker, topic, *args, count=1, timeout=10):
 
 
 def sub_finish(proc, timeout=15):
-    out, _ = proc.communicate(timeout=timeout)
+    # Not communicate(): with a timeout it reads the raw fd and would lose
+    # what readline() in sub_start already buffered.
+    proc.wait(timeout=timeout)
+    out = proc.stdout.read()
     lines = [l for l in out.splitlines()
              if not l.startswith("Client ") and not l.startswith("Subscribed (mid")]
     return proc.returncode, lines

@@ -147,7 +147,9 @@ typedef struct bb_auth_request {
   bb_bytes password;
 } bb_auth_request;
 
-/* Read by the host during authenticate()/auth_complete() and copied. */
+/* Read by the host during auth_complete(), or right after authenticate()
+ * returned BB_OK on the same thread, and copied: what *out points to must
+ * stay valid until that thread calls into the module again. */
 typedef struct bb_auth_result {
   uint32_t struct_size;
   int32_t verdict; /* BB_AUTH_* */
@@ -269,6 +271,15 @@ typedef struct bb_host_api {
 
   /* After start() returned BB_PENDING: the module is ready now. */
   bb_status (*ready)(bb_host_ctx* h);
+
+  /* The statements of `principal`, logged in through this module's
+   * authenticator `provider`, changed: live sessions switch to the new
+   * statements within a second (subscriptions no longer allowed are removed,
+   * queued messages no longer readable are dropped). `revoked` = 1 cuts those
+   * sessions instead (credentials withdrawn). */
+  bb_status (*principal_update)(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                const bb_statement* statements, size_t statement_count,
+                                int32_t revoked);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */
