@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The SDK as a third party uses it: install it, build the example
+authenticator out of tree, load it into the installed backboned and log in.
+Also: old modules (frozen ABI 1.0 header) load; a future major is refused."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import ALLOW_ALL, BUILD_DIR, SOURCE_DIR, Broker, Client, main, wait_for
+
+TEST_MODULES = os.environ.get("BACKBONE_TEST_MODULE_DIR", os.path.join(BUILD_DIR, "lib/backbone/test-modules"))
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+class OutOfTreeModule(unittest.TestCase):
+    def test_example_authenticator_built_against_installed_sdk(self):
+        tmp = tempfile.mkdtemp(prefix="backbone-sdk-")
+        prefix = os.path.join(tmp, "prefix")
+        run(["cmake", "--install", BUILD_DIR, "--prefix", prefix])
+        for path in ("include/backbone/module_abi.h", "include/backbone/sdk.hpp",
+                     "lib/cmake/BackboneSDK/BackboneSDKConfig.cmake", "bin/backboned",
+                     "lib/backbone/modules/tcp.so"):
+            self.assertTrue(os.path.exists(os.path.join(prefix, path)), path)
+        # A copy outside the source tree, configured only against the prefix.
+        src = os.path.join(tmp, "file_token_auth")
+        shutil.copytree(os.path.join(SOURCE_DIR, "sdk/examples/file_token_auth"), src)
+        build = os.path.join(tmp, "build")
+        run(["cmake", "-S", src, "-B", build, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={prefix}"])
+        run(["cmake", "--build", build])
+        module = os.path.join(build, "file_token_auth.so")
+        self.assertTrue(os.path.exists(module))
+        lines = run(["nm", "-D", "--defined-only", module]).stdout.splitlines()
+        self.assertEqual([l.split()[-1] for l in lines], ["bb_module_entry"])
+
+        tokens = os.path.join(tmp, "tokens.txt")
+        with open(tokens, "w") as f:
+            f.write("# token effect action resource\n")
+            f.write("example-token-123 allow mqtt:* example/#\n")
+        b = Broker(modules=[{"name": "file_token_auth",
+                             "settings": {"file": tokens, "name": "filetoken"}}],
+                   extra={"module_path": [build]})
+        # Run the installed daemon: it must find tcp.so relative to itself.
+        import harness
+        old = harness.BACKBONED
+        harness.BACKBONED = os.path.join(prefix, "bin/backboned")
+        try:
+            with b:
+                c = Client(b, version=5, username="filetoken", password="example-token-123").connect()
+                c.subscribe("example/#", 1)
+                c.publish("example/x", "hi", qos=1)
+                self.assertEqual(c.wait_messages(1)[0].payload, b"hi")
+                bad = Client(b, version=5, username="filetoken", password="nope").connect(
+                    expect_ok=False)
+                self.assertEqual(bad.connack[1], 134)
+                self.assertIn(os.path.join(prefix, "lib/backbone/modules/tcp.so"), b.read_log())
+        finally:
+            harness.BACKBONED = old
+
+
+class AbiVersions(unittest.TestCase):
+    def test_frozen_1_0_module_loads(self):
+        with Broker(modules=["frozen"], extra={"module_path": [TEST_MODULES]}) as b:
+            Client(b, version=4, username="frozen", password="frozen-ok").connect().disconnect()
+
+    def test_future_major_refused_with_both_versions(self):
+        import harness
+        path = os.path.join(tempfile.mkdtemp(), "c.json")
+        with open(path, "w") as f:
+            json.dump({"module_path": [TEST_MODULES], "modules": ["future_major"]}, f)
+        r = subprocess.run([harness.BACKBONED, "--config", path, "--check-config"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("built for ABI 2.0", r.stderr)
+        self.assertIn("this kernel provides ABI 1.", r.stderr)
+        listing = subprocess.run([harness.BACKBONED, "--list-modules", "--config", path],
+                                 capture_output=True, text=True, timeout=10).stdout
+        self.assertIn("built for ABI 2.0", listing)
+
+
+if __name__ == "__main__":
+    main()
