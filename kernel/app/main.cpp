@@ -22,8 +22,20 @@ namespace {
 using namespace backbone::kernel;
 
 bool setup_logging(const std::string& level, const std::string& format) {
-  auto lvl = spdlog::level::from_str(level);
-  if (lvl == spdlog::level::off && level != "off") {
+  static const std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+      {"off", spdlog::level::off}};
+  auto lvl = spdlog::level::off;
+  bool known = false;
+  for (const auto& [name, value] : kLevels) {
+    if (level == name) {
+      lvl = value;
+      known = true;
+    }
+  }
+  if (!known) {
     std::fprintf(stderr, "backboned: --log-level: unknown level '%s' (trace, debug, info, warn, "
                          "error, critical, off)\n", level.c_str());
     return false;

@@ -46,7 +46,7 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
              {"max_packet_size", "max_packet_size_before_auth", "max_connections", "max_inflight",
               "receive_maximum", "max_queued_messages", "max_queued_bytes", "max_topic_length",
               "max_topic_levels", "max_subscriptions_per_session", "max_keep_alive",
-              "connect_timeout_ms", "auth_timeout_ms", "max_session_expiry_s",
+              "connect_timeout_ms", "auth_timeout_ms", "slow_consumer_timeout_ms", "max_session_expiry_s",
               "topic_alias_maximum", "sys_interval_s", "disconnect_on_denied_publish"});
   const std::string w = "limits";
   read_uint(source, j, w, "max_packet_size", l.max_packet_size);
@@ -62,6 +62,7 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
   read_uint(source, j, w, "max_keep_alive", l.max_keep_alive);
   read_uint(source, j, w, "connect_timeout_ms", l.connect_timeout_ms);
   read_uint(source, j, w, "auth_timeout_ms", l.auth_timeout_ms);
+  read_uint(source, j, w, "slow_consumer_timeout_ms", l.slow_consumer_timeout_ms);
   read_uint(source, j, w, "max_session_expiry_s", l.max_session_expiry_s);
   read_uint(source, j, w, "topic_alias_maximum", l.topic_alias_maximum);
   read_uint(source, j, w, "sys_interval_s", l.sys_interval_s);

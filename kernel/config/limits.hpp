@@ -21,6 +21,10 @@ struct Limits {
   uint16_t max_keep_alive = 3600;      // seconds; larger requests are lowered (v5)
   uint32_t connect_timeout_ms = 10000;
   uint32_t auth_timeout_ms = 10000;
+  // A client whose queue stays full (or whose socket stays blocked) this long
+  // without taking anything is disconnected (reason 0x97), which resumes the
+  // publishers held back for it.
+  uint32_t slow_consumer_timeout_ms = 10000;
   uint32_t max_session_expiry_s = 7 * 24 * 3600;
   uint16_t topic_alias_maximum = 64;
   uint32_t sys_interval_s = 10;  // $SYS statistics period, 0 = off

@@ -23,7 +23,7 @@ Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
       user_(user),
       transport_(info.transport.ptr ? std::string(info.transport.ptr, info.transport.len) : ""),
       peer_(info.peer.ptr ? std::string(info.peer.ptr, info.peer.len) : "") {
-  last_activity_ = opened_at_ = broker::Clock::now();
+  last_activity_ = opened_at_ = last_progress_ = broker::Clock::now();
 }
 
 Connection::~Connection() = default;
@@ -265,6 +265,7 @@ void Connection::flush() {
           session_->inflight.emplace(packet_id, Inflight{delivery, false});
         }
         send_publish(delivery, packet_id, false, now);
+        last_progress_ = now;
       }
       if (!session_->paused_publishers.empty() &&
           session_->queue.size() < limits.max_queued_messages / 2 &&
@@ -356,6 +357,20 @@ void Connection::tick(broker::Clock::time_point now) {
     spdlog::debug("connection {} ({}): keep-alive timeout", id_, peer_);
     disconnect(reason::kKeepAliveTimeout);
     return;
+  }
+  if (session_ && now - last_progress_ > milliseconds(limits.slow_consumer_timeout_ms)) {
+    bool stalled;
+    {
+      std::lock_guard lock(session_->mutex());
+      stalled = backpressured_ || session_->queue.size() >= limits.max_queued_messages ||
+                session_->queued_bytes >= limits.max_queued_bytes;
+    }
+    if (stalled) {
+      spdlog::info("connection {} ({}): client '{}' does not keep up; disconnecting", id_, peer_,
+                   session_->client_id());
+      disconnect(reason::kQuotaExceeded, "client does not keep up with its messages");
+      return;
+    }
   }
   if (credentials_expire_unix_s_ > 0) {
     const auto wall = std::chrono::duration_cast<seconds>(

@@ -113,6 +113,7 @@ class Connection {
 
   uint16_t keep_alive_s_ = 0;
   broker::Clock::time_point last_activity_;
+  broker::Clock::time_point last_progress_;  // last delivery written or acknowledged
   broker::Clock::time_point opened_at_;
   std::optional<broker::Clock::time_point> auth_deadline_;
   int64_t credentials_expire_unix_s_ = 0;

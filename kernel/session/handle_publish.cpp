@@ -104,6 +104,7 @@ bool Connection::handle_puback(const protocol::AckPacket& ack) {
     if (it == session_->inflight.end() || it->second.delivery.qos != 1) return true;
     session_->inflight.erase(it);
   }
+  last_progress_ = broker::Clock::now();
   request_flush();
   return true;
 }
@@ -148,6 +149,7 @@ bool Connection::handle_pubcomp(const protocol::AckPacket& ack) {
     if (it == session_->inflight.end() || !it->second.released) return true;
     session_->inflight.erase(it);
   }
+  last_progress_ = broker::Clock::now();
   request_flush();
   return true;
 }

@@ -8,6 +8,7 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 

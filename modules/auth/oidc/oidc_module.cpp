@@ -179,9 +179,11 @@ class OidcModule final : public sdk::Module {
         jwks_uri_.clear();
         last_fetch_.reset();
         last_failure_.reset();
+        last_failed_ = false;
+        last_error_.clear();
+        ++generation_;  // a fetch still running for the old issuer is discarded
       }
       settings_ = std::move(settings);
-      ++generation_;
     }
     if (reloading) {
       host().info("oidc provider reconfigured (" + summary + ")");
@@ -578,7 +580,7 @@ class OidcModule final : public sdk::Module {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::shared_ptr<const Settings> settings_;
-  uint64_t generation_ = 0;  // bumped on every (re)configure
+  uint64_t generation_ = 0;  // bumped when discovery_url changes
   std::shared_ptr<const KeySet> keys_;
   std::string issuer_;
   std::string jwks_uri_;
