@@ -12,9 +12,9 @@ BUILD_PACKAGES=(g++ cmake ninja-build ccache pkg-config libboost-dev libboost-sy
   libboost-filesystem-dev libpoco-dev libcpp-jwt-dev nlohmann-json3-dev libspdlog-dev
   libcli11-dev libvalijson-dev libssl-dev openssl mosquitto-clients)
 # Packages the tests need on top: GoogleTest, real MQTT clients and broker,
-# clang for the fuzzer.
+# clang for the fuzzer, python3-cryptography for the stand-in OpenID provider.
 TEST_PACKAGES=(libgtest-dev libgmock-dev mosquitto python3 python3-paho-mqtt clang
-  libclang-rt-14-dev)
+  libclang-rt-14-dev python3-cryptography)
 
 install_packages() {
   local missing=()

@@ -2,6 +2,7 @@
 // backboned: command line, logging, start-up and signal handling.
 #include <CLI/CLI.hpp>
 #include <signal.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,31 @@
 namespace {
 
 using namespace backbone::kernel;
+
+// %* in a pattern: the message escaped for a JSON string, so a JSON log
+// line stays valid whatever a client id or topic contains.
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (char ch : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        dest.append(esc, esc + sizeof(esc));
+      } else {
+        dest.push_back(static_cast<char>(c));
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
 
 bool setup_logging(const std::string& level, const std::string& format) {
   static const std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
@@ -44,10 +70,10 @@ bool setup_logging(const std::string& level, const std::string& format) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(lvl);
   if (format == "json") {
-    // Messages never carry quotes unescaped from untrusted input: client ids
-    // and topics are logged by value, so keep the JSON line format simple.
-    spdlog::set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%*"})");
+    spdlog::set_formatter(std::move(formatter));
   } else if (format == "text") {
     spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
   } else {

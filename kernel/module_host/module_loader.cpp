@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/module_host/module_loader.hpp"
 
+// Boost 1.74's library_info.hpp uses std::vector without including it.
 #include <vector>
+
 #include <boost/dll/library_info.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
-#include <boost/filesystem.hpp>
-
 #include <algorithm>
+#include <filesystem>
 
 namespace backbone::kernel::module_host {
 
-namespace fs = boost::filesystem;
+namespace fs = std::filesystem;
 
 std::vector<std::string> module_search_path(const std::vector<std::string>& configured) {
   std::vector<std::string> path = configured;
-  boost::system::error_code ec;
+  std::error_code ec;
   const fs::path exe = boost::dll::program_location(ec);
   if (!ec) {
     path.push_back((exe.parent_path().parent_path() / "lib" / "backbone" / "modules").string());
@@ -31,7 +32,7 @@ std::vector<std::string> module_search_path(const std::vector<std::string>& conf
 std::string find_module_file(const std::string& name, const std::vector<std::string>& path) {
   for (const auto& dir : path) {
     const fs::path candidate = fs::path(dir) / (name + ".so");
-    boost::system::error_code ec;
+    std::error_code ec;
     if (fs::is_regular_file(candidate, ec)) return fs::absolute(candidate).string();
   }
   return {};
@@ -50,7 +51,7 @@ LoadedModule load_module(const std::string& path) {
   } catch (const std::exception& e) {
     throw LoadError(path + ": cannot read the file as a shared object: " + e.what());
   }
-  boost::system::error_code ec;
+  std::error_code ec;
   m.library.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
   if (ec) throw LoadError(path + ": cannot load: " + ec.message());
   auto entry = m.library.get<const bb_module_descriptor*()>("bb_module_entry");
@@ -74,7 +75,7 @@ LoadedModule load_module(const std::string& path) {
 std::vector<ModuleListing> list_modules(const std::vector<std::string>& path) {
   std::vector<ModuleListing> out;
   for (const auto& dir : path) {
-    boost::system::error_code ec;
+    std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
     std::vector<fs::path> files;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {

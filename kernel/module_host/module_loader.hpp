@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-// Boost 1.74's library_info.hpp uses std::vector without including it.
-#include <vector>
 #include <boost/dll/shared_library.hpp>
 
 #include <backbone/module_abi.h>
