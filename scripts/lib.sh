@@ -30,6 +30,27 @@ install_packages() {
     "${missing[@]}" >/dev/null
 }
 
+# npm packages of the end-to-end tests (tests/integration/oidc-npm: the
+# oidc-provider package, a real OpenID Connect provider). `npm ci` runs when
+# node_modules is missing or was installed from another package-lock.json
+# (a copy of the lock it installed is kept as the stamp). The machine image
+# ships Node.js 20 with npm (nodejs from NodeSource); Debian's nodejs and npm
+# are installed only where there is no npm at all, since Debian's npm package
+# conflicts with NodeSource's nodejs.
+install_npm_test_deps() {
+  local dir="$BACKBONE_ROOT/tests/integration/oidc-npm"
+  local stamp="$dir/node_modules/.backbone-lock-stamp"
+  if ! command -v npm >/dev/null 2>&1; then
+    install_packages nodejs npm
+  fi
+  if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+    return 0
+  fi
+  echo "==> npm ci (tests/integration/oidc-npm)"
+  (cd "$dir" && npm ci --silent --no-audit --no-fund)
+  cp "$dir/package-lock.json" "$stamp"
+}
+
 # build DIR BUILD_TYPE [cmake args...] -- [targets...]
 cmake_build() {
   local dir="$1" type="$2"

@@ -22,13 +22,18 @@ DecisionCache::DecisionCache(std::shared_ptr<const Policy> policy, size_t capaci
       capacity_(capacity == 0 ? 1 : capacity) {}
 
 bool DecisionCache::allows(Action a, std::string_view topic) {
-  Map& map = maps_[static_cast<size_t>(a)];
-  if (auto it = map.find(topic); it != map.end()) return it->second;
+  if (const int8_t fixed = policy_->fixed_decision(static_cast<size_t>(a)); fixed >= 0)
+    return fixed == 1;
+  if (maps_) {
+    const Map& map = (*maps_)[static_cast<size_t>(a)];
+    if (auto it = map.find(topic); it != map.end()) return it->second;
+  }
   const bool allowed = policy_->allows(action_name(a), topic);
   // Starting over is cheaper and simpler than LRU bookkeeping; a session
   // cycling through more topics than the capacity just pays the policy walk.
   if (size_ >= capacity_) clear();
-  map.emplace(std::string(topic), allowed);
+  if (!maps_) maps_ = std::make_unique<std::array<Map, 3>>();
+  (*maps_)[static_cast<size_t>(a)].emplace(std::string(topic), allowed);
   ++size_;
   return allowed;
 }
@@ -47,7 +52,7 @@ size_t DecisionCache::size() const {
 }
 
 void DecisionCache::clear() {
-  for (auto& m : maps_) m.clear();
+  maps_.reset();
   size_ = 0;
 }
 

@@ -54,7 +54,9 @@ class DecisionCache {
   std::shared_ptr<const Policy> policy_;
   size_t capacity_;
   size_t size_ = 0;
-  std::array<Map, 3> maps_;  // indexed by Action
+  // Allocated on the first decision that needs it: idle sessions and broad
+  // grants (fixed decisions) never pay for the maps.
+  std::unique_ptr<std::array<Map, 3>> maps_;  // indexed by Action
 };
 
 }  // namespace backbone::kernel::authz

@@ -144,6 +144,23 @@ std::shared_ptr<const Policy> Policy::compile(const std::vector<Statement>& stat
     }
     (s.allow ? p->allow_ : p->deny_).push_back(std::move(c));
   }
+  static constexpr std::string_view kMqttActions[] = {"mqtt:publish", "mqtt:subscribe",
+                                                      "mqtt:read"};
+  for (size_t a = 0; a < 3; ++a) {
+    const std::string_view action = kMqttActions[a];
+    bool any_allow = false, allow_all = false, any_deny = false;
+    for (const auto& c : p->allow_) {
+      if (!c.action_matches(action)) continue;
+      any_allow = true;
+      for (const auto& r : c.resources) {
+        std::string_view text = r.text();
+        if (text.substr(0, 5) == "mqtt:") text.remove_prefix(5);
+        allow_all |= text == "*" || text == "**" || text == "#";
+      }
+    }
+    for (const auto& c : p->deny_) any_deny |= c.action_matches(action);
+    p->fixed_[a] = !any_allow ? 0 : (allow_all && !any_deny) ? 1 : -1;
+  }
   return p;
 }
 

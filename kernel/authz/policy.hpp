@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
+#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,11 @@ class Policy {
 
   const std::vector<Statement>& statements() const { return statements_; }
 
+  // For "mqtt:publish" (0), "mqtt:subscribe" (1), "mqtt:read" (2): 1 when
+  // every resource is allowed, 0 when none is, -1 when it depends on the
+  // resource. Lets callers skip per-topic work for the common broad grants.
+  int8_t fixed_decision(size_t mqtt_action) const { return fixed_[mqtt_action]; }
+
  private:
   struct Compiled {
     std::vector<std::string> actions;  // globs
@@ -66,6 +72,7 @@ class Policy {
   std::vector<Statement> statements_;
   std::vector<Compiled> allow_;
   std::vector<Compiled> deny_;
+  std::array<int8_t, 3> fixed_{-1, -1, -1};
 };
 
 }  // namespace backbone::kernel::authz

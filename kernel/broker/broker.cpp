@@ -95,8 +95,10 @@ void Broker::apply_policy(const session::SessionPtr& s,
       s->read_cache.emplace(policy);
     }
     // Queued messages the session may no longer read are dropped.
-    std::deque<session::Delivery> kept;
-    for (auto& d : s->queue) {
+    session::RingQueue<session::Delivery> kept;
+    while (!s->queue.empty()) {
+      session::Delivery d = std::move(s->queue.front());
+      s->queue.pop_front();
       if (s->read_cache->allows(authz::Action::read, d.msg->topic)) {
         kept.push_back(std::move(d));
       } else {

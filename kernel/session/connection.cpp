@@ -61,6 +61,8 @@ bool Connection::feed(std::string_view data) {
     const uint64_t total = uint64_t{header.header_length} + header.remaining_length;
     if (total > limit) {
       // Refused from its header alone: the body is never buffered.
+      spdlog::info("connection {} ({}): {} packet of {} bytes exceeds the limit of {}", id_, peer_,
+                   protocol::packet_name(header.type()), total, limit);
       ok = protocol_error(reason::kPacketTooLarge, "packet exceeds maximum packet size");
       break;
     }
@@ -267,6 +269,7 @@ void Connection::flush() {
         send_publish(delivery, packet_id, false, now);
         last_progress_ = now;
       }
+      session_->queue.shrink_if_idle();
       if (!session_->paused_publishers.empty() &&
           session_->queue.size() < limits.max_queued_messages / 2 &&
           session_->queued_bytes < limits.max_queued_bytes / 2) {
@@ -295,13 +298,15 @@ void Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
     h.subscription_ids = d.sub_ids.ids.data();
     h.subscription_id_count = d.sub_ids.count;
     if (client_alias_max_ > 0) {
-      auto it = out_aliases_.find(m.topic);
-      if (it != out_aliases_.end()) {
+      if (!out_aliases_) out_aliases_ = std::make_unique<std::unordered_map<std::string, uint16_t>>();
+      auto& aliases = *out_aliases_;
+      auto it = aliases.find(m.topic);
+      if (it != aliases.end()) {
         h.topic = {};
         h.topic_alias = it->second;
-      } else if (out_aliases_.size() < client_alias_max_) {
-        h.topic_alias = static_cast<uint16_t>(out_aliases_.size() + 1);
-        out_aliases_.emplace(m.topic, h.topic_alias);
+      } else if (aliases.size() < client_alias_max_) {
+        h.topic_alias = static_cast<uint16_t>(aliases.size() + 1);
+        aliases.emplace(m.topic, h.topic_alias);
       }
     }
   }
@@ -322,6 +327,7 @@ void Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
 
 void Connection::write_out() {
   if (chunks_.empty()) return;
+  thread_local std::vector<bb_bytes> iov_;  // per worker, reused by every connection
   iov_.clear();
   size_t total = 0;
   for (const Chunk& c : chunks_) {
@@ -334,6 +340,12 @@ void Connection::write_out() {
   chunks_.clear();
   out_.clear();
   pinned_.clear();
+  // Keep small buffers for the next flush; give back what a burst grew.
+  if (out_.capacity() > 64 * 1024) {
+    std::string().swap(out_);
+    std::vector<Chunk>().swap(chunks_);
+    std::vector<broker::MessagePtr>().swap(pinned_);
+  }
 }
 
 void Connection::tick(broker::Clock::time_point now) {

@@ -105,8 +105,9 @@ class Connection {
   protocol::Version version_ = protocol::Version::kV311;
   std::string in_;  // unparsed input
   SessionPtr session_;
-  std::optional<protocol::ConnectPacket> connect_;  // kept while authenticating
-  std::optional<protocol::Will> will_;
+  // Heap-held: both are large and most connections need them briefly or never.
+  std::unique_ptr<protocol::ConnectPacket> connect_;  // kept while authenticating
+  std::unique_ptr<protocol::Will> will_;
   std::shared_ptr<const authz::Policy> policy_;
   std::optional<authz::DecisionCache> publish_cache_;
   std::string provider_;
@@ -122,7 +123,7 @@ class Connection {
   uint16_t send_window_ = 0;
   uint32_t client_max_packet_ = 0;  // 0 = no limit
   uint16_t client_alias_max_ = 0;
-  std::unordered_map<std::string, uint16_t> out_aliases_;
+  std::unique_ptr<std::unordered_map<std::string, uint16_t>> out_aliases_;  // lazily
   std::vector<std::string> in_aliases_;
 
   bool backpressured_ = false;
@@ -140,7 +141,6 @@ class Connection {
   std::string out_;
   std::vector<Chunk> chunks_;
   std::vector<broker::MessagePtr> pinned_;
-  std::vector<bb_bytes> iov_;
 };
 
 }  // namespace backbone::kernel::session

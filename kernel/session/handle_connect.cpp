@@ -37,8 +37,15 @@ bool Connection::handle_connect(std::string_view body) {
   if (!protocol::decode_connect(body, connect, err)) {
     // The version is known only once the fixed part decoded; answer v5
     // clients with a CONNACK reason where the spec asks for one.
+    spdlog::info("connection {} ({}): malformed CONNECT: {}", id_, peer_, err.message);
     if (err.reason == reason::kUnsupportedProtocolVersion) {
       version_ = Version::kV311;
+      refuse_connect(err.reason);
+      return false;
+    }
+    // A v5 client learns why (MQTT 5 §4.13.1); a v3 one just sees the close.
+    if (connect.version == Version::kV5) {
+      version_ = Version::kV5;
       refuse_connect(err.reason);
       return false;
     }
@@ -73,7 +80,7 @@ bool Connection::handle_connect(std::string_view body) {
   if (!connect.username || connect.username->empty()) {
     auto anonymous = broker_.anonymous_policy();
     provider_ = "anonymous";
-    connect_ = std::move(connect);
+    connect_ = std::make_unique<protocol::ConnectPacket>(std::move(connect));
     if (!anonymous) {
       spdlog::info("connection {} ({}): refused anonymous login (no anonymous statements)", id_,
                    peer_);
@@ -86,7 +93,7 @@ bool Connection::handle_connect(std::string_view body) {
   }
   provider_ = *connect.username;
   const broker::Authenticator* auth = broker_.find_authenticator(provider_);
-  connect_ = std::move(connect);
+  connect_ = std::make_unique<protocol::ConnectPacket>(std::move(connect));
   if (!auth) {
     spdlog::info("connection {} ({}): refused login: no authentication provider '{}'", id_, peer_,
                  provider_);
@@ -208,8 +215,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     session_->provider = provider_;
     session_->read_cache.emplace(policy);
   }
-  will_ = std::move(connect.will);
-  in_aliases_.assign(limits.topic_alias_maximum, std::string());
+  if (connect.will) will_ = std::make_unique<protocol::Will>(std::move(*connect.will));
   state_ = State::kConnected;
   broker_.stats().connections_total.fetch_add(1, std::memory_order_relaxed);
 

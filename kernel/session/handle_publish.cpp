@@ -21,8 +21,10 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
 
   if (pub.props.topic_alias) {
     const uint16_t alias = *pub.props.topic_alias;
-    if (alias == 0 || alias > in_aliases_.size())
+    if (alias == 0 || alias > broker_.limits().topic_alias_maximum)
       return protocol_error(reason::kTopicAliasInvalid, "topic alias out of range");
+    // Allocated on first use: most clients never use aliases.
+    if (in_aliases_.size() < alias) in_aliases_.resize(alias);
     std::string& slot = in_aliases_[alias - 1];
     if (pub.topic.empty()) {
       if (slot.empty()) return protocol_error(reason::kProtocolError, "unknown topic alias");

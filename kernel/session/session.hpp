@@ -4,7 +4,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include "kernel/authz/decision_cache.hpp"
 #include "kernel/broker/message.hpp"
 #include "kernel/protocol/packets.hpp"
+#include "kernel/session/delivery_queue.hpp"
 
 namespace backbone::kernel::session {
 
@@ -63,7 +63,7 @@ class Session {
 
   // --- guarded by mutex() ---
   void set_conn(ConnId c) { conn_.store(c, std::memory_order_release); }
-  std::deque<Delivery> queue;
+  RingQueue<Delivery> queue;
   uint64_t queued_bytes = 0;
   std::map<uint16_t, Inflight> inflight;  // ordered: resent in order on reconnect
   uint16_t next_packet_id = 1;

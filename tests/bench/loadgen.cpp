@@ -3,7 +3,10 @@
 //
 // It speaks raw MQTT over TCP (CONNECT, SUBSCRIBE, PUBLISH QoS 0/1, PUBACK, DISCONNECT). Every
 // payload carries (magic, publisher id, sequence number, CLOCK_MONOTONIC send time in ns), so
-// latency, loss and duplicates are exact. One invocation runs one scenario and prints one JSON
+// latency, loss and duplicates are exact. With --json-payload the payload is instead the JSON
+// object {"v":"<48 hex digits of those 24 bytes>"} padded with spaces before the closing brace
+// (for brokers that validate payloads against a JSON Schema); it is decoded on receipt, so the
+// accounting stays exact. One invocation runs one scenario and prints one JSON
 // line on stdout; it exits 2 on a protocol error (the JSON line then carries "error").
 //
 // Scenarios:
@@ -69,6 +72,9 @@ uint64_t seconds_to_ns(double s) {
 
 constexpr uint32_t kMagic = 0x474c4242;  // "BBLG" little-endian
 constexpr size_t kHeaderBytes = 24;      // magic(4) publisher(4) seq(8) send_ns(8)
+// --json-payload: {"v":"<hex>"<spaces>}
+constexpr std::string_view kJsonOpen = "{\"v\":\"";
+constexpr size_t kJsonMin = kJsonOpen.size() + 2 * kHeaderBytes + 2;  // + "}
 constexpr size_t kOutHigh = 64 * 1024;   // stop generating when this much is unsent
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kMaxPacket = 64 * 1024 * 1024;
@@ -92,6 +98,7 @@ struct Options {
   double connect_timeout_s = 30.0;
   double settle_s = 1.0;
   size_t payload = 64;
+  bool json_payload = false;
   uint32_t window = 64;
   double rate = 10000.0;
   int publishers = -1;  // < 0: scenario default
@@ -155,6 +162,43 @@ size_t get_varint(const uint8_t* p, size_t avail, size_t& value) {
     if (!(p[i] & 0x80)) return i + 1;
   }
   fail("malformed variable byte integer");
+}
+
+// --json-payload: writes {"v":"<hex of header>"} padded with spaces to `size` bytes at `out`.
+void encode_json_payload(const uint8_t* header, uint8_t* out, size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::memcpy(out, kJsonOpen.data(), kJsonOpen.size());
+  uint8_t* w = out + kJsonOpen.size();
+  for (size_t i = 0; i < kHeaderBytes; ++i) {
+    *w++ = static_cast<uint8_t>(kHex[header[i] >> 4]);
+    *w++ = static_cast<uint8_t>(kHex[header[i] & 0xf]);
+  }
+  *w++ = '"';
+  std::memset(w, ' ', size - kJsonMin);
+  out[size - 1] = '}';
+}
+
+int hex_digit(uint8_t c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// Inverse of encode_json_payload; false if `p` is not exactly such a payload.
+bool decode_json_payload(const uint8_t* p, size_t len, uint8_t* header) {
+  if (len < kJsonMin || std::memcmp(p, kJsonOpen.data(), kJsonOpen.size()) != 0) return false;
+  const uint8_t* h = p + kJsonOpen.size();
+  for (size_t i = 0; i < kHeaderBytes; ++i) {
+    int hi = hex_digit(h[2 * i]);
+    int lo = hex_digit(h[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    header[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  if (h[2 * kHeaderBytes] != '"' || p[len - 1] != '}') return false;
+  for (size_t i = kJsonMin - 1; i < len - 1; ++i) {
+    if (p[i] != ' ') return false;
+  }
+  return true;
 }
 
 // MQTT 5 properties of interest in CONNACK.
@@ -723,6 +767,13 @@ class Bench {
     const uint8_t* payload = body + i;
     size_t plen = len - i;
     if (plen != opt_.payload) fail("payload of " + std::to_string(plen) + " bytes");
+    uint8_t header[kHeaderBytes];
+    if (opt_.json_payload) {
+      if (!decode_json_payload(payload, plen, header)) {
+        fail("payload on " + std::string(topic) + " is not the generator's JSON");
+      }
+      payload = header;
+    }
     uint32_t magic = 0;
     uint32_t pub_id = 0;
     uint64_t seq = 0;
@@ -804,11 +855,17 @@ class Bench {
       *w++ = static_cast<uint8_t>(id & 0xff);
     }
     if (opt_.protocol == 5) *w++ = 0;
-    std::memcpy(w, &kMagic, 4);
-    std::memcpy(w + 4, &p.id, 4);
-    std::memcpy(w + 8, &seq, 8);
-    std::memcpy(w + 16, &ts, 8);
-    std::memset(w + kHeaderBytes, 0, opt_.payload - kHeaderBytes);
+    uint8_t header[kHeaderBytes];
+    uint8_t* h = opt_.json_payload ? header : w;
+    std::memcpy(h, &kMagic, 4);
+    std::memcpy(h + 4, &p.id, 4);
+    std::memcpy(h + 8, &seq, 8);
+    std::memcpy(h + 16, &ts, 8);
+    if (opt_.json_payload) {
+      encode_json_payload(header, w, opt_.payload);
+    } else {
+      std::memset(w + kHeaderBytes, 0, opt_.payload - kHeaderBytes);
+    }
     if (ts >= t_warm_ && ts < t_end_) ++published_window_;
     mark_dirty(c);
   }
@@ -887,6 +944,9 @@ class Bench {
 
   std::string run_traffic() {
     if (opt_.payload < kHeaderBytes) fail("--payload must be at least 24 bytes");
+    if (opt_.json_payload && opt_.payload < kJsonMin) {
+      fail("--payload must be at least " + std::to_string(kJsonMin) + " bytes with --json-payload");
+    }
     if (opt_.qos < 0 || opt_.qos > 1) fail("--qos must be 0 or 1");
     mode_ = opt_.scenario == Scenario::kLatency    ? Mode::kPaced
             : opt_.scenario == Scenario::kOverload ? Mode::kOpen
@@ -1094,7 +1154,8 @@ void usage() {
       "  --window W (64)  --rate MSGS_PER_S (10000, latency)  --publishers N  --subscribers N\n"
       "  --topology fan-in|fan-out|pairs (overload; fan-in)  --connections N (10000, idle)\n"
       "  --broker-pid PID (idle)  --settle S (1)  --connect-timeout S (30)  --keepalive S (600)\n"
-      "  --username U  --password P  --label NAME  --client-prefix PREFIX\n");
+      "  --username U  --password P  --label NAME  --client-prefix PREFIX\n"
+      "  --json-payload (payload {\"v\":\"<hex header>\"} padded with spaces; --payload >= 56)\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -1109,6 +1170,10 @@ Options parse_args(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       usage();
       std::exit(0);
+    }
+    if (a == "--json-payload") {
+      o.json_payload = true;
+      continue;
     }
     if (i + 1 >= argc) fail("missing value for " + a);
     std::string v = argv[++i];
@@ -1217,9 +1282,10 @@ int main(int argc, char** argv) {
   }
   char head[512];
   std::snprintf(head, sizeof head,
-                "{\"broker\":\"%s\",\"scenario\":\"%s\",\"protocol\":\"%s\",\"qos\":%d,",
+                "{\"broker\":\"%s\",\"scenario\":\"%s\",\"protocol\":\"%s\",\"qos\":%d,"
+                "\"json_payload\":%s,",
                 json_escape(opt.label).c_str(), json_escape(opt.scenario_name).c_str(),
-                opt.protocol == 5 ? "5.0" : "3.1.1", opt.qos);
+                opt.protocol == 5 ? "5.0" : "3.1.1", opt.qos, opt.json_payload ? "true" : "false");
   try {
     Bench bench(opt);
     std::string body = bench.run();

@@ -3,7 +3,10 @@
 """Turns bb_loadgen JSON lines into the scripts/bench comparison table (stdlib only).
 
 usage: report.py RESULTS.jsonl [--a mosquitto] [--b backbone] [--b-title TITLE]
-Each line is one bb_loadgen result; "broker" says which column it belongs to.
+       report.py AUTHZ.jsonl --authz [--off bb-off] [--on bb-on] [--max-loss 10] [--max-p99 20]
+Each line is one bb_loadgen result; "broker" says which column it belongs to. --authz prints the
+access-control table instead: backboned with access control off versus on, and whether each row
+meets the targets (throughput loss <= --max-loss %, p99 increase <= --max-p99 %).
 """
 
 import argparse
@@ -104,6 +107,109 @@ def cell_efficiency(r):
     return "{:,.0f}".format(r["delivered_per_s"] * 100.0 / r["broker_cpu_pct"])
 
 
+def ms(v):
+    if v < 1:
+        return "%.3f" % v
+    if v < 10:
+        return "%.2f" % v
+    if v < 100:
+        return "%.1f" % v
+    return "%.0f" % v
+
+
+def read_results(path):
+    rows, order, errors = {}, [], []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                errors.append("unparsable result line: " + line[:200])
+                continue
+            key = (r["scenario"], r["protocol"], r["qos"])
+            if key not in rows:
+                rows[key] = {}
+                order.append(key)
+            rows[key][r["broker"]] = r
+            if "error" in r:
+                errors.append("%s %s %s QoS %s: %s" % (r["broker"], r["scenario"], r["protocol"],
+                                                       r["qos"], r["error"]))
+    order.sort(key=lambda k: (SCENARIO_ORDER.index(k[0]) if k[0] in SCENARIO_ORDER else 99,
+                              k[1], k[2]))
+    return rows, order, errors
+
+
+def print_table(table, right):
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for n, row in enumerate(table):
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
+        print("| " + " | ".join(cells) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def authz_report(args):
+    """Access control off vs on, one row per (scenario, protocol, QoS)."""
+    rows, order, errors = read_results(args.results)
+    ok = lambda r: r is not None and "error" not in r and r.get("p99_ms", -1) >= 0
+    header = ["scenario", "proto", "QoS", "off msgs/s", "on msgs/s", "throughput loss %",
+              "off p99 ms", "on p99 ms", "p99 increase %", "loss/dups off", "loss/dups on",
+              "CPU% off/on", "msgs/CPU-s loss %", "targets"]
+    table = [header]
+    misses = []
+    for key in order:
+        off, on = rows[key].get(args.off), rows[key].get(args.on)
+        title = scenario_title(off or on)
+        row = [title, key[1], str(key[2]), cell_rate(off), cell_rate(on)]
+        if ok(off) and ok(on) and off["delivered_per_s"] > 0 and off["p99_ms"] > 0:
+            loss = 100.0 * (1 - on["delivered_per_s"] / off["delivered_per_s"])
+            p99 = 100.0 * (on["p99_ms"] / off["p99_ms"] - 1)
+            eff = "-"
+            if off.get("broker_cpu_pct", -1) > 0 and on.get("broker_cpu_pct", -1) > 0:
+                e_off = off["delivered_per_s"] / off["broker_cpu_pct"]
+                e_on = on["delivered_per_s"] / on["broker_cpu_pct"]
+                eff = "%+.1f" % (100.0 * (1 - e_on / e_off))
+            miss = []
+            if loss > args.max_loss:
+                miss.append("thr +%.1f pt" % (loss - args.max_loss))
+            if p99 > args.max_p99:
+                miss.append("p99 +%.1f pt" % (p99 - args.max_p99))
+            if miss:
+                misses.append("%s %s QoS %s: %s" % (title, key[1], key[2], ", ".join(miss)))
+            row += ["%+.1f" % loss, ms(off["p99_ms"]), ms(on["p99_ms"]), "%+.1f" % p99]
+            targets = "MISS " + ", ".join(miss) if miss else "ok"
+        else:
+            row += ["n/a", cell_latency(off).split("/")[-1], cell_latency(on).split("/")[-1], "n/a"]
+            eff = "-"
+            targets = "n/a"
+        counts = lambda r: "%s / %s" % (cell_count(r, "loss"), cell_count(r, "duplicates"))
+        row += [counts(off), counts(on), "%s / %s" % (cell_cpu(off), cell_cpu(on)), eff, targets]
+        table.append(row)
+    print_table(table, {3, 4, 5, 6, 7, 8, 12})
+    print()
+    print("off = %s (anonymous allow-all), on = %s (jwt login, 10 statements, 5 topic rules, one "
+          "with a JSON Schema checked on every message); both get the same JSON payload. "
+          "Targets: throughput loss <= %g%%, p99 increase <= %g%% (negative = on was better)."
+          % (args.off, args.on, args.max_loss, args.max_p99))
+    print("msgs/s: deliveries per second at the subscribers (fan-out counts every copy). "
+          "loss/dups as in the main table. msgs/CPU-s loss %: the throughput loss per broker "
+          "CPU-second, less sensitive to other load on the machine. Closed-loop rows keep a "
+          "window of messages in flight, so their p99 tracks 1/throughput; latency rows are "
+          "paced, so their p99 is the per-message cost.")
+    if misses:
+        print("targets missed in %d of %d rows:" % (len(misses), len(order)))
+        for m in misses:
+            print("  " + m)
+    elif order:
+        print("all %d rows meet the targets" % len(order))
+    for e in errors:
+        print("error: " + e)
+    return 1 if errors else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -111,7 +217,14 @@ def main():
     ap.add_argument("--b", default="backbone")
     ap.add_argument("--b-title", default=None, help="column title for broker --b")
     ap.add_argument("--b-desc", default=None, help="what broker --b is, for the legend")
+    ap.add_argument("--authz", action="store_true", help="access control off vs on table")
+    ap.add_argument("--off", default="bb-off")
+    ap.add_argument("--on", default="bb-on")
+    ap.add_argument("--max-loss", type=float, default=10.0, help="target: throughput loss %%")
+    ap.add_argument("--max-p99", type=float, default=20.0, help="target: p99 increase %%")
     args = ap.parse_args()
+    if args.authz:
+        return authz_report(args)
 
     rows = {}
     order = []

@@ -63,9 +63,6 @@ struct Conn {
   bool closing = false;  // close requested: flush, then tear down
   int busy = 0;          // inside a callback: tear down afterwards
   bool dead = false;
-  std::string peer;
-  std::string local;
-  std::string tls_subject;
 };
 
 class TcpModule : public sdk::Module {
@@ -216,11 +213,13 @@ class TcpModule : public sdk::Module {
     auto* c = new Conn;
     c->module = this;
     c->fd = fd;
-    c->peer = address_string(peer);
+    // Kept by the kernel, not here: idle connections should cost little.
+    const std::string peer_name = address_string(peer);
+    std::string local_name;
     sockaddr_storage local{};
     socklen_t len = sizeof(local);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0)
-      c->local = address_string(local);
+      local_name = address_string(local);
     if (tls_) {
       c->ssl = SSL_new(tls_);
       SSL_set_fd(c->ssl, fd);
@@ -231,11 +230,11 @@ class TcpModule : public sdk::Module {
     bb_conn_info info{};
     info.struct_size = sizeof(info);
     info.transport = sdk::str(tls_ ? "tls" : "tcp");
-    info.peer = sdk::str(c->peer);
-    info.local = sdk::str(c->local);
+    info.peer = sdk::str(peer_name);
+    info.local = sdk::str(local_name);
     const auto* api = host().api();
     if (api->conn_open(host().ctx(), &info, &kOps, c, &c->id) != BB_OK) {
-      host().warn("refused connection from " + c->peer + " (connection limit)");
+      host().warn("refused connection from " + peer_name + " (connection limit)");
       if (c->ssl) SSL_free(c->ssl);
       ::close(fd);
       delete c;

@@ -30,7 +30,23 @@ TEST(DecisionCache, MapsEachActionToItsName) {
   // Repeated questions are answered from the cache, still correctly.
   EXPECT_TRUE(cache.allows(Action::read, "a"));
   EXPECT_FALSE(cache.allows(Action::publish, "a"));
-  EXPECT_EQ(cache.size(), 4u);
+  // Only "mqtt:read" depends on the topic; publish and subscribe are
+  // decided by the policy as a whole and never cached.
+  EXPECT_EQ(cache.size(), 2u);
+}
+
+TEST(DecisionCache, FixedDecisionsSkipTheCache) {
+  DecisionCache cache(make({Statement{true, {"mqtt:*"}, {"**"}},
+                            Statement{false, {"mqtt:subscribe"}, {"secret/#"}}}));
+  EXPECT_TRUE(cache.allows(Action::publish, "any/topic"));
+  EXPECT_TRUE(cache.allows(Action::read, "secret/x"));
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.policy().fixed_decision(0), 1);  // publish: always
+  EXPECT_EQ(cache.policy().fixed_decision(1), -1);  // subscribe: depends (a deny)
+  EXPECT_EQ(cache.policy().fixed_decision(2), 1);  // read: always
+  DecisionCache none(make({Statement{true, {"mqtt:read"}, {"a/#"}}}));
+  EXPECT_EQ(none.policy().fixed_decision(0), 0);
+  EXPECT_FALSE(none.allows(Action::publish, "a/b"));
 }
 
 TEST(DecisionCache, SetPolicyInvalidatesCachedDecisions) {
@@ -70,7 +86,7 @@ TEST(DecisionCache, IsBoundedAndStartsOverWhenFull) {
 }
 
 TEST(DecisionCache, DefaultCapacityHoldsManyTopics) {
-  DecisionCache cache(make({Statement{true, {"*"}, {"*"}}}));
+  DecisionCache cache(make({Statement{true, {"*"}, {"t/#"}}}));
   for (size_t i = 0; i < DecisionCache::kDefaultCapacity; ++i) {
     EXPECT_TRUE(cache.allows(Action::read, "t/" + std::to_string(i)));
   }

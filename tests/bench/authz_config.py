@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Writes the backboned configs of the scripts/bench access-control rows (stdlib only).
+
+usage: authz_config.py off|on --port N --config PATH [--token-file PATH]
+
+off: the plain bench config (anonymous allow-all, no topic rules).
+on:  no anonymous access; clients log in through the jwt module (username "jwt", password an
+     HS256 token whose `statements` claim holds STATEMENTS: 10 statements, allow and deny, that
+     grant the bench topics), and 5 topic rules whose patterns all match every bench topic, one
+     with a JSON Schema that every message is validated against. The token goes to --token-file
+     (mode 0600); the random secret only into the config (mode 0600).
+
+Bench topics (tests/bench/loadgen.cpp): bench/in/<i> (filter bench/in/+), bench/out,
+bench/pair/<i>, bench/lat/<i>.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import time
+
+ALLOW_ALL = [{"effect": "allow", "actions": ["*"], "resources": ["**"]}]
+
+# Default deny; a deny that matches wins. No deny matches a bench topic or filter (a deny that
+# could match a topic of a subscribed filter would refuse the subscription).
+STATEMENTS = [
+    {"effect": "allow", "actions": ["mqtt:publish"], "resources": ["bench/+/+"]},
+    {"effect": "allow", "actions": ["mqtt:publish"], "resources": ["bench/out"]},
+    {"effect": "allow", "actions": ["mqtt:subscribe"],
+     "resources": ["bench/in/+", "bench/pair/*", "bench/lat/*"]},
+    {"effect": "allow", "actions": ["mqtt:subscribe", "mqtt:read"], "resources": ["bench/**"]},
+    {"effect": "allow", "actions": ["mqtt:read"], "resources": ["bench/+/data"]},
+    {"effect": "allow", "actions": ["mqtt:publish", "mqtt:read"], "resources": ["other/*/x"]},
+    {"effect": "allow", "actions": ["mqtt:publish"], "resources": ["sensors/dev-*/temp"]},
+    {"effect": "deny", "actions": ["mqtt:*"], "resources": ["bench/secret/**"]},
+    {"effect": "deny", "actions": ["mqtt:publish"], "resources": ["other/+/private", "admin/#"]},
+    {"effect": "deny", "actions": ["mqtt:subscribe", "mqtt:read"], "resources": ["private/+/*-key"]},
+]
+
+SCHEMA = {"type": "object", "required": ["v"], "properties": {"v": {"type": "string"}}}
+
+# Every pattern below matches every bench topic; each message meets all 5 rules.
+TOPICS = {
+    "bench-size": {"patterns": [{"pattern": "bench/**", "maxMessageSize": 4096}]},
+    "bench-qos": {"patterns": [{"matches": ["bench/+/+", "bench/out"], "allowedQoS": [0, 1]}]},
+    "bench-retain": {"patterns": [{"pattern": "bench/#", "retain": False}]},
+    "bench-levels": {"patterns": [{"matches": ["bench/*", "bench/*/*"], "maxMessageSize": 65536,
+                                   "allowedQoS": [0, 1, 2]}]},
+    "bench-schema": {"patterns": [{"pattern": "bench/**", "maxMessageSize": 4096,
+                                   "allowedQoS": [0, 1], "retain": False, "schema": SCHEMA}]},
+}
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(secret, claims):
+    head = {"alg": "HS256", "typ": "JWT"}
+    signing_input = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(sig)
+
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["off", "on"])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--token-file")
+    args = ap.parse_args()
+
+    tcp = {"name": "tcp", "settings": {"address": "127.0.0.1", "port": args.port}}
+    if args.mode == "off":
+        cfg = {"anonymous": {"statements": ALLOW_ALL}, "modules": [tcp]}
+    else:
+        if not args.token_file:
+            ap.error("on needs --token-file")
+        secret = secrets.token_hex(32)
+        cfg = {"topics": TOPICS,
+               "modules": [{"name": "jwt", "settings": {"secret": secret, "algorithms": ["HS256"]}},
+                           tcp]}
+        now = int(time.time())
+        token = make_jwt(secret, {"sub": "bench", "iat": now, "exp": now + 24 * 3600,
+                                  "statements": STATEMENTS})
+        write_private(args.token_file, token)
+    write_private(args.config, json.dumps(cfg, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
