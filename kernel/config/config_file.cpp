@@ -25,7 +25,7 @@ void read_uint(const std::string& source, const json& obj, const std::string& wh
   if (!obj.contains(key)) return;
   const json& v = obj.at(key);
   if (!v.is_number_unsigned() || v.get<uint64_t>() > std::numeric_limits<T>::max())
-    fail(source, where + "." + key,
+    fail(source, where.empty() ? std::string(key) : where + "." + key,
          std::string("expected an unsigned integer up to ") +
              std::to_string(std::numeric_limits<T>::max()) + ", got " + v.dump());
   out = v.get<T>();
@@ -117,7 +117,7 @@ Config parse_config(const std::string& text, const std::string& source) {
       fail(source, "module_path", "expected a string or an array of strings");
     }
   }
-  read_uint(source, root, "top level", "workers", cfg.workers);
+  read_uint(source, root, "", "workers", cfg.workers);
   if (root.contains("log")) {
     const json& log = root["log"];
     check_keys(source, log, "log", {"level", "format"});

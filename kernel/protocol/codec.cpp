@@ -341,7 +341,7 @@ bool valid_utf8(std::string_view s) {
 
 bool valid_topic_name(std::string_view topic) {
   if (topic.empty()) return false;
-  return topic.find_first_of("+#") == std::string_view::npos;
+  return topic.find_first_of(std::string_view("+#\0", 3)) == std::string_view::npos;
 }
 
 bool valid_topic_filter(std::string_view filter) {

@@ -12,7 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "kernel/rules/rapidjson.hpp"
+
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -20,6 +23,7 @@
 #include <valijson/validator.hpp>
 
 #include "kernel/authz/resource_pattern.hpp"
+#include "kernel/rules/fast_schema.hpp"
 
 namespace backbone::kernel::rules {
 namespace {
@@ -36,6 +40,7 @@ struct Entry {
   uint8_t qos_mask = kAllQos;
   std::optional<bool> retain;
   std::unique_ptr<valijson::Schema> schema;
+  std::optional<FastSchema> fast;  // set when the schema fits FastSchema's subset
 
   const ResourcePattern* match(std::string_view topic) const {
     for (const auto& p : patterns) {
@@ -198,6 +203,7 @@ bool parse_entry(const json& e, const std::string& at, Entry& out, std::string& 
   }
   if (auto it = e.find("schema"); it != e.end()) {
     if (!compile_schema(*it, at + ".schema", out.schema, error)) return false;
+    out.fast = FastSchema::compile(*it);
   }
   return true;
 }
@@ -288,13 +294,76 @@ bool RuleSet::empty() const {
   return impl_->entries.empty();
 }
 
+namespace {
+
+// Which entries (and which of their patterns) match a topic, remembered per
+// thread and per rule set: publishers reuse few topics, so matching becomes
+// one hash lookup instead of a pattern walk per rule per message.
+struct TopicMatches {
+  std::vector<std::pair<uint32_t, const ResourcePattern*>> entries;
+  bool any_schema = false;
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+const TopicMatches& thread_matches(uint64_t generation, const std::vector<Entry>& entries,
+                                   std::string_view topic) {
+  constexpr size_t kCapacity = 4096;
+  thread_local uint64_t current = 0;
+  thread_local std::unordered_map<std::string, TopicMatches, StringHash, std::equal_to<>> cache;
+  if (current != generation || cache.size() >= kCapacity) {
+    cache.clear();
+    current = generation;
+  }
+  if (auto it = cache.find(topic); it != cache.end()) return it->second;
+  TopicMatches m;
+  for (uint32_t i = 0; i < entries.size(); ++i) {
+    if (const ResourcePattern* p = entries[i].match(topic)) {
+      m.entries.emplace_back(i, p);
+      m.any_schema = m.any_schema || entries[i].schema != nullptr;
+    }
+  }
+  return cache.emplace(std::string(topic), std::move(m)).first->second;
+}
+
+// Payloads are parsed with RapidJSON into per-thread memory pools: no
+// allocation per message for typical payloads, unlike a node-per-value DOM.
+class PayloadDocument {
+ public:
+  PayloadDocument()
+      : values_(value_buffer_, sizeof(value_buffer_)),
+        stack_(stack_buffer_, sizeof(stack_buffer_)) {}
+
+  const rapidjson::Value* parse(std::string_view payload) {
+    values_.Clear();
+    stack_.Clear();
+    doc_.emplace(&values_, sizeof(stack_buffer_) / 2, &stack_);
+    doc_->Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+    return doc_->HasParseError() ? nullptr : &*doc_;
+  }
+
+ private:
+  char value_buffer_[16 * 1024];
+  char stack_buffer_[4 * 1024];
+  rapidjson::MemoryPoolAllocator<> values_;
+  rapidjson::MemoryPoolAllocator<> stack_;
+  std::optional<rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                           rapidjson::MemoryPoolAllocator<>>>
+      doc_;
+};
+
+}  // namespace
+
 std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view payload,
                                         uint8_t qos, bool retain) const {
-  if (topic.starts_with("$SYS/")) return std::nullopt;
-  bool need_schema = false;
-  for (const Entry& e : impl_->entries) {
-    const ResourcePattern* p = e.match(topic);
-    if (!p) continue;
+  if (topic.starts_with("$SYS/") || impl_->entries.empty()) return std::nullopt;
+  const auto& entries = impl_->entries;
+  const TopicMatches& matches = thread_matches(impl_->generation, entries, topic);
+  for (const auto& [index, p] : matches.entries) {
+    const Entry& e = entries[index];
     if (e.max_size && payload.size() > *e.max_size) {
       return Violation{Violation::kPacketTooLarge,
                        prefix(e, *p) + "payload exceeds " + std::to_string(*e.max_size) + " bytes"};
@@ -308,20 +377,22 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
       return Violation{Violation::kRetainNotSupported,
                        prefix(e, *p) + "retain flag must be " + (*e.retain ? "true" : "false")};
     }
-    need_schema = need_schema || e.schema != nullptr;
   }
-  if (!need_schema) return std::nullopt;
+  if (!matches.any_schema) return std::nullopt;
 
-  const json doc = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
-  const valijson::adapters::NlohmannJsonAdapter adapter(doc);
-  for (const Entry& e : impl_->entries) {
+  thread_local PayloadDocument document;
+  const auto* doc = document.parse(payload);
+  for (const auto& [index, p] : matches.entries) {
+    const Entry& e = entries[index];
     if (!e.schema) continue;
-    const ResourcePattern* p = e.match(topic);
-    if (!p) continue;
-    if (doc.is_discarded()) {
+    if (!doc) {
       return Violation{Violation::kPayloadFormatInvalid,
                        prefix(e, *p) + "payload is not valid JSON"};
     }
+    // The fast check decides for schemas it can express; valijson decides
+    // the rest and explains every failure.
+    if (e.fast && e.fast->valid(*doc)) continue;
+    const valijson::adapters::RapidJsonAdapter adapter(*doc);
     std::string detail;
     bool valid = false;
     // The regexes were checked at compile time, so nothing should throw here;

@@ -264,9 +264,11 @@ void Connection::flush() {
         uint16_t packet_id = 0;
         if (delivery.qos > 0) {
           packet_id = session_->allocate_packet_id();
-          session_->inflight.emplace(packet_id, Inflight{delivery, false});
+          if (send_publish(delivery, packet_id, false, now))
+            session_->inflight.emplace(packet_id, Inflight{std::move(delivery), false});
+        } else {
+          send_publish(delivery, 0, false, now);
         }
-        send_publish(delivery, packet_id, false, now);
         last_progress_ = now;
       }
       session_->queue.shrink_if_idle();
@@ -283,7 +285,7 @@ void Connection::flush() {
   write_out();
 }
 
-void Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
+bool Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
                               broker::Clock::time_point now) {
   const broker::Message& m = *d.msg;
   protocol::PublishHeader h;
@@ -292,37 +294,42 @@ void Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
   h.qos = d.qos;
   h.retain = d.retain;
   h.dup = dup;
+  std::unordered_map<std::string, uint16_t>* aliases = nullptr;
+  bool new_alias = false;
   if (version_ == Version::kV5) {
     h.forward_props = m.forward_props;
     h.message_expiry = m.remaining_expiry(now);
     h.subscription_ids = d.sub_ids.ids.data();
     h.subscription_id_count = d.sub_ids.count;
     if (client_alias_max_ > 0) {
-      if (!out_aliases_) out_aliases_ = std::make_unique<std::unordered_map<std::string, uint16_t>>();
-      auto& aliases = *out_aliases_;
-      auto it = aliases.find(m.topic);
-      if (it != aliases.end()) {
+      if (!out_aliases_)
+        out_aliases_ = std::make_unique<std::unordered_map<std::string, uint16_t>>();
+      aliases = out_aliases_.get();
+      auto it = aliases->find(m.topic);
+      if (it != aliases->end()) {
         h.topic = {};
         h.topic_alias = it->second;
-      } else if (aliases.size() < client_alias_max_) {
-        h.topic_alias = static_cast<uint16_t>(aliases.size() + 1);
-        aliases.emplace(m.topic, h.topic_alias);
+      } else if (aliases->size() < client_alias_max_) {
+        h.topic_alias = static_cast<uint16_t>(aliases->size() + 1);
+        new_alias = true;
       }
     }
   }
   if (client_max_packet_ != 0 &&
       protocol::publish_packet_size(h, version_, m.payload.size()) > client_max_packet_) {
-    // MQTT 5 §3.1.2.25: too large for the client; discard as if delivered.
+    // MQTT 5 §3.1.2.25: too large for the client; discard as if delivered
+    // (and without spending a topic alias on it).
     broker_.stats().messages_dropped.fetch_add(1, std::memory_order_relaxed);
-    if (packet_id != 0) session_->inflight.erase(packet_id);
-    return;
+    return false;
   }
+  if (new_alias) aliases->emplace(m.topic, h.topic_alias);
   const size_t offset = out_.size();
   protocol::encode_publish_header(h, version_, m.payload.size(), out_);
   chunks_.push_back(Chunk{offset, out_.size() - offset, nullptr});
   if (!m.payload.empty()) chunks_.push_back(Chunk{0, m.payload.size(), &m.payload});
   pinned_.push_back(d.msg);
   broker_.stats().messages_out.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void Connection::write_out() {

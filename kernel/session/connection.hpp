@@ -83,7 +83,8 @@ class Connection {
   void send_connack(bool session_present, uint8_t reason, protocol::Properties props);
   void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
                 std::string_view reason_string = {});
-  void send_publish(const Delivery& d, uint16_t packet_id, bool dup,
+  // False when the message was discarded as too large for the client.
+  bool send_publish(const Delivery& d, uint16_t packet_id, bool dup,
                     broker::Clock::time_point now);
   bool protocol_error(uint8_t reason, const char* why);
   void close_transport();
@@ -123,6 +124,7 @@ class Connection {
   uint16_t send_window_ = 0;
   uint32_t client_max_packet_ = 0;  // 0 = no limit
   uint16_t client_alias_max_ = 0;
+  bool problem_info_ = true;  // v5 Request Problem Information
   std::unique_ptr<std::unordered_map<std::string, uint16_t>> out_aliases_;  // lazily
   std::vector<std::string> in_aliases_;
 

@@ -71,6 +71,7 @@ bool Connection::handle_connect(std::string_view body) {
                                       limits.max_inflight);
     client_max_packet_ = connect.props.maximum_packet_size.value_or(0);
     client_alias_max_ = connect.props.topic_alias_maximum.value_or(0);
+    problem_info_ = connect.props.request_problem_info.value_or(1) != 0;
   } else {
     send_window_ = limits.max_inflight;
   }
@@ -243,12 +244,14 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   {
     std::lock_guard lock(session_->mutex());
     const auto now = broker::Clock::now();
-    for (auto& [packet_id, inflight] : session_->inflight) {
-      if (inflight.released) {
-        send_ack(PacketType::kPubrel, packet_id, 0);
-      } else {
-        send_publish(inflight.delivery, packet_id, true, now);
+    for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
+      if (it->second.released) {
+        send_ack(PacketType::kPubrel, it->first, 0);
+      } else if (!send_publish(it->second.delivery, it->first, true, now)) {
+        it = session_->inflight.erase(it);  // too large for the client now
+        continue;
       }
+      ++it;
     }
   }
   flush();
@@ -271,13 +274,19 @@ bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
   if (!protocol::decode_disconnect(PacketType::kDisconnect, flags, body, version_, d, err))
     return protocol_error(err.reason, err.message);
   if (version_ == Version::kV5 && d.props.session_expiry) {
-    std::lock_guard lock(session_->mutex());
-    // MQTT 5 §3.14.2.2.2: a session that had expiry 0 may not be given one now.
-    if (session_->expiry_interval_s == 0 && *d.props.session_expiry != 0)
-      return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");
-    session_->expiry_interval_s = std::min(*d.props.session_expiry,
-                                           broker_.limits().max_session_expiry_s);
-    session_->persistent = session_->expiry_interval_s > 0;
+    bool refused;
+    {
+      // Not held across protocol_error(): closing takes this lock again.
+      std::lock_guard lock(session_->mutex());
+      // MQTT 5 §3.14.2.2.2: a session that had expiry 0 may not be given one now.
+      refused = session_->expiry_interval_s == 0 && *d.props.session_expiry != 0;
+      if (!refused) {
+        session_->expiry_interval_s =
+            std::min(*d.props.session_expiry, broker_.limits().max_session_expiry_s);
+        session_->persistent = session_->expiry_interval_s > 0;
+      }
+    }
+    if (refused) return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");
   }
   // Reason 0x04 asks for the will to be published despite a clean close.
   graceful_disconnect_ = d.reason_code != reason::kDisconnectWithWill;

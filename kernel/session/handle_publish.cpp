@@ -36,15 +36,23 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   if (!check_topic_limits(pub.topic))
     return protocol_error(reason::kTopicNameInvalid, "topic exceeds length or level limits");
 
+  if (!pub.props.subscription_ids.empty())
+    return protocol_error(reason::kProtocolError, "subscription identifier from a client");
+
   if (pub.qos == 2) {
-    std::lock_guard lock(session_->mutex());
-    if (session_->incoming_qos2.contains(pub.packet_id)) {
+    bool duplicate, over;
+    {
+      // Not held across protocol_error(): closing takes this lock again.
+      std::lock_guard lock(session_->mutex());
+      duplicate = session_->incoming_qos2.contains(pub.packet_id);
+      over = session_->incoming_qos2.size() >= broker_.limits().receive_maximum;
+    }
+    if (duplicate) {
       // Retransmission of a message we already own: acknowledge only.
       send_ack(PacketType::kPubrec, pub.packet_id, 0);
       return true;
     }
-    if (session_->incoming_qos2.size() >= broker_.limits().receive_maximum)
-      return protocol_error(reason::kReceiveMaximumExceeded, "receive maximum exceeded");
+    if (over) return protocol_error(reason::kReceiveMaximumExceeded, "receive maximum exceeded");
   }
 
   auto msg = std::make_shared<broker::Message>();
@@ -91,7 +99,8 @@ void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_co
   ack.type = type;
   ack.packet_id = packet_id;
   ack.reason_code = reason_code;
-  if (!reason_string.empty() && version_ == Version::kV5)
+  // MQTT 5 §3.1.2.11.7: no reason string unless the client wants problem info.
+  if (!reason_string.empty() && version_ == Version::kV5 && problem_info_)
     ack.props.reason_string = std::string(reason_string);
   std::string bytes;
   protocol::encode_ack(ack, version_, bytes);

@@ -890,7 +890,8 @@ TEST(CodecPublishMalformed, TopicName) {
   EXPECT_EQ(publish_error(0, S(""), Version::kV311), reason::kMalformedPacket);
   EXPECT_EQ(publish_error(0, S("") + P(""), Version::kV5), reason::kProtocolError);
   // The same bytes in 3.1.1 are payload, not properties.
-  const PublishView v3 = publish_ok(0, S("t") + P(B({0x23, 0, 1})), Version::kV311);
+  const std::string v3_body = S("t") + P(B({0x23, 0, 1}));  // the view points into it
+  const PublishView v3 = publish_ok(0, v3_body, Version::kV311);
   EXPECT_EQ(v3.payload, P(B({0x23, 0, 1})));
   EXPECT_FALSE(v3.props.topic_alias);
 }
@@ -931,7 +932,8 @@ TEST(CodecPublishMalformed, V5Properties) {
   // Property block longer than the packet.
   EXPECT_EQ(publish_error(0, S("t") + B({0x10, 0x01}), v), reason::kMalformedPacket);
   // Several subscription identifiers are fine in PUBLISH (server to client).
-  const PublishView ok = publish_ok(0, with(B({0x0B, 1, 0x0B, 2})), v);
+  const std::string ok_body = with(B({0x0B, 1, 0x0B, 2}));  // the view points into it
+  const PublishView ok = publish_ok(0, ok_body, v);
   EXPECT_EQ(ok.props.subscription_ids, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(ok.payload, "payload");
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <future>
 #include <memory>
@@ -196,23 +197,42 @@ class Harness {
  public:
   explicit Harness(config::Limits limits = {},
                    std::shared_ptr<const authz::Policy> anonymous = allow_all())
-      : pool_(1), broker_(std::make_unique<broker::Broker>(limits, pool_)) {
+      : pool_(std::make_unique<net::WorkerPool>(1)),
+        broker_(std::make_unique<broker::Broker>(limits, *pool_)) {
     broker_->set_anonymous_policy(std::move(anonymous));
-    pool_.start();
+    pool_->start();
   }
   ~Harness() {
-    pool_.stop();
+    if (wedged_) {
+      // The worker thread is stuck for good: joining it would hang the test
+      // binary, so keep everything it may touch alive (and reachable, for
+      // the leak checker) until the process exits.
+      static auto* graveyard = new std::vector<void*>;
+      graveyard->push_back(pool_.release());
+      graveyard->push_back(broker_.release());
+      graveyard->push_back(transports_.release());
+      return;
+    }
+    pool_->stop();
     broker_.reset();
   }
 
   broker::Broker& broker() { return *broker_; }
 
-  // Runs f on the worker thread and returns its result.
+  // Runs f on the worker thread and returns its result. A worker that does
+  // not answer within 10 s is deadlocked: the test fails instead of hanging.
   template <class F>
   auto run(F f) -> decltype(f()) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    pool_.at(0).post([&task] { task(); });
+    using R = decltype(f());
+    if (wedged_) return R();
+    auto task = std::make_shared<std::packaged_task<R()>>(std::move(f));
+    auto result = task->get_future();
+    pool_->at(0).post([task] { (*task)(); });
+    if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      wedged_ = true;
+      ADD_FAILURE() << "the worker thread did not answer within 10 s (deadlocked)";
+      return R();
+    }
     return result.get();
   }
   // Lets deferred flushes (posted at the end of each event batch) run.
@@ -221,8 +241,8 @@ class Harness {
   }
 
   Client open(Version v) {
-    transports_.push_back(std::make_unique<FakeTransport>());
-    FakeTransport* t = transports_.back().get();
+    transports_->push_back(std::make_unique<FakeTransport>());
+    FakeTransport* t = transports_->back().get();
     bb_conn_info info{};
     info.struct_size = sizeof(info);
     info.transport = bb_str{"test", 4};
@@ -297,8 +317,10 @@ class Harness {
   }
 
  private:
-  net::WorkerPool pool_;
-  std::deque<std::unique_ptr<FakeTransport>> transports_;
+  std::unique_ptr<net::WorkerPool> pool_;
+  bool wedged_ = false;
+  std::unique_ptr<std::deque<std::unique_ptr<FakeTransport>>> transports_ =
+      std::make_unique<std::deque<std::unique_ptr<FakeTransport>>>();
   std::unique_ptr<broker::Broker> broker_;
 };
 
@@ -736,6 +758,61 @@ TEST(ConnectionSession, PersistentSessionResendsPubrelAfterReconnect) {
   EXPECT_EQ(as_ack(packets[1], Version::kV311).packet_id, id);
   again.ack(PacketType::kPubcomp, id);
   EXPECT_EQ(h.inflight(again.id), 0u);
+}
+
+// On reconnect the in-flight messages are resent; one that is now larger
+// than the client's new Maximum Packet Size is dropped (send_publish erases
+// it from session->inflight), which must not break the resend loop.
+// Reconnects a persistent v5 session whose two in-flight messages are
+// resent; the one listed in `big` (0 or 1) no longer fits the client's new
+// Maximum Packet Size. Returns the number of PUBLISHes resent.
+size_t resend_with_smaller_maximum(bool big_first) {
+  Harness h;
+  Properties props;
+  props.session_expiry = 300;
+  Client sub = h.connect_ok(Version::kV5, "shrinking", false, 60, props);
+  sub.subscribe("pms/t", {1});
+  sub.packets();
+  Client pub = h.connect_ok(Version::kV311, "pub");
+  const std::string big(200, 'x');
+  pub.publish("pms/t", big_first ? big : "small", 1, 1);
+  pub.publish("pms/t", big_first ? "small" : big, 1, 2);
+  EXPECT_EQ(sub.packets().size(), 2u);
+  h.transport_closed(sub.id);
+
+  props.maximum_packet_size = 64;
+  Client again = h.connect(Version::kV5, "shrinking", false, 60, props);
+  auto packets = again.packets();
+  EXPECT_GE(packets.size(), 1u);
+  if (packets.empty()) return 0;
+  EXPECT_TRUE(as_connack(packets[0], Version::kV5).session_present);
+  size_t publishes = 0;
+  for (size_t i = 1; i < packets.size(); ++i) {
+    const Pub p = as_publish(packets[i], Version::kV5);
+    EXPECT_TRUE(p.dup);
+    EXPECT_EQ(p.payload, "small");
+    ++publishes;
+  }
+  EXPECT_EQ(h.inflight(again.id), 1u);
+  EXPECT_FALSE(again.closed());
+  return publishes;
+}
+
+// On reconnect the in-flight messages are resent from a loop over
+// session->inflight; one now larger than the client's Maximum Packet Size is
+// dropped by send_publish(), which erases it from that map mid-loop. Run in
+// a child process: iterator use after erase may crash it.
+TEST(ConnectionSessionDeathTest, ResendSkipsMessagesTooLargeForTheNewMaximumPacketSize) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (bool big_first : {true, false}) {
+    EXPECT_EXIT(
+        {
+          const size_t n = resend_with_smaller_maximum(big_first);
+          std::exit(n == 1 && !::testing::Test::HasFailure() ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << (big_first ? "large message first" : "large message last");
+  }
 }
 
 TEST(ConnectionSession, CleanSessionDiscardsState) {

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "kernel/config/config_file.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace backbone::kernel::config {
+namespace {
+
+// The message of the ConfigError parse_config throws for `text`.
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text, "test.json");
+  } catch (const ConfigError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("unexpected exception type: ") + e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ConfigParse, EmptyObjectGivesDefaults) {
+  const Config cfg = parse_config("{}", "empty.json");
+  const Limits defaults;
+  EXPECT_EQ(cfg.source, "empty.json");
+  EXPECT_TRUE(cfg.module_path.empty());
+  EXPECT_TRUE(cfg.modules.empty());
+  EXPECT_FALSE(cfg.anonymous);
+  EXPECT_TRUE(cfg.topics.empty());
+  EXPECT_EQ(cfg.log_level, "info");
+  EXPECT_EQ(cfg.log_format, "text");
+  EXPECT_EQ(cfg.workers, 0u);
+  EXPECT_EQ(cfg.limits.max_packet_size, defaults.max_packet_size);
+  EXPECT_EQ(cfg.limits.max_inflight, defaults.max_inflight);
+  EXPECT_EQ(cfg.limits.max_queued_bytes, defaults.max_queued_bytes);
+}
+
+TEST(ConfigParse, AcceptsCommentsAndEveryField) {
+  const Config cfg = parse_config(R"(// leading comment
+{
+  /* block
+     comment */
+  "$schema": "https://example.invalid/schema.json",
+  "module_path": ["/opt/a", "/opt/b"],  // trailing comment
+  "workers": 3,
+  "log": {"level": "debug", "format": "json"},
+  "limits": {
+    "max_packet_size": 1024, "max_packet_size_before_auth": 64, "max_connections": 5,
+    "max_inflight": 65535, "receive_maximum": 1, "max_queued_messages": 7,
+    "max_queued_bytes": 18446744073709551615, "max_topic_length": 10, "max_topic_levels": 2,
+    "max_subscriptions_per_session": 3, "max_keep_alive": 60, "connect_timeout_ms": 0,
+    "auth_timeout_ms": 4294967295, "max_session_expiry_s": 9, "topic_alias_maximum": 0,
+    "sys_interval_s": 0, "disconnect_on_denied_publish": true
+  },
+  "anonymous": {"statements": [{"effect": "allow", "actions": "mqtt:*", "resources": "public/#"}]},
+  "topics": {"t": {"patterns": [{"pattern": "s/**", "maxMessageSize": 10}]}},
+  "modules": ["env", {"name": "tcp", "settings": {"port": 1884}, "enabled": false}]
+})",
+                                  "full.json");
+  EXPECT_EQ(cfg.module_path, (std::vector<std::string>{"/opt/a", "/opt/b"}));
+  EXPECT_EQ(cfg.workers, 3u);
+  EXPECT_EQ(cfg.log_level, "debug");
+  EXPECT_EQ(cfg.log_format, "json");
+  const Limits& l = cfg.limits;
+  EXPECT_EQ(l.max_packet_size, 1024u);
+  EXPECT_EQ(l.max_packet_size_before_auth, 64u);
+  EXPECT_EQ(l.max_connections, 5u);
+  EXPECT_EQ(l.max_inflight, 65535);
+  EXPECT_EQ(l.receive_maximum, 1);
+  EXPECT_EQ(l.max_queued_messages, 7u);
+  EXPECT_EQ(l.max_queued_bytes, 18446744073709551615ull);
+  EXPECT_EQ(l.max_topic_length, 10u);
+  EXPECT_EQ(l.max_topic_levels, 2u);
+  EXPECT_EQ(l.max_subscriptions_per_session, 3u);
+  EXPECT_EQ(l.max_keep_alive, 60);
+  EXPECT_EQ(l.connect_timeout_ms, 0u);
+  EXPECT_EQ(l.auth_timeout_ms, 4294967295u);
+  EXPECT_EQ(l.max_session_expiry_s, 9u);
+  EXPECT_EQ(l.topic_alias_maximum, 0);
+  EXPECT_EQ(l.sys_interval_s, 0u);
+  EXPECT_TRUE(l.disconnect_on_denied_publish);
+  ASSERT_TRUE(cfg.anonymous);
+  ASSERT_EQ(cfg.anonymous->size(), 1u);
+  EXPECT_TRUE((*cfg.anonymous)[0].allow);
+  EXPECT_EQ((*cfg.anonymous)[0].actions, (std::vector<std::string>{"mqtt:*"}));
+  EXPECT_EQ((*cfg.anonymous)[0].resources, (std::vector<std::string>{"public/#"}));
+  ASSERT_EQ(cfg.topics.count("t"), 1u);
+  EXPECT_EQ(cfg.topics.at("t")["patterns"][0]["maxMessageSize"], 10);
+  ASSERT_EQ(cfg.modules.size(), 2u);
+  EXPECT_EQ(cfg.modules[0].name, "env");
+  EXPECT_TRUE(cfg.modules[0].enabled);
+  EXPECT_EQ(cfg.modules[0].settings, nlohmann::json::object());
+  EXPECT_EQ(cfg.modules[0].where, "modules[0]");
+  EXPECT_EQ(cfg.modules[1].name, "tcp");
+  EXPECT_FALSE(cfg.modules[1].enabled);
+  EXPECT_EQ(cfg.modules[1].settings, nlohmann::json({{"port", 1884}}));
+  EXPECT_EQ(cfg.modules[1].where, "modules[1]");
+}
+
+TEST(ConfigParse, ModulePathAsOneString) {
+  EXPECT_EQ(parse_config(R"({"module_path": "/x"})", "s").module_path,
+            (std::vector<std::string>{"/x"}));
+}
+
+TEST(ConfigParse, ShippedExampleParses) {
+  // config/backbone.json, found from this file's path in the source tree.
+  std::string path = __FILE__;
+  const std::string self = "tests/unit/config/config_file_test.cpp";
+  ASSERT_TRUE(path.size() >= self.size() &&
+              path.compare(path.size() - self.size(), self.size(), self) == 0)
+      << path;
+  path.replace(path.size() - self.size(), self.size(), "config/backbone.json");
+  const Config cfg = load_config_file(path);
+  ASSERT_EQ(cfg.modules.size(), 4u);
+  EXPECT_EQ(cfg.modules[0].name, "env");
+  EXPECT_EQ(cfg.modules[3].name, "tcp");
+  EXPECT_EQ(cfg.modules[3].settings["port"], 1883);
+  EXPECT_EQ(cfg.limits.max_packet_size, 262144u);
+  EXPECT_EQ(cfg.topics.count("sensor-topics"), 1u);
+}
+
+TEST(ConfigErrors, InvalidJsonGivesLineAndColumn) {
+  EXPECT_EQ(error_of("{\n  \"workers\": ,\n}"), "test.json:2:14: invalid JSON");
+  EXPECT_EQ(error_of("{,}"), "test.json:1:2: invalid JSON");
+  EXPECT_EQ(error_of("{\n,}"), "test.json:2:1: invalid JSON");
+  EXPECT_EQ(error_of("// only a comment\n\n   x"), "test.json:3:4: invalid JSON");
+  EXPECT_EQ(error_of("{\"a\": 1} }"), "test.json:1:10: invalid JSON");
+}
+
+TEST(ConfigErrors, TopLevel) {
+  EXPECT_EQ(error_of("[]"), "test.json: top level: expected an object, got array");
+  EXPECT_EQ(error_of("5"), "test.json: top level: expected an object, got number");
+  EXPECT_EQ(error_of(R"({"bogus": 1})"), "test.json: top level: unknown key 'bogus'");
+  EXPECT_EQ(error_of(R"({"Workers": 1})"), "test.json: top level: unknown key 'Workers'");
+  EXPECT_EQ(error_of(R"({"module_path": 5})"),
+            "test.json: module_path: expected a string or an array of strings");
+  EXPECT_EQ(error_of(R"({"module_path": ["a", 1]})"), "test.json: module_path: expected strings");
+}
+
+// "workers" is a top-level key; its location should read like the others
+// ("limits.max_inflight", "log.level"), not "top level.workers".
+TEST(ConfigErrors, WorkersLocation) {
+  EXPECT_EQ(error_of(R"({"workers": -1})"),
+            "test.json: workers: expected an unsigned integer up to 4294967295, got -1");
+  EXPECT_EQ(error_of(R"({"workers": "4"})"),
+            "test.json: workers: expected an unsigned integer up to 4294967295, got \"4\"");
+}
+
+TEST(ConfigErrors, Log) {
+  EXPECT_EQ(error_of(R"({"log": 1})"), "test.json: log: expected an object, got number");
+  EXPECT_EQ(error_of(R"({"log": {"colour": "x"}})"), "test.json: log: unknown key 'colour'");
+  EXPECT_EQ(error_of(R"({"log": {"level": 3}})"), "test.json: log.level: expected a string");
+  EXPECT_EQ(error_of(R"({"log": {"format": null}})"), "test.json: log.format: expected a string");
+}
+
+TEST(ConfigErrors, LimitsTypes) {
+  EXPECT_EQ(error_of(R"({"limits": []})"), "test.json: limits: expected an object, got array");
+  EXPECT_EQ(error_of(R"({"limits": {"max_packets": 1}})"),
+            "test.json: limits: unknown key 'max_packets'");
+  EXPECT_EQ(error_of(R"({"limits": {"max_inflight": 65536}})"),
+            "test.json: limits.max_inflight: expected an unsigned integer up to 65535, got 65536");
+  EXPECT_EQ(error_of(R"({"limits": {"max_connections": -5}})"),
+            "test.json: limits.max_connections: expected an unsigned integer up to 4294967295, "
+            "got -5");
+  EXPECT_EQ(error_of(R"({"limits": {"max_connections": 1.5}})"),
+            "test.json: limits.max_connections: expected an unsigned integer up to 4294967295, "
+            "got 1.5");
+  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": "1k"}})"),
+            "test.json: limits.max_packet_size: expected an unsigned integer up to 4294967295, "
+            "got \"1k\"");
+  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": 4294967296}})"),
+            "test.json: limits.max_packet_size: expected an unsigned integer up to 4294967295, "
+            "got 4294967296");
+  EXPECT_EQ(error_of(R"({"limits": {"max_queued_bytes": -1}})"),
+            "test.json: limits.max_queued_bytes: expected an unsigned integer up to "
+            "18446744073709551615, got -1");
+  EXPECT_EQ(error_of(R"({"limits": {"disconnect_on_denied_publish": 1}})"),
+            "test.json: limits.disconnect_on_denied_publish: expected true or false");
+}
+
+TEST(ConfigErrors, LimitsBounds) {
+  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": 63}})"),
+            "test.json: limits.max_packet_size: must be at least 64");
+  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size_before_auth": 0}})"),
+            "test.json: limits.max_packet_size_before_auth: must be at least 64");
+  EXPECT_EQ(error_of(R"({"limits": {"max_inflight": 0}})"),
+            "test.json: limits.max_inflight: must be at least 1");
+  EXPECT_EQ(error_of(R"({"limits": {"receive_maximum": 0}})"),
+            "test.json: limits.receive_maximum: must be at least 1");
+  EXPECT_EQ(error_of(R"({"limits": {"max_queued_messages": 0}})"),
+            "test.json: limits.max_queued_messages: must be at least 1");
+  // The smallest accepted values.
+  const Config cfg = parse_config(
+      R"({"limits": {"max_packet_size": 64, "max_packet_size_before_auth": 64,
+          "max_inflight": 1, "receive_maximum": 1, "max_queued_messages": 1}})",
+      "min");
+  EXPECT_EQ(cfg.limits.max_packet_size, 64u);
+  EXPECT_EQ(cfg.limits.max_inflight, 1);
+}
+
+TEST(ConfigErrors, Anonymous) {
+  EXPECT_EQ(error_of(R"({"anonymous": []})"),
+            "test.json: anonymous: expected an object, got array");
+  EXPECT_EQ(error_of(R"({"anonymous": {}})"), "test.json: anonymous: missing 'statements'");
+  EXPECT_EQ(error_of(R"({"anonymous": {"rules": []}})"),
+            "test.json: anonymous: unknown key 'rules'");
+  EXPECT_EQ(error_of(R"({"anonymous": {"statements": 5}})"),
+            "test.json: anonymous: statements: expected array");
+  EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "maybe", "actions": "*",
+             "resources": "#"}]}})"),
+            "test.json: anonymous: statements[0].effect: expected \"allow\", \"deny\" or "
+            "\"disallow\"");
+  EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "allow", "resources": "#"}]}})"),
+            "test.json: anonymous: statements[0].actions: missing");
+  // An empty statement list is valid (deny everything).
+  const Config cfg = parse_config(R"({"anonymous": {"statements": []}})", "s");
+  ASSERT_TRUE(cfg.anonymous);
+  EXPECT_TRUE(cfg.anonymous->empty());
+}
+
+TEST(ConfigErrors, Topics) {
+  EXPECT_EQ(error_of(R"({"topics": []})"),
+            "test.json: topics: expected an object of named topic rules");
+  const std::string e = error_of(R"({"topics": {"bad-rule": 5}})");
+  EXPECT_EQ(e.rfind("test.json: topics.bad-rule: ", 0), 0u) << e;
+  EXPECT_GT(e.size(), std::string("test.json: topics.bad-rule: ").size()) << e;
+}
+
+TEST(ConfigErrors, Modules) {
+  EXPECT_EQ(error_of(R"({"modules": {}})"), "test.json: modules: expected an array");
+  EXPECT_EQ(error_of(R"({"modules": ["env", "jwt", "env"]})"),
+            "test.json: modules[2]: module 'env' is listed twice");
+  EXPECT_EQ(error_of(R"({"modules": ["env", {"name": "env", "enabled": false}]})"),
+            "test.json: modules[1]: module 'env' is listed twice");
+  EXPECT_EQ(error_of(R"({"modules": [5]})"),
+            "test.json: modules[0]: expected an object, got number");
+  EXPECT_EQ(error_of(R"({"modules": [{"settings": {}}]})"),
+            "test.json: modules[0].name: expected the module name as a string");
+  EXPECT_EQ(error_of(R"({"modules": [{"name": 1}]})"),
+            "test.json: modules[0].name: expected the module name as a string");
+  EXPECT_EQ(error_of(R"({"modules": ["a", {"name": "x", "extra": 1}]})"),
+            "test.json: modules[1]: unknown key 'extra'");
+  EXPECT_EQ(error_of(R"({"modules": [{"name": "x", "settings": []}]})"),
+            "test.json: modules[0].settings: expected an object");
+  EXPECT_EQ(error_of(R"({"modules": [{"name": "x", "enabled": "yes"}]})"),
+            "test.json: modules[0].enabled: expected true or false");
+  EXPECT_EQ(error_of(R"({"modules": ["../evil"]})"),
+            "test.json: modules[0].name: invalid module name '../evil'");
+  EXPECT_EQ(error_of(R"({"modules": [""]})"), "test.json: modules[0].name: invalid module name ''");
+}
+
+TEST(ConfigFile, LoadsFromDiskAndNamesMissingFiles) {
+  char path[] = "/tmp/bb-config-test-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream out(path);
+    out << "// on disk\n{\"workers\": 2, \"modules\": [\"env\"]}\n";
+  }
+  const Config cfg = load_config_file(path);
+  EXPECT_EQ(cfg.source, path);
+  EXPECT_EQ(cfg.workers, 2u);
+  ASSERT_EQ(cfg.modules.size(), 1u);
+  {
+    std::ofstream out(path);
+    out << "{\n\"workers\": 2,,\n}\n";
+  }
+  try {
+    load_config_file(path);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), std::string(path) + ":2:14: invalid JSON");
+  }
+  std::remove(path);
+  try {
+    load_config_file(path);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), std::string(path) + ": cannot read the config file");
+  }
+}
+
+TEST(ConfigDefault, ListsEnvAdminJwtTcp) {
+  const Config cfg = default_config();
+  EXPECT_EQ(cfg.source, "built-in defaults");
+  ASSERT_EQ(cfg.modules.size(), 4u);
+  const std::vector<std::string> names = {"env", "admin", "jwt", "tcp"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(cfg.modules[i].name, names[i]);
+    EXPECT_TRUE(cfg.modules[i].enabled);
+    EXPECT_EQ(cfg.modules[i].settings, nlohmann::json::object());
+    EXPECT_EQ(cfg.modules[i].where, "built-in default module '" + names[i] + "'");
+  }
+  EXPECT_FALSE(cfg.anonymous);
+  EXPECT_TRUE(cfg.module_path.empty());
+  EXPECT_EQ(cfg.workers, 0u);
+}
+
+}  // namespace
+}  // namespace backbone::kernel::config
