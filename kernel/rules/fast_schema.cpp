@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/rules/fast_schema.hpp"
 
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace backbone::kernel::rules {
+
+void rapidjson_assertion_failed(const char* file, int line) {
+  throw std::runtime_error(std::string("JSON parser assertion failed at ") + file + ":" +
+                           std::to_string(line));
+}
 namespace {
 
 // Annotations that never affect validation.

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// Every translation unit must see RapidJSON configured the same way:
-// valijson's adapter defines RAPIDJSON_ASSERT (throwing instead of aborting)
-// and must come before any RapidJSON header.
-#ifndef VALIJSON_USE_EXCEPTIONS
-#define VALIJSON_USE_EXCEPTIONS 1
-#endif
-#include <valijson/adapters/rapidjson_adapter.hpp>
+// Every translation unit must see RapidJSON configured the same way, so it is
+// included only through this header. Its assertions throw instead of
+// aborting: bad input must never take the broker down. (valijson's RapidJSON
+// adapter is not used: its assertion macro builds a std::string for every
+// assertion evaluated, which made parsing several times slower.)
+
+namespace backbone::kernel::rules {
+[[noreturn]] void rapidjson_assertion_failed(const char* file, int line);
+}  // namespace backbone::kernel::rules
+
+#define RAPIDJSON_ASSERT(x) \
+  ((x) ? static_cast<void>(0) : ::backbone::kernel::rules::rapidjson_assertion_failed(__FILE__, __LINE__))
 
 #include <rapidjson/document.h>

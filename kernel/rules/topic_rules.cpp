@@ -1,11 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/rules/topic_rules.hpp"
 
-// Without this valijson reports a bad schema by calling abort().
-#ifndef VALIJSON_USE_EXCEPTIONS
-#define VALIJSON_USE_EXCEPTIONS 1
-#endif
-
 #include <atomic>
 #include <exception>
 #include <regex>
@@ -341,7 +336,11 @@ class PayloadDocument {
     values_.Clear();
     stack_.Clear();
     doc_.emplace(&values_, sizeof(stack_buffer_) / 2, &stack_);
-    doc_->Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+    try {
+      doc_->Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+    } catch (const std::exception&) {
+      return nullptr;  // an internal assertion: treat as unparsable
+    }
     return doc_->HasParseError() ? nullptr : &*doc_;
   }
 
@@ -382,6 +381,10 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
 
   thread_local PayloadDocument document;
   const auto* doc = document.parse(payload);
+  // valijson's view of the payload, parsed only when a schema needs it: one
+  // the fast check cannot express, or a payload the fast check refused (then
+  // valijson decides and explains).
+  std::optional<json> slow_doc;
   for (const auto& [index, p] : matches.entries) {
     const Entry& e = entries[index];
     if (!e.schema) continue;
@@ -389,10 +392,13 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
       return Violation{Violation::kPayloadFormatInvalid,
                        prefix(e, *p) + "payload is not valid JSON"};
     }
-    // The fast check decides for schemas it can express; valijson decides
-    // the rest and explains every failure.
     if (e.fast && e.fast->valid(*doc)) continue;
-    const valijson::adapters::RapidJsonAdapter adapter(*doc);
+    if (!slow_doc) slow_doc = json::parse(payload.begin(), payload.end(), nullptr, false);
+    if (slow_doc->is_discarded()) {
+      return Violation{Violation::kPayloadFormatInvalid,
+                       prefix(e, *p) + "payload is not valid JSON"};
+    }
+    const valijson::adapters::NlohmannJsonAdapter adapter(*slow_doc);
     std::string detail;
     bool valid = false;
     // The regexes were checked at compile time, so nothing should throw here;
