@@ -3,6 +3,8 @@
 
 #include "kernel/protocol/reason_code.hpp"
 
+#include <cstring>
+
 namespace backbone::kernel::protocol {
 namespace {
 
@@ -306,6 +308,16 @@ bool valid_utf8(std::string_view s) {
   const size_t n = s.size();
   size_t i = 0;
   while (i < n) {
+    // ASCII fast path, eight bytes at a time: no high bit and no zero byte.
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      constexpr uint64_t kHigh = 0x8080808080808080ull, kLow = 0x0101010101010101ull;
+      if ((w & kHigh) == 0 && ((w - kLow) & ~w & kHigh) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const uint8_t c = p[i];
     if (c < 0x80) {
       if (c == 0) return false;  // U+0000 is forbidden in MQTT strings

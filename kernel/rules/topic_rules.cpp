@@ -18,6 +18,7 @@
 #include <valijson/validator.hpp>
 
 #include "kernel/authz/resource_pattern.hpp"
+#include "kernel/protocol/codec.hpp"
 #include "kernel/rules/fast_schema.hpp"
 
 namespace backbone::kernel::rules {
@@ -336,8 +337,11 @@ class PayloadDocument {
     values_.Clear();
     stack_.Clear();
     doc_.emplace(&values_, sizeof(stack_buffer_) / 2, &stack_);
+    // JSON text is UTF-8 (RFC 8259); checked up front by the codec's fast
+    // validator rather than character by character inside the parser.
+    if (!protocol::valid_utf8(payload)) return nullptr;
     try {
-      doc_->Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+      doc_->Parse(payload.data(), payload.size());
     } catch (const std::exception&) {
       return nullptr;  // an internal assertion: treat as unparsable
     }
