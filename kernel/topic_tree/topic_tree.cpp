@@ -200,21 +200,20 @@ void visit_node(const NodeT& node, const MatchState& st) {
   }
 }
 
+// Below the first level: the '$' rule no longer applies.
 template <class NodeT, class GroupT>
-void match_levels(const NodeT& node, std::string_view topic, size_t pos, bool first,
-                  const MatchState& st) {
+void match_levels(const NodeT& node, std::string_view topic, size_t pos, const MatchState& st) {
   // '#' matches this level and everything below, including the parent level
   // itself ("a/#" matches "a").
-  const bool dollar = first && !topic.empty() && topic[0] == '$';
-  if (node.hash && !dollar) visit_node<NodeT, GroupT>(*node.hash, st);
+  if (node.hash) visit_node<NodeT, GroupT>(*node.hash, st);
   if (pos == std::string_view::npos) {
     visit_node<NodeT, GroupT>(node, st);
     return;
   }
   const std::string_view level = next_level(topic, pos);
   auto it = node.children.find(level);
-  if (it != node.children.end()) match_levels<NodeT, GroupT>(*it->second, topic, pos, false, st);
-  if (node.plus && !dollar) match_levels<NodeT, GroupT>(*node.plus, topic, pos, false, st);
+  if (it != node.children.end()) match_levels<NodeT, GroupT>(*it->second, topic, pos, st);
+  if (node.plus) match_levels<NodeT, GroupT>(*node.plus, topic, pos, st);
 }
 
 }  // namespace
@@ -228,8 +227,8 @@ void TopicTree::match(std::string_view topic, MatchVisitor visit, void* ctx) con
   size_t pos = 0;
   const std::string_view level = next_level(topic, pos);
   auto it = root.children.find(level);
-  if (it != root.children.end()) match_levels<Node, SharedGroup>(*it->second, topic, pos, false, st);
-  if (root.plus && !dollar) match_levels<Node, SharedGroup>(*root.plus, topic, pos, false, st);
+  if (it != root.children.end()) match_levels<Node, SharedGroup>(*it->second, topic, pos, st);
+  if (root.plus && !dollar) match_levels<Node, SharedGroup>(*root.plus, topic, pos, st);
 }
 
 }  // namespace backbone::kernel::topic_tree
