@@ -340,8 +340,11 @@ class PayloadDocument {
     // JSON text is UTF-8 (RFC 8259); checked up front by the codec's fast
     // validator rather than character by character inside the parser.
     if (!protocol::valid_utf8(payload)) return nullptr;
+    // Parsed in place in a per-thread copy: strings then point into it
+    // instead of being copied again into the document.
+    text_.assign(payload);
     try {
-      doc_->Parse(payload.data(), payload.size());
+      doc_->ParseInsitu(text_.data());
     } catch (const std::exception&) {
       return nullptr;  // an internal assertion: treat as unparsable
     }
@@ -349,6 +352,7 @@ class PayloadDocument {
   }
 
  private:
+  std::string text_;
   char value_buffer_[16 * 1024];
   char stack_buffer_[4 * 1024];
   rapidjson::MemoryPoolAllocator<> values_;
