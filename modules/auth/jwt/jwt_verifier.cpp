@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "jwt_verifier.hpp"
 
+#include "common/jose/jose_common.hpp"
+
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -11,13 +13,18 @@
 
 #include <array>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
 
 namespace backbone::modules::jwt {
+
+using jose::base64url_decode;
+using jose::kMaxDate;
+using jose::numeric_date;
+using jose::printable;
+
 namespace {
 
 using Json = nlohmann::json;
@@ -27,7 +34,6 @@ constexpr size_t kMaxHeaderSize = 4096;
 constexpr size_t kMaxPatternSize = 1024;
 // NumericDate values beyond this are clamped: far enough for any real token,
 // small enough that adding a leeway cannot overflow.
-constexpr int64_t kMaxDate = int64_t{1} << 62;
 
 const Algorithm kAlgorithms[] = {
     {"HS256", Family::kHmac, &EVP_sha256, "", 0},
@@ -41,16 +47,6 @@ const Algorithm kAlgorithms[] = {
     {"ES512", Family::kEcdsa, &EVP_sha512, "secp521r1", 66},
 };
 
-// Attacker-controlled text made safe for one log line.
-std::string printable(std::string_view s, size_t max = 40) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
 std::string curve_label(std::string_view curve) {
   if (curve == "prime256v1") return "P-256";
   if (curve == "secp384r1") return "P-384";
@@ -58,49 +54,12 @@ std::string curve_label(std::string_view curve) {
   return std::string(curve);
 }
 
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
-};
 struct BioDeleter {
   void operator()(BIO* b) const noexcept { BIO_free(b); }
 };
 struct X509Deleter {
   void operator()(X509* x) const noexcept { X509_free(x); }
 };
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
-};
-
-bool digest_verify(EVP_PKEY* key, const EVP_MD* md, std::string_view data, const unsigned char* sig,
-                   size_t sig_len) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  if (!ctx) return false;
-  bool ok = EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key) == 1 &&
-            EVP_DigestVerify(ctx.get(), sig, sig_len,
-                             reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
-  ERR_clear_error();
-  return ok;
-}
-
-// NumericDate (RFC 7519 §2): a JSON number of seconds, possibly fractional.
-std::optional<int64_t> numeric_date(const Json& v) {
-  if (v.is_number_unsigned()) {
-    uint64_t u = v.get<uint64_t>();
-    return u > static_cast<uint64_t>(kMaxDate) ? kMaxDate : static_cast<int64_t>(u);
-  }
-  if (v.is_number_integer()) {
-    int64_t i = v.get<int64_t>();
-    return i < -kMaxDate ? -kMaxDate : (i > kMaxDate ? kMaxDate : i);
-  }
-  if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (!std::isfinite(d)) return std::nullopt;
-    if (d >= static_cast<double>(kMaxDate)) return kMaxDate;
-    if (d <= -static_cast<double>(kMaxDate)) return -kMaxDate;
-    return static_cast<int64_t>(std::floor(d));
-  }
-  return std::nullopt;
-}
 
 // One of `actions` / `resources`: a non-empty string or a non-empty array of
 // non-empty strings.
@@ -204,39 +163,6 @@ std::string key_mismatch(const Algorithm& alg, EVP_PKEY* key) {
   return {};
 }
 
-std::optional<std::string> base64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '-') {
-      v = 62;
-    } else if (c == '_') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xffu));
-    }
-  }
-  // Leftover bits must be zero, so every byte string has one encoding.
-  if ((acc & ((1u << bits) - 1u)) != 0) return std::nullopt;
-  return out;
-}
-
 bool parse_statements(const Json& claim, std::vector<Triple>& out, std::string& error) {
   if (!claim.is_array()) {
     error = std::string("claim 'statements': expected an array, got ") + claim.type_name();
@@ -314,29 +240,12 @@ bool Verifier::verify_signature(const Algorithm& alg, std::string_view signing_i
       EVP_PKEY* key = config_.public_key.get();
       if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) return false;
       if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key))) return false;
-      return digest_verify(key, alg.digest(), signing_input, sig, signature.size());
+      return jose::digest_verify(key, alg.digest(), false, signing_input, sig, signature.size());
     }
     case Family::kEcdsa: {
       EVP_PKEY* key = config_.public_key.get();
       if (key == nullptr || !key_mismatch(alg, key).empty()) return false;
-      // JWS carries ECDSA signatures as fixed-size r || s (RFC 7518 §3.4);
-      // OpenSSL verifies DER.
-      const size_t n = alg.ec_component_size;
-      if (signature.size() != 2 * n) return false;
-      std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> ec(ECDSA_SIG_new());
-      BIGNUM* r = BN_bin2bn(sig, static_cast<int>(n), nullptr);
-      BIGNUM* s = BN_bin2bn(sig + n, static_cast<int>(n), nullptr);
-      if (!ec || r == nullptr || s == nullptr || ECDSA_SIG_set0(ec.get(), r, s) != 1) {
-        BN_free(r);
-        BN_free(s);
-        return false;
-      }
-      unsigned char* der = nullptr;
-      int der_len = i2d_ECDSA_SIG(ec.get(), &der);
-      if (der_len <= 0) return false;
-      bool ok = digest_verify(key, alg.digest(), signing_input, der, static_cast<size_t>(der_len));
-      OPENSSL_free(der);
-      return ok;
+      return jose::ecdsa_verify(key, alg.digest(), alg.ec_component_size, signing_input, signature);
     }
   }
   return false;

@@ -84,10 +84,6 @@ class Verifier {
   VerifierConfig config_;
 };
 
-// Decodes unpadded base64url (RFC 7515 §2) strictly: no padding, no other
-// characters, no non-zero trailing bits. nullopt when malformed.
-std::optional<std::string> base64url_decode(std::string_view in);
-
 // The most statement triples one token may carry (cross product included).
 inline constexpr size_t kMaxStatements = 4096;
 

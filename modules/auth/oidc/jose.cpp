@@ -9,10 +9,13 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
-#include <cmath>
 #include <set>
 
 namespace backbone::modules::oidc {
+
+using jose::kMaxDate;
+using jose::numeric_date;
+
 namespace {
 
 using Json = nlohmann::json;
@@ -23,7 +26,6 @@ constexpr size_t kMaxKeys = 100;
 constexpr int kMinRsaBits = 2048;
 constexpr int kMaxRsaBits = 16384;
 // NumericDate values beyond this are clamped: adding a leeway cannot overflow.
-constexpr int64_t kMaxDate = int64_t{1} << 62;
 
 const Algorithm kAlgorithms[] = {
     {"RS256", KeyType::kRsa, false, &EVP_sha256, "", 0},
@@ -48,9 +50,6 @@ const Curve kCurves[] = {
     {"P-521", "secp521r1", 66},
 };
 
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
-};
 struct PkeyCtxDeleter {
   void operator()(EVP_PKEY_CTX* c) const noexcept { EVP_PKEY_CTX_free(c); }
 };
@@ -62,9 +61,6 @@ struct ParamDeleter {
 };
 struct BnDeleter {
   void operator()(BIGNUM* b) const noexcept { BN_free(b); }
-};
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
 };
 using Bn = std::unique_ptr<BIGNUM, BnDeleter>;
 
@@ -181,49 +177,15 @@ Pkey ec_key(const Json& jwk, std::string& crv_out, std::string& error) {
   return key;
 }
 
-bool digest_verify(EVP_PKEY* key, const Algorithm& alg, std::string_view data,
-                   const unsigned char* sig, size_t sig_len) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  if (!ctx) return false;
-  EVP_PKEY_CTX* pctx = nullptr;
-  bool ok = EVP_DigestVerifyInit(ctx.get(), &pctx, alg.digest(), nullptr, key) == 1;
-  if (ok && alg.pss) {
-    // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash.
-    ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
-         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1;
-  }
-  ok =
-      ok && EVP_DigestVerify(ctx.get(), sig, sig_len,
-                             reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
-  ERR_clear_error();
-  return ok;
-}
-
 bool verify_signature(const Algorithm& alg, EVP_PKEY* key, std::string_view signing_input,
                       const std::string& signature) {
-  const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
   if (alg.type == KeyType::kRsa) {
     if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key))) return false;
-    return digest_verify(key, alg, signing_input, sig, signature.size());
+    return jose::digest_verify(key, alg.digest(), alg.pss, signing_input,
+                               reinterpret_cast<const unsigned char*>(signature.data()),
+                               signature.size());
   }
-  // JWS carries ECDSA signatures as fixed-size r || s (RFC 7518 §3.4);
-  // OpenSSL verifies DER.
-  const size_t n = alg.ec_component_size;
-  if (signature.size() != 2 * n) return false;
-  std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> ec(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(sig, static_cast<int>(n), nullptr);
-  BIGNUM* s = BN_bin2bn(sig + n, static_cast<int>(n), nullptr);
-  if (!ec || r == nullptr || s == nullptr || ECDSA_SIG_set0(ec.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return false;
-  }
-  unsigned char* der = nullptr;
-  const int der_len = i2d_ECDSA_SIG(ec.get(), &der);
-  if (der_len <= 0) return false;
-  const bool ok = digest_verify(key, alg, signing_input, der, static_cast<size_t>(der_len));
-  OPENSSL_free(der);
-  return ok;
+  return jose::ecdsa_verify(key, alg.digest(), alg.ec_component_size, signing_input, signature);
 }
 
 // Can `jwk` verify a token signed with `alg`?
@@ -231,26 +193,6 @@ bool fits(const Jwk& jwk, const Algorithm& alg) {
   if (jwk.type != alg.type) return false;
   if (alg.type == KeyType::kEc && jwk.crv != alg.curve) return false;
   return jwk.alg.empty() || jwk.alg == alg.name;
-}
-
-// NumericDate (RFC 7519 §2): a JSON number of seconds, possibly fractional.
-std::optional<int64_t> numeric_date(const Json& v) {
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    return u > static_cast<uint64_t>(kMaxDate) ? kMaxDate : static_cast<int64_t>(u);
-  }
-  if (v.is_number_integer()) {
-    const int64_t i = v.get<int64_t>();
-    return i < -kMaxDate ? -kMaxDate : (i > kMaxDate ? kMaxDate : i);
-  }
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (!std::isfinite(d)) return std::nullopt;
-    if (d >= static_cast<double>(kMaxDate)) return kMaxDate;
-    if (d <= -static_cast<double>(kMaxDate)) return -kMaxDate;
-    return static_cast<int64_t>(std::floor(d));
-  }
-  return std::nullopt;
 }
 
 // The claim at `field`: a top-level member of that exact name, else a dotted
@@ -284,45 +226,6 @@ const Jwk* KeySet::find(std::string_view kid) const noexcept {
     if (k.kid == kid) return &k;
   }
   return nullptr;
-}
-
-std::string printable(std::string_view s, size_t max) {
-  std::string out;
-  for (char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > max) out += "...";
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '-') {
-      v = 62;
-    } else if (c == '_') {
-      v = 63;
-    } else {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xffu));
-    }
-  }
-  if ((acc & ((1u << bits) - 1u)) != 0) return std::nullopt;
-  return out;
 }
 
 bool parse_jwks(const Json& doc, std::vector<Jwk>& out, std::vector<std::string>& skipped,

@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/jose/jose_common.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -59,11 +61,8 @@ struct KeySet {
 bool parse_jwks(const nlohmann::json& doc, std::vector<Jwk>& out, std::vector<std::string>& skipped,
                 std::string& error);
 
-// Decodes unpadded base64url (RFC 7515 §2) strictly. nullopt when malformed.
-std::optional<std::string> base64url_decode(std::string_view in);
-
-// Attacker-controlled text made safe for one log line.
-std::string printable(std::string_view s, size_t max = 40);
+using jose::base64url_decode;
+using jose::printable;
 
 // The parts of a token that key selection needs, parsed without trusting it.
 struct TokenHeader {
