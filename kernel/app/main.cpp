@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "kernel/app/sd_notify.hpp"
 #include "kernel/broker/broker.hpp"
 #include "kernel/config/config_file.hpp"
 #include "kernel/module_host/module_host.hpp"
@@ -190,6 +191,9 @@ int main(int argc, char** argv) {
   if (broker.authenticator_names().empty() && !broker.anonymous_policy())
     spdlog::warn("no authentication provider is configured and anonymous access is off: no "
                  "client can log in (set ADMIN_TOKEN or TOKEN_SECRET)");
+  // Type=notify: systemd considers the service started only now, with every
+  // module started and the transports accepting clients.
+  app::sd_notify("READY=1\nSTATUS=running");
 
   while (true) {
     int sig = 0;
@@ -199,6 +203,7 @@ int main(int argc, char** argv) {
         spdlog::info("SIGHUP: no config file to reload");
         continue;
       }
+      app::sd_notify_reloading();
       try {
         config::Config fresh = config::load_config_file(config_path);
         broker.set_anonymous_policy(anonymous_policy(fresh));
@@ -209,11 +214,13 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         spdlog::error("SIGHUP: reload failed, keeping the running configuration: {}", e.what());
       }
+      app::sd_notify("READY=1\nSTATUS=running");
       continue;
     }
     spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
+  app::sd_notify("STOPPING=1");
   broker.close_all(protocol::reason::kServerShuttingDown);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   host.stop();

@@ -24,11 +24,23 @@ DecisionCache::DecisionCache(std::shared_ptr<const Policy> policy, size_t capaci
 bool DecisionCache::allows(Action a, std::string_view topic) {
   if (const int8_t fixed = policy_->fixed_decision(static_cast<size_t>(a)); fixed >= 0)
     return fixed == 1;
+  Last& last = last_[static_cast<size_t>(a)];
+  if (last.valid && last.topic == topic) return last.allowed;
+  bool allowed;
   if (maps_) {
     const Map& map = (*maps_)[static_cast<size_t>(a)];
-    if (auto it = map.find(topic); it != map.end()) return it->second;
+    if (auto it = map.find(topic); it != map.end()) {
+      allowed = it->second;
+      last.topic.assign(topic);
+      last.allowed = allowed;
+      last.valid = true;
+      return allowed;
+    }
   }
-  const bool allowed = policy_->allows(action_name(a), topic);
+  allowed = policy_->allows(action_name(a), topic);
+  last.topic.assign(topic);
+  last.allowed = allowed;
+  last.valid = true;
   // Starting over is cheaper and simpler than LRU bookkeeping; a session
   // cycling through more topics than the capacity just pays the policy walk.
   if (size_ >= capacity_) clear();
@@ -53,6 +65,7 @@ size_t DecisionCache::size() const {
 
 void DecisionCache::clear() {
   maps_.reset();
+  for (auto& last : last_) last.valid = false;
   size_ = 0;
 }
 

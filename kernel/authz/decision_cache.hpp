@@ -57,6 +57,14 @@ class DecisionCache {
   // Allocated on the first decision that needs it: idle sessions and broad
   // grants (fixed decisions) never pay for the maps.
   std::unique_ptr<std::array<Map, 3>> maps_;  // indexed by Action
+  // The last decision per action: publishers and subscribers mostly repeat
+  // one topic, and comparing it is cheaper than hashing it.
+  struct Last {
+    std::string topic;
+    bool allowed = false;
+    bool valid = false;
+  };
+  std::array<Last, 3> last_;
 };
 
 }  // namespace backbone::kernel::authz

@@ -310,11 +310,20 @@ const TopicMatches& thread_matches(uint64_t generation, const std::vector<Entry>
   constexpr size_t kCapacity = 4096;
   thread_local uint64_t current = 0;
   thread_local std::unordered_map<std::string, TopicMatches, StringHash, std::equal_to<>> cache;
+  // The last topic asked about, compared before hashing (see DecisionCache).
+  thread_local std::string last_topic;
+  thread_local const TopicMatches* last = nullptr;
   if (current != generation || cache.size() >= kCapacity) {
     cache.clear();
     current = generation;
+    last = nullptr;
   }
-  if (auto it = cache.find(topic); it != cache.end()) return it->second;
+  if (last && last_topic == topic) return *last;
+  if (auto it = cache.find(topic); it != cache.end()) {
+    last_topic.assign(topic);
+    last = &it->second;
+    return it->second;
+  }
   TopicMatches m;
   for (uint32_t i = 0; i < entries.size(); ++i) {
     if (const ResourcePattern* p = entries[i].match(topic)) {
@@ -322,7 +331,9 @@ const TopicMatches& thread_matches(uint64_t generation, const std::vector<Entry>
       m.any_schema = m.any_schema || entries[i].schema != nullptr;
     }
   }
-  return cache.emplace(std::string(topic), std::move(m)).first->second;
+  last_topic.assign(topic);
+  last = &cache.emplace(std::string(topic), std::move(m)).first->second;
+  return *last;
 }
 
 // Payloads are parsed with RapidJSON into per-thread memory pools: no
