@@ -1,17 +1,72 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/module_host/module_loader.hpp"
 
-// Boost 1.74's library_info.hpp uses std::vector without including it.
-#include <vector>
-
-#include <boost/dll/library_info.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
+#include <elf.h>
+
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string_view>
 
 namespace backbone::kernel::module_host {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Does the ELF file export `name` in its dynamic symbol table? Read without
+// loading it, so a foreign file never gets to run static constructors.
+// (boost::dll::library_info reads only .symtab, which strip removes.)
+bool exports_symbol(const std::string& path, std::string_view name, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read the file";
+    return false;
+  }
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto read = [&](size_t off, auto& out) {
+    if (off > data.size() || data.size() - off < sizeof(out)) return false;
+    std::memcpy(&out, data.data() + off, sizeof(out));
+    return true;
+  };
+  Elf64_Ehdr eh;
+  if (!read(0, eh) || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+    error = "not an ELF file";
+    return false;
+  }
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
+    error = "not a 64-bit little-endian ELF file";
+    return false;
+  }
+  if (eh.e_shentsize != sizeof(Elf64_Shdr)) {
+    error = "unexpected ELF section header size";
+    return false;
+  }
+  for (size_t i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh;
+    if (!read(eh.e_shoff + i * sizeof(Elf64_Shdr), sh)) break;
+    if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym)) continue;
+    Elf64_Shdr strtab;
+    if (!read(eh.e_shoff + sh.sh_link * sizeof(Elf64_Shdr), strtab)) break;
+    for (size_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym); ++k) {
+      Elf64_Sym sym;
+      if (!read(sh.sh_offset + k * sizeof(Elf64_Sym), sym)) break;
+      if (sym.st_shndx == SHN_UNDEF || ELF64_ST_BIND(sym.st_info) == STB_LOCAL) continue;
+      const size_t off = strtab.sh_offset + sym.st_name;
+      if (off >= data.size() || strtab.sh_offset > data.size()) continue;
+      const size_t end = data.find('\0', off);
+      if (end == std::string::npos) continue;
+      if (std::string_view(data.data() + off, end - off) == name) return true;
+    }
+  }
+  error = "no exported bb_module_entry symbol";
+  return false;
+}
+
+}  // namespace
 
 std::vector<std::string> module_search_path(const std::vector<std::string>& configured) {
   std::vector<std::string> path = configured;
@@ -41,16 +96,9 @@ std::string find_module_file(const std::string& name, const std::vector<std::str
 LoadedModule load_module(const std::string& path) {
   LoadedModule m;
   m.path = path;
-  try {
-    boost::dll::library_info info(path);
-    const auto symbols = info.symbols();
-    if (std::find(symbols.begin(), symbols.end(), "bb_module_entry") == symbols.end())
-      throw LoadError(path + ": not a Backbone module (no bb_module_entry symbol)");
-  } catch (const LoadError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw LoadError(path + ": cannot read the file as a shared object: " + e.what());
-  }
+  std::string why;
+  if (!exports_symbol(path, "bb_module_entry", why))
+    throw LoadError(path + ": not a Backbone module (" + why + ")");
   std::error_code ec;
   m.library.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
   if (ec) throw LoadError(path + ": cannot load: " + ec.message());

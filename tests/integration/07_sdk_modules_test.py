@@ -71,6 +71,23 @@ class AbiVersions(unittest.TestCase):
         with Broker(modules=["frozen"], extra={"module_path": [TEST_MODULES]}) as b:
             Client(b, version=4, username="frozen", password="frozen-ok").connect().disconnect()
 
+    def test_stripped_module_loads_and_junk_is_refused(self):
+        d = tempfile.mkdtemp()
+        subprocess.run(["strip", os.path.join(TEST_MODULES, "frozen.so"), "-o",
+                        os.path.join(d, "frozen.so")], check=True, timeout=30)
+        with open(os.path.join(d, "junk.so"), "w") as f:
+            f.write("not an ELF file")
+        with Broker(modules=["frozen"], extra={"module_path": [d]}) as b:
+            Client(b, version=4, username="frozen", password="frozen-ok").connect().disconnect()
+        import harness
+        path = os.path.join(d, "c.json")
+        with open(path, "w") as f:
+            json.dump({"module_path": [d], "modules": ["junk"]}, f)
+        r = subprocess.run([harness.BACKBONED, "--config", path, "--check-config"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not a Backbone module (not an ELF file)", r.stderr)
+
     def test_future_major_refused_with_both_versions(self):
         import harness
         path = os.path.join(tempfile.mkdtemp(), "c.json")
