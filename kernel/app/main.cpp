@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // backboned: command line, logging, start-up and signal handling.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -63,8 +63,10 @@ bool setup_logging(const std::string& level, const std::string& format) {
     }
   }
   if (!known) {
-    std::fprintf(stderr, "backboned: --log-level: unknown level '%s' (trace, debug, info, warn, "
-                         "error, critical, off)\n", level.c_str());
+    std::fprintf(stderr,
+                 "backboned: --log-level: unknown level '%s' (trace, debug, info, warn, "
+                 "error, critical, off)\n",
+                 level.c_str());
     return false;
   }
   auto logger = spdlog::stderr_logger_mt("backbone");
@@ -105,8 +107,9 @@ void apply_topic_rules(broker::Broker& broker, const config::Config& cfg,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Backbone: a Kubernetes-native MQTT 3.1.1/5.0 broker with fine-grained access "
-               "control and topic validation"};
+  CLI::App app{
+      "Backbone: a Kubernetes-native MQTT 3.1.1/5.0 broker with fine-grained access "
+      "control and topic validation"};
   std::string config_path, log_level, log_format;
   bool check_config = false, list = false, version = false;
   uint32_t workers_flag = 0;
@@ -138,7 +141,8 @@ int main(int argc, char** argv) {
   if (!setup_logging(cfg.log_level, cfg.log_format)) return 2;
 
   if (list) {
-    for (const auto& m : module_host::list_modules(module_host::module_search_path(cfg.module_path))) {
+    for (const auto& m :
+         module_host::list_modules(module_host::module_search_path(cfg.module_path))) {
       if (m.error.empty()) {
         std::printf("%-12s %-8s ABI %-5s %s\n", m.name.c_str(), m.version.c_str(), m.abi.c_str(),
                     m.path.c_str());
@@ -189,8 +193,9 @@ int main(int argc, char** argv) {
   spdlog::info("backboned {} running: {} worker(s), modules: {}", BACKBONE_VERSION, workers.size(),
                fmt::join(host.module_names(), ", "));
   if (broker.authenticator_names().empty() && !broker.anonymous_policy())
-    spdlog::warn("no authentication provider is configured and anonymous access is off: no "
-                 "client can log in (set ADMIN_TOKEN or TOKEN_SECRET)");
+    spdlog::warn(
+        "no authentication provider is configured and anonymous access is off: no "
+        "client can log in (set ADMIN_TOKEN or TOKEN_SECRET)");
   // Type=notify: systemd considers the service started only now, with every
   // module started and the transports accepting clients.
   app::sd_notify("READY=1\nSTATUS=running");
@@ -222,7 +227,17 @@ int main(int argc, char** argv) {
   }
   app::sd_notify("STOPPING=1");
   broker.close_all(protocol::reason::kServerShuttingDown);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Drain: DISCONNECTs and queued bytes go out until every connection is
+  // closed, or the grace period ends.
+  const auto drain_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
+  while (broker.stats().connections.load() > 0 &&
+         std::chrono::steady_clock::now() < drain_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (const auto left = broker.stats().connections.load(); left > 0)
+    spdlog::warn("shutdown: {} connection(s) still open after {} ms; closing them", left,
+                 cfg.limits.shutdown_grace_ms);
   host.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   workers.stop();

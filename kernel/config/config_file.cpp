@@ -17,7 +17,9 @@ using nlohmann::json;
   throw ConfigError(source + ": " + where + ": " + what);
 }
 
-const char* type_name(const json& j) { return j.type_name(); }
+const char* type_name(const json& j) {
+  return j.type_name();
+}
 
 template <class T>
 void read_uint(const std::string& source, const json& obj, const std::string& where,
@@ -33,7 +35,8 @@ void read_uint(const std::string& source, const json& obj, const std::string& wh
 
 void check_keys(const std::string& source, const json& obj, const std::string& where,
                 std::initializer_list<const char*> allowed) {
-  if (!obj.is_object()) fail(source, where, std::string("expected an object, got ") + type_name(obj));
+  if (!obj.is_object())
+    fail(source, where, std::string("expected an object, got ") + type_name(obj));
   for (const auto& [key, value] : obj.items()) {
     bool known = false;
     for (const char* a : allowed) known |= key == a;
@@ -42,12 +45,13 @@ void check_keys(const std::string& source, const json& obj, const std::string& w
 }
 
 void read_limits(const std::string& source, const json& j, Limits& l) {
-  check_keys(source, j, "limits",
-             {"max_packet_size", "max_packet_size_before_auth", "max_connections", "max_inflight",
-              "receive_maximum", "max_queued_messages", "max_queued_bytes", "max_topic_length",
-              "max_topic_levels", "max_subscriptions_per_session", "max_keep_alive",
-              "connect_timeout_ms", "auth_timeout_ms", "slow_consumer_timeout_ms", "max_session_expiry_s",
-              "topic_alias_maximum", "sys_interval_s", "disconnect_on_denied_publish"});
+  check_keys(
+      source, j, "limits",
+      {"max_packet_size", "max_packet_size_before_auth", "max_connections", "max_inflight",
+       "receive_maximum", "max_queued_messages", "max_queued_bytes", "max_topic_length",
+       "max_topic_levels", "max_subscriptions_per_session", "max_keep_alive", "connect_timeout_ms",
+       "auth_timeout_ms", "slow_consumer_timeout_ms", "max_session_expiry_s", "topic_alias_maximum",
+       "sys_interval_s", "shutdown_grace_ms", "disconnect_on_denied_publish"});
   const std::string w = "limits";
   read_uint(source, j, w, "max_packet_size", l.max_packet_size);
   read_uint(source, j, w, "max_packet_size_before_auth", l.max_packet_size_before_auth);
@@ -66,6 +70,7 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
   read_uint(source, j, w, "max_session_expiry_s", l.max_session_expiry_s);
   read_uint(source, j, w, "topic_alias_maximum", l.topic_alias_maximum);
   read_uint(source, j, w, "sys_interval_s", l.sys_interval_s);
+  read_uint(source, j, w, "shutdown_grace_ms", l.shutdown_grace_ms);
   if (j.contains("disconnect_on_denied_publish")) {
     if (!j["disconnect_on_denied_publish"].is_boolean())
       fail(source, "limits.disconnect_on_denied_publish", "expected true or false");
@@ -101,9 +106,9 @@ Config parse_config(const std::string& text, const std::string& source) {
   }
   Config cfg;
   cfg.source = source;
-  check_keys(source, root, "top level",
-             {"$schema", "module_path", "workers", "log", "limits", "anonymous", "topics",
-              "modules"});
+  check_keys(
+      source, root, "top level",
+      {"$schema", "module_path", "workers", "log", "limits", "anonymous", "topics", "modules"});
   if (root.contains("module_path")) {
     const json& mp = root["module_path"];
     if (mp.is_string()) {
@@ -173,7 +178,8 @@ Config parse_config(const std::string& text, const std::string& source) {
           entry.settings = m["settings"];
         }
         if (m.contains("enabled")) {
-          if (!m["enabled"].is_boolean()) fail(source, where + ".enabled", "expected true or false");
+          if (!m["enabled"].is_boolean())
+            fail(source, where + ".enabled", "expected true or false");
           entry.enabled = m["enabled"].get<bool>();
         }
       }
