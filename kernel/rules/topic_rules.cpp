@@ -353,7 +353,10 @@ class PayloadDocument {
     if (!protocol::valid_utf8(payload)) return nullptr;
     // Parsed in place in a per-thread copy: strings then point into it
     // instead of being copied again into the document.
+    // RapidJSON's SSE2 scanning loads whole aligned 16-byte blocks, so the
+    // text is padded with NULs to keep every load inside the buffer.
     text_.assign(payload);
+    text_.append(16, '\0');
     try {
       doc_->ParseInsitu(text_.data());
     } catch (const std::exception&) {
