@@ -24,17 +24,15 @@ AuthOutcome copy_auth_result(const bb_auth_result& r) {
   if (BB_HAS(&r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r.expires_at_unix_s;
   for (size_t i = 0; r.statements && i < r.statement_count; ++i) {
     const bb_statement& s = r.statements[i];
-    out.statements.push_back(authz::Statement{s.effect == BB_EFFECT_ALLOW,
-                                              {text(s.action)},
-                                              {text(s.resource)}});
+    out.statements.push_back(
+        authz::Statement{s.effect == BB_EFFECT_ALLOW, {text(s.action)}, {text(s.resource)}});
   }
   return out;
 }
 
 Broker::Broker(config::Limits limits, net::WorkerPool& workers)
     : limits_(limits), workers_(workers), connections_(workers.size()) {
-  rules_.set(std::shared_ptr<const rules::RuleSet>(
-      rules::RuleSet::compile({}, nullptr)));
+  rules_.set(std::shared_ptr<const rules::RuleSet>(rules::RuleSet::compile({}, nullptr)));
   next_sys_ = Clock::now();
 }
 
@@ -279,9 +277,8 @@ session::SessionPtr Broker::attach_session(const std::string& client_id, bool cl
       old->set_conn(0);
     }
     if (previous != 0) {
-      with_connection(previous, [](session::Connection& c) {
-        c.disconnect(reason::kSessionTakenOver);
-      });
+      with_connection(previous,
+                      [](session::Connection& c) { c.disconnect(reason::kSessionTakenOver); });
     }
     if (clean_start) end_session(old);
   }
@@ -371,8 +368,7 @@ void Broker::collect(void* ctx, const topic_tree::Subscriber& s) {
 
 IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publisher_conn) {
   IngressResult result;
-  if (origin.publish_cache &&
-      !origin.publish_cache->allows(authz::Action::publish, msg->topic)) {
+  if (origin.publish_cache && !origin.publish_cache->allows(authz::Action::publish, msg->topic)) {
     stats_.publish_denied.fetch_add(1, std::memory_order_relaxed);
     spdlog::info("client '{}': publish to '{}' denied",
                  origin.session ? origin.session->client_id() : "", msg->topic);
@@ -443,8 +439,8 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
     if (s.read_cache && !s.read_cache->allows(authz::Action::read, msg->topic)) return false;
     const bool online = s.online();
     if (!online && qos == 0) return false;  // QoS 0 is not queued for offline sessions
-    const bool over = s.queue.size() >= limits_.max_queued_messages ||
-                      s.queued_bytes >= limits_.max_queued_bytes;
+    const bool over =
+        s.queue.size() >= limits_.max_queued_messages || s.queued_bytes >= limits_.max_queued_bytes;
     if (over) {
       const bool hard = s.queue.size() >= 2ull * limits_.max_queued_messages ||
                         s.queued_bytes >= 2 * limits_.max_queued_bytes;
@@ -553,8 +549,7 @@ void Broker::tick() {
     std::lock_guard lock(sessions_mutex_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = *it->second;
-      if (!s.online() &&
-          now - s.offline_since >= std::chrono::seconds(s.expiry_interval_s)) {
+      if (!s.online() && now - s.offline_since >= std::chrono::seconds(s.expiry_interval_s)) {
         expired.push_back(it->second);
         it = sessions_.erase(it);
       } else {

@@ -69,7 +69,7 @@ struct Stats {
 
 // Who a message comes from, for the ingress pipeline.
 struct Origin {
-  session::Session* session = nullptr;  // null for modules and the broker itself
+  session::Session* session = nullptr;            // null for modules and the broker itself
   authz::DecisionCache* publish_cache = nullptr;  // null = trusted (module, $SYS)
 };
 

@@ -8,17 +8,17 @@ namespace backbone::kernel::config {
 // Resource limits. Every one is configurable under "limits" in the config
 // file; the defaults are what a shared, multi-tenant broker should start with.
 struct Limits {
-  uint32_t max_packet_size = 256 * 1024;      // bytes, after authentication
+  uint32_t max_packet_size = 256 * 1024;             // bytes, after authentication
   uint32_t max_packet_size_before_auth = 16 * 1024;  // CONNECT and anything before CONNACK
   uint32_t max_connections = 100000;
-  uint16_t max_inflight = 100;         // our QoS 1/2 window towards a client (v3, or v5 cap)
-  uint16_t receive_maximum = 100;      // QoS 1/2 PUBLISHes we accept unacknowledged
-  uint32_t max_queued_messages = 10000;        // per session
+  uint16_t max_inflight = 100;           // our QoS 1/2 window towards a client (v3, or v5 cap)
+  uint16_t receive_maximum = 100;        // QoS 1/2 PUBLISHes we accept unacknowledged
+  uint32_t max_queued_messages = 10000;  // per session
   uint64_t max_queued_bytes = 64ull * 1024 * 1024;  // per session
-  uint32_t max_topic_length = 1024;    // bytes
+  uint32_t max_topic_length = 1024;                 // bytes
   uint32_t max_topic_levels = 32;
   uint32_t max_subscriptions_per_session = 1000;
-  uint16_t max_keep_alive = 3600;      // seconds; larger requests are lowered (v5)
+  uint16_t max_keep_alive = 3600;  // seconds; larger requests are lowered (v5)
   uint32_t connect_timeout_ms = 10000;
   uint32_t auth_timeout_ms = 10000;
   // A client whose queue stays full (or whose socket stays blocked) this long
@@ -28,7 +28,8 @@ struct Limits {
   uint32_t max_session_expiry_s = 7 * 24 * 3600;
   uint16_t topic_alias_maximum = 64;
   uint32_t sys_interval_s = 10;
-  uint32_t shutdown_grace_ms = 5000;  // SIGTERM: time for connections to drain  // $SYS statistics period, 0 = off
+  uint32_t shutdown_grace_ms =
+      5000;  // SIGTERM: time for connections to drain  // $SYS statistics period, 0 = off
   bool disconnect_on_denied_publish = false;  // v3.1.1 only; v5 always gets 0x87
 };
 

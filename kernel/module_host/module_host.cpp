@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/module_host/module_host.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,8 +12,8 @@
 #include <unordered_map>
 
 #include "kernel/broker/broker.hpp"
-#include "kernel/protocol/codec.hpp"
 #include "kernel/net/worker_pool.hpp"
+#include "kernel/protocol/codec.hpp"
 
 // The per-instance context handed to a module: opaque to it.
 struct bb_host_ctx {
@@ -41,7 +41,9 @@ struct ModuleHost::Instance {
 
 namespace {
 
-std::string text(bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); }
+std::string text(bb_str s) {
+  return s.ptr ? std::string(s.ptr, s.len) : std::string();
+}
 
 int lowest_kind(uint32_t kinds) {
   for (int bit = 0; bit < 32; ++bit) {
@@ -147,9 +149,8 @@ struct HostApiImpl {
   }
 
   static int32_t log_enabled(bb_host_ctx*, int32_t level) noexcept {
-    return spdlog::should_log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 4)))
-               ? 1
-               : 0;
+    return spdlog::should_log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 4))) ? 1
+                                                                                               : 0;
   }
 
   static bb_status config_get(bb_host_ctx* h, bb_str key, bb_str* out) noexcept {
@@ -214,12 +215,11 @@ struct HostApiImpl {
       msg->topic = text(m->topic);
       if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
         return BB_E_INVALID;
-      if (m->payload.ptr) msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr),
-                                              m->payload.len);
+      if (m->payload.ptr)
+        msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
       msg->qos = m->qos;
       msg->retain = m->retain != 0;
-      if (m->expiry_s)
-        msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+      if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
       auto result = g_broker->ingress(broker::Origin{}, std::move(msg), 0);
       return result.reason >= 0x80 ? BB_E_INVALID : BB_OK;
     } catch (...) {
@@ -303,9 +303,9 @@ struct HostApiImpl {
                             void* user, bb_io_watch* out) noexcept {
     try {
       if (!inst(h) || fd < 0 || !fn || !out) return BB_E_INVALID;
-      net::Worker& worker = affinity != 0 ? g_workers->at(broker::Broker::worker_of(affinity) %
-                                                          g_workers->size())
-                                          : g_workers->next();
+      net::Worker& worker =
+          affinity != 0 ? g_workers->at(broker::Broker::worker_of(affinity) % g_workers->size())
+                        : g_workers->next();
       const bb_io_watch id = (g_watches->next.fetch_add(1) << 8) | worker.index();
       auto watch = std::make_shared<IoWatch>(worker, fd, fn, user);
       auto* map = &g_watches->by_worker[worker.index()];
@@ -379,8 +379,8 @@ struct HostApiImpl {
         worker.post([fn, arg] { fn(arg); });
         return BB_OK;
       }
-      auto timer = std::make_shared<boost::asio::steady_timer>(
-          worker.io(), std::chrono::milliseconds(delay_ms));
+      auto timer = std::make_shared<boost::asio::steady_timer>(worker.io(),
+                                                               std::chrono::milliseconds(delay_ms));
       timer->async_wait([timer, fn, arg](boost::system::error_code ec) {
         if (!ec) fn(arg);
       });
@@ -420,8 +420,8 @@ struct HostApiImpl {
         std::string error;
         policy = authz::Policy::compile(broker::copy_auth_result(r).statements, &error);
         if (!policy) {
-          spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}",
-                        inst(h)->name(), text(principal), error);
+          spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}", inst(h)->name(),
+                        text(principal), error);
           return BB_E_INVALID;
         }
       }
@@ -432,14 +432,32 @@ struct HostApiImpl {
     }
   }
 
-  static constexpr bb_host_api kApi{
-      sizeof(bb_host_api), BB_ABI_MAJOR, BB_ABI_MINOR, 0, &log, &log_enabled, &config_get,
-      &config_submit, &publish, &register_authenticator, &auth_complete, &conn_open, &conn_feed,
-      &conn_backpressure, &conn_closed, &io_watch, &io_want, &io_unwatch, &post, &ready,
-      &principal_update};
+  static constexpr bb_host_api kApi{sizeof(bb_host_api),
+                                    BB_ABI_MAJOR,
+                                    BB_ABI_MINOR,
+                                    0,
+                                    &log,
+                                    &log_enabled,
+                                    &config_get,
+                                    &config_submit,
+                                    &publish,
+                                    &register_authenticator,
+                                    &auth_complete,
+                                    &conn_open,
+                                    &conn_feed,
+                                    &conn_backpressure,
+                                    &conn_closed,
+                                    &io_watch,
+                                    &io_want,
+                                    &io_unwatch,
+                                    &post,
+                                    &ready,
+                                    &principal_update};
 };
 
-const bb_host_api* ModuleHost::api() { return &HostApiImpl::kApi; }
+const bb_host_api* ModuleHost::api() {
+  return &HostApiImpl::kApi;
+}
 
 ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers)
     : broker_(broker), workers_(workers) {
@@ -462,8 +480,8 @@ ModuleHost::Instance& ModuleHost::create_instance(const config::ModuleEntry& ent
   if (file.empty()) {
     std::string dirs;
     for (const auto& d : search_path_) dirs += (dirs.empty() ? "" : ", ") + d;
-    throw config::ConfigError(entry.where + ": module '" + entry.name +
-                              "' not found (looked for " + entry.name + ".so in " + dirs + ")");
+    throw config::ConfigError(entry.where + ": module '" + entry.name + "' not found (looked for " +
+                              entry.name + ".so in " + dirs + ")");
   }
   LoadedModule loaded = load_module(file);
   auto inst = std::make_unique<Instance>();
@@ -474,8 +492,7 @@ ModuleHost::Instance& ModuleHost::create_instance(const config::ModuleEntry& ent
   if (std::string(loaded.descriptor->name) != entry.name) {
     spdlog::debug("module file {} declares name '{}'", file, loaded.descriptor->name);
   }
-  const bb_status status =
-      loaded.descriptor->create(api(), &inst->ctx, &inst->ops, &inst->module);
+  const bb_status status = loaded.descriptor->create(api(), &inst->ctx, &inst->ops, &inst->module);
   if (status != BB_OK || !inst->ops || !inst->module)
     throw LoadError(file + ": module '" + entry.name + "' failed to create an instance (status " +
                     std::to_string(status) + ")");

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/module_host/module_loader.hpp"
 
-#include <boost/dll/runtime_symbol_info.hpp>
 #include <elf.h>
+#include <boost/dll/runtime_symbol_info.hpp>
 
 #include <algorithm>
 #include <cstring>

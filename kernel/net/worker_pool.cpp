@@ -38,7 +38,9 @@ WorkerPool::WorkerPool(uint32_t count) {
   for (uint32_t i = 0; i < count; ++i) workers_.push_back(std::make_unique<Worker>(i));
 }
 
-WorkerPool::~WorkerPool() { stop(); }
+WorkerPool::~WorkerPool() {
+  stop();
+}
 
 void WorkerPool::start() {
   for (auto& w : workers_) {
@@ -66,7 +68,9 @@ Worker& WorkerPool::next() {
   return *workers_[next_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
 }
 
-Worker* WorkerPool::current() { return t_current; }
+Worker* WorkerPool::current() {
+  return t_current;
+}
 
 uint32_t WorkerPool::available_cpus() {
   cpu_set_t set;

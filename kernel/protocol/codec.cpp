@@ -23,8 +23,8 @@ enum : uint32_t {
   kInWill = 1u << 16,
 };
 
-constexpr uint32_t kReasonStringAndUser = kInConnack | kInAck | kInSuback | kInUnsuback |
-                                          kInDisconnect | kInAuth;
+constexpr uint32_t kReasonStringAndUser =
+    kInConnack | kInAck | kInSuback | kInUnsuback | kInDisconnect | kInAuth;
 
 class Reader {
  public:
@@ -244,10 +244,9 @@ bool read_properties(Reader& r, uint32_t context, Properties& props, DecodeError
     }
     if ((allowed & context) == 0)
       return fail(err, reason::kProtocolError, "property not allowed in this packet");
-    if (forwarding &&
-        (id == property::kPayloadFormat || id == property::kContentType ||
-         id == property::kResponseTopic || id == property::kCorrelationData ||
-         id == property::kUserProperty)) {
+    if (forwarding && (id == property::kPayloadFormat || id == property::kContentType ||
+                       id == property::kResponseTopic || id == property::kCorrelationData ||
+                       id == property::kUserProperty)) {
       props.forward.append(pr.slice(start, pr.pos()));
     }
   }
@@ -259,7 +258,8 @@ void put_u16(uint16_t v, std::string& out) {
   out.push_back(static_cast<char>(v & 0xFF));
 }
 void put_u32(uint32_t v, std::string& out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xFF));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xFF));
 }
 void put_string(std::string_view s, std::string& out) {
   put_u16(static_cast<uint16_t>(s.size()), out);
@@ -278,15 +278,17 @@ std::string encoded_properties(const Properties& p) {
   return out;
 }
 
-bool version_is_v5(Version v) { return v == Version::kV5; }
+bool version_is_v5(Version v) {
+  return v == Version::kV5;
+}
 
 }  // namespace
 
 const char* packet_name(PacketType type) {
-  static constexpr const char* kNames[] = {
-      "RESERVED", "CONNECT", "CONNACK", "PUBLISH",  "PUBACK",   "PUBREC",
-      "PUBREL",   "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
-      "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH"};
+  static constexpr const char* kNames[] = {"RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
+                                           "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                           "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                           "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
   return kNames[static_cast<uint8_t>(type) & 0x0F];
 }
 
@@ -695,9 +697,8 @@ void encode_connack(const ConnackPacket& p, Version version, std::string& out) {
 }
 
 void encode_ack(const AckPacket& p, Version version, std::string& out) {
-  const uint8_t first =
-      static_cast<uint8_t>(static_cast<uint8_t>(p.type) << 4) |
-      (p.type == PacketType::kPubrel ? 0x02 : 0x00);
+  const uint8_t first = static_cast<uint8_t>(static_cast<uint8_t>(p.type) << 4) |
+                        (p.type == PacketType::kPubrel ? 0x02 : 0x00);
   const bool has_props = properties_size(p.props) > 0;
   if (!version_is_v5(version) || (p.reason_code == 0 && !has_props)) {
     put_fixed_header(first, 2, out);
@@ -725,8 +726,12 @@ void encode_suback(PacketType type, const SubackPacket& p, Version version, std:
   }
 }
 
-void encode_pingresp(std::string& out) { out.append("\xD0\x00", 2); }
-void encode_pingreq(std::string& out) { out.append("\xC0\x00", 2); }
+void encode_pingresp(std::string& out) {
+  out.append("\xD0\x00", 2);
+}
+void encode_pingreq(std::string& out) {
+  out.append("\xC0\x00", 2);
+}
 
 void encode_disconnect(PacketType type, const DisconnectPacket& p, Version version,
                        std::string& out) {
@@ -751,8 +756,7 @@ size_t publish_props_size(const PublishHeader& h) {
   size_t n = h.forward_props.size();
   if (h.topic_alias) n += 3;
   if (h.message_expiry) n += 5;
-  for (size_t i = 0; i < h.subscription_id_count; ++i)
-    n += 1 + varint_size(h.subscription_ids[i]);
+  for (size_t i = 0; i < h.subscription_id_count; ++i) n += 1 + varint_size(h.subscription_ids[i]);
   return n;
 }
 size_t publish_remaining(const PublishHeader& h, Version version, size_t payload_size) {
@@ -772,8 +776,8 @@ size_t publish_packet_size(const PublishHeader& h, Version version, size_t paylo
 
 void encode_publish_header(const PublishHeader& h, Version version, size_t payload_size,
                            std::string& out) {
-  const uint8_t first = 0x30 | (h.dup ? 0x08 : 0) | static_cast<uint8_t>(h.qos << 1) |
-                        (h.retain ? 0x01 : 0);
+  const uint8_t first =
+      0x30 | (h.dup ? 0x08 : 0) | static_cast<uint8_t>(h.qos << 1) | (h.retain ? 0x01 : 0);
   put_fixed_header(first, publish_remaining(h, version, payload_size), out);
   put_string(h.topic, out);
   if (h.qos > 0) put_u16(h.packet_id, out);
@@ -826,8 +830,8 @@ void encode_publish(const PublishView& p, Version version, std::string& out) {
   if (p.qos > 0) put_u16(p.packet_id, body);
   if (version_is_v5(version)) encode_properties(p.props, body);
   body.append(p.payload);
-  const uint8_t first = 0x30 | (p.dup ? 0x08 : 0) | static_cast<uint8_t>(p.qos << 1) |
-                        (p.retain ? 0x01 : 0);
+  const uint8_t first =
+      0x30 | (p.dup ? 0x08 : 0) | static_cast<uint8_t>(p.qos << 1) | (p.retain ? 0x01 : 0);
   put_fixed_header(first, body.size(), out);
   out.append(body);
 }

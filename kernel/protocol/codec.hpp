@@ -69,9 +69,9 @@ struct PublishHeader {
   uint8_t qos = 0;
   bool retain = false;
   bool dup = false;
-  uint16_t topic_alias = 0;                 // v5, 0 = none
-  std::optional<uint32_t> message_expiry;   // v5, remaining lifetime
-  std::string_view forward_props;           // v5, pre-encoded
+  uint16_t topic_alias = 0;                    // v5, 0 = none
+  std::optional<uint32_t> message_expiry;      // v5, remaining lifetime
+  std::string_view forward_props;              // v5, pre-encoded
   const uint32_t* subscription_ids = nullptr;  // v5
   size_t subscription_id_count = 0;
 };

@@ -35,7 +35,8 @@ size_t RetainedStore::size() const {
 }
 
 bool topic_matches_filter(std::string_view filter, std::string_view topic) {
-  if (!topic.empty() && topic[0] == '$' && !filter.empty() && (filter[0] == '+' || filter[0] == '#'))
+  if (!topic.empty() && topic[0] == '$' && !filter.empty() &&
+      (filter[0] == '+' || filter[0] == '#'))
     return false;
   size_t f = 0, t = 0;
   while (true) {

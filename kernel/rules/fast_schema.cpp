@@ -125,7 +125,9 @@ bool FastSchema::compile_node(const nlohmann::json& schema, std::vector<Node>& n
   return true;
 }
 
-bool FastSchema::valid(const rapidjson::Value& value) const { return valid(value, 0); }
+bool FastSchema::valid(const rapidjson::Value& value) const {
+  return valid(value, 0);
+}
 
 bool FastSchema::valid(const rapidjson::Value& v, size_t index) const {
   const Node& n = nodes_[index];

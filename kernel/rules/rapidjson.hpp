@@ -17,7 +17,8 @@ namespace backbone::kernel::rules {
 #define RAPIDJSON_SSE2
 #endif
 
-#define RAPIDJSON_ASSERT(x) \
-  ((x) ? static_cast<void>(0) : ::backbone::kernel::rules::rapidjson_assertion_failed(__FILE__, __LINE__))
+#define RAPIDJSON_ASSERT(x)   \
+  ((x) ? static_cast<void>(0) \
+       : ::backbone::kernel::rules::rapidjson_assertion_failed(__FILE__, __LINE__))
 
 #include <rapidjson/document.h>

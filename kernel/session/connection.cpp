@@ -56,8 +56,9 @@ bool Connection::feed(std::string_view data) {
       ok = protocol_error(reason::kMalformedPacket, "malformed remaining length");
       break;
     }
-    const uint32_t limit = state_ == State::kConnected ? broker_.limits().max_packet_size
-                                                       : broker_.limits().max_packet_size_before_auth;
+    const uint32_t limit = state_ == State::kConnected
+                               ? broker_.limits().max_packet_size
+                               : broker_.limits().max_packet_size_before_auth;
     const uint64_t total = uint64_t{header.header_length} + header.remaining_length;
     if (total > limit) {
       // Refused from its header alone: the body is never buffered.
@@ -201,6 +202,12 @@ void Connection::publish_will_now() {
   if (will_->props.message_expiry)
     msg->expires_at = broker::Clock::now() + std::chrono::seconds(*will_->props.message_expiry);
   const uint32_t delay = will_->props.will_delay.value_or(0);
+  if (delay > 0 && session_->persistent && session_->conn() != 0 && session_->conn() != id_) {
+    // Taken over: a new connection already resumed the session within the
+    // will delay, so the will is never sent (MQTT 5 §3.1.3.2.2).
+    will_.reset();
+    return;
+  }
   if (delay > 0 && session_->persistent) {
     broker_.schedule_will(session_->client_id(), std::move(msg),
                           broker::Clock::now() + std::chrono::seconds(delay), policy_);
@@ -392,9 +399,9 @@ void Connection::tick(broker::Clock::time_point now) {
     }
   }
   if (credentials_expire_unix_s_ > 0) {
-    const auto wall = std::chrono::duration_cast<seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+    const auto wall =
+        std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     if (wall >= credentials_expire_unix_s_) {
       spdlog::info("connection {} ({}): credentials of '{}' expired", id_, peer_,
                    session_ ? session_->client_id() : "");

@@ -84,8 +84,7 @@ class Connection {
   void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
                 std::string_view reason_string = {});
   // False when the message was discarded as too large for the client.
-  bool send_publish(const Delivery& d, uint16_t packet_id, bool dup,
-                    broker::Clock::time_point now);
+  bool send_publish(const Delivery& d, uint16_t packet_id, bool dup, broker::Clock::time_point now);
   bool protocol_error(uint8_t reason, const char* why);
   void close_transport();
   void write_out();

@@ -67,8 +67,8 @@ bool Connection::handle_connect(std::string_view body) {
   }
   keep_alive_s_ = connect.keep_alive;
   if (version_ == Version::kV5) {
-    send_window_ = std::min<uint16_t>(connect.props.receive_maximum.value_or(65535),
-                                      limits.max_inflight);
+    send_window_ =
+        std::min<uint16_t>(connect.props.receive_maximum.value_or(65535), limits.max_inflight);
     client_max_packet_ = connect.props.maximum_packet_size.value_or(0);
     client_alias_max_ = connect.props.topic_alias_maximum.value_or(0);
     problem_info_ = connect.props.request_problem_info.value_or(1) != 0;

@@ -32,9 +32,8 @@ bool Connection::handle_subscribe(uint8_t flags, std::string_view body) {
     std::string_view group, filter = s.filter;
     const bool shared = topic_tree::TopicTree::split_shared(s.filter, group, filter);
     uint8_t code;
-    if (!protocol::valid_topic_filter(filter) || (shared && (group.empty() ||
-                                                             group.find_first_of("+#") !=
-                                                                 std::string_view::npos)) ||
+    if (!protocol::valid_topic_filter(filter) ||
+        (shared && (group.empty() || group.find_first_of("+#") != std::string_view::npos)) ||
         (s.filter.starts_with("$share") && !shared) || !check_topic_limits(filter)) {
       code = version_ == Version::kV5 ? reason::kTopicFilterInvalid : reason::kUnspecifiedError;
     } else if (shared && s.options.no_local) {

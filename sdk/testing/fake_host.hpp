@@ -549,9 +549,9 @@ class FakeHost {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
     PrincipalUpdate u{to_string(provider), to_string(principal), {}, revoked != 0};
-    for (size_t i = 0; i < count; ++i) u.statements.push_back(
-        Statement{statements[i].effect, to_string(statements[i].action),
-                  to_string(statements[i].resource)});
+    for (size_t i = 0; i < count; ++i)
+      u.statements.push_back(Statement{statements[i].effect, to_string(statements[i].action),
+                                       to_string(statements[i].resource)});
     f->principal_updates_.push_back(std::move(u));
     return BB_OK;
   }

@@ -1,3 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "abi_layout.h"
-int main(void) { return 0; }
+int main(void) {
+  return 0;
+}

@@ -4,4 +4,6 @@
 #include <backbone/sdk.hpp>
 
 static_assert(sizeof(backbone::sdk::Host) == 2 * sizeof(void*));
-int main() { return 0; }
+int main() {
+  return 0;
+}

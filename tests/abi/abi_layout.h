@@ -28,7 +28,8 @@ BB_STATIC_ASSERT(offsetof(bb_conn_ops, close) == 24, "bb_conn_ops.close");
 BB_STATIC_ASSERT(sizeof(bb_conn_info) == 72, "bb_conn_info");
 BB_STATIC_ASSERT(offsetof(bb_host_api, log) == 16, "bb_host_api.log");
 BB_STATIC_ASSERT(offsetof(bb_host_api, ready) == 16 + 15 * 8, "bb_host_api.ready");
-BB_STATIC_ASSERT(offsetof(bb_host_api, principal_update) == 16 + 16 * 8, "bb_host_api.principal_update");
+BB_STATIC_ASSERT(offsetof(bb_host_api, principal_update) == 16 + 16 * 8,
+                 "bb_host_api.principal_update");
 BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 17 * 8, "bb_host_api");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");

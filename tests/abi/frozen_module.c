@@ -25,17 +25,23 @@ static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ti
   return BB_OK;
 }
 
-static const bb_authenticator kAuth = {sizeof(bb_authenticator), 0, {"frozen", 6}, authenticate,
-                                       0};
+static const bb_authenticator kAuth = {sizeof(bb_authenticator), 0, {"frozen", 6}, authenticate, 0};
 
 static bb_status configure(bb_module* m, int32_t reloading) {
   (void)m;
   if (reloading) return BB_OK;
   return g_host->register_authenticator(g_ctx, &kAuth, 0);
 }
-static bb_status start(bb_module* m) { (void)m; return BB_OK; }
-static void stop(bb_module* m) { (void)m; }
-static void destroy(bb_module* m) { (void)m; }
+static bb_status start(bb_module* m) {
+  (void)m;
+  return BB_OK;
+}
+static void stop(bb_module* m) {
+  (void)m;
+}
+static void destroy(bb_module* m) {
+  (void)m;
+}
 
 static const bb_module_ops kOps = {sizeof(bb_module_ops), 0, configure, start, stop, destroy};
 
@@ -54,7 +60,14 @@ static bb_status create(const bb_host_api* host, bb_host_ctx* ctx, const bb_modu
 #endif
 
 BB_EXPORT const bb_module_descriptor* bb_module_entry(void) {
-  static const bb_module_descriptor d = {sizeof(bb_module_descriptor), FROZEN_ABI_MAJOR, 0,
-                                         BB_KIND_AUTH, 0, 0, MODULE_NAME, "1.0.0", create};
+  static const bb_module_descriptor d = {sizeof(bb_module_descriptor),
+                                         FROZEN_ABI_MAJOR,
+                                         0,
+                                         BB_KIND_AUTH,
+                                         0,
+                                         0,
+                                         MODULE_NAME,
+                                         "1.0.0",
+                                         create};
   return &d;
 }

@@ -75,7 +75,7 @@ constexpr size_t kHeaderBytes = 24;      // magic(4) publisher(4) seq(8) send_ns
 // --json-payload: {"v":"<hex>"<spaces>}
 constexpr std::string_view kJsonOpen = "{\"v\":\"";
 constexpr size_t kJsonMin = kJsonOpen.size() + 2 * kHeaderBytes + 2;  // + "}
-constexpr size_t kOutHigh = 64 * 1024;   // stop generating when this much is unsent
+constexpr size_t kOutHigh = 64 * 1024;  // stop generating when this much is unsent
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kMaxPacket = 64 * 1024 * 1024;
 constexpr uint32_t kMaxPacketIds = 65535;

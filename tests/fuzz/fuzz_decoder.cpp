@@ -68,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case PacketType::kSuback:
       case PacketType::kUnsuback: {
         SubackPacket p;
-        if (decode_suback(h.type(), body, version, p, err)) encode_suback(h.type(), p, version, out);
+        if (decode_suback(h.type(), body, version, p, err))
+          encode_suback(h.type(), p, version, out);
         break;
       }
       default:

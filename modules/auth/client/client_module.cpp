@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Named clients defined in the config file: token hashes and statements.
-#include <backbone/sdk.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <backbone/sdk.hpp>
 
 #include <map>
 #include <memory>
@@ -146,8 +146,8 @@ class ClientModule : public sdk::Module {
       for (const auto& [name, entry] : *table) by_hash_[entry.token_sha256] = &entry;
     }
     if (!reloading) {
-      static const bb_authenticator kAuth{sizeof(bb_authenticator), 0, {"client", 6},
-                                          &ClientModule::authenticate, nullptr};
+      static const bb_authenticator kAuth{
+          sizeof(bb_authenticator), 0, {"client", 6}, &ClientModule::authenticate, nullptr};
       if (host().api()->register_authenticator(host().ctx(), &kAuth, this) != BB_OK)
         return BB_E_INVALID;
       host().info(std::to_string(table->size()) + " client(s) configured");

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // MQTT over TCP (and TLS) on the kernel's worker threads.
 #include <arpa/inet.h>
-#include <backbone/sdk.hpp>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <backbone/sdk.hpp>
 
 #include <cstring>
 #include <mutex>
@@ -168,7 +168,8 @@ class TcpModule : public sdk::Module {
       } else if (k == "ca") {
         ca = v.get<std::string>();
       } else if (k == "require_client_cert") {
-        if (!v.is_boolean()) return fail("setting 'tls.require_client_cert': expected a bool") == BB_OK;
+        if (!v.is_boolean())
+          return fail("setting 'tls.require_client_cert': expected a bool") == BB_OK;
         require_client_cert = v.get<bool>();
       } else {
         return fail("unknown setting 'tls." + k + "'") == BB_OK;
@@ -309,9 +310,9 @@ class TcpModule : public sdk::Module {
           return;
         }
       }
-      host().api()->conn_feed(host().ctx(), c->id,
-                              bb_bytes{reinterpret_cast<const uint8_t*>(buf),
-                                       static_cast<size_t>(n)});
+      host().api()->conn_feed(
+          host().ctx(), c->id,
+          bb_bytes{reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n)});
       if (static_cast<size_t>(n) < sizeof(buf) && !c->ssl) return;
     }
   }

@@ -43,8 +43,7 @@ extern "C" {
 
 /* Does the size-prefixed struct `p` of type T, received from the other side,
  * contain `field`? */
-#define BB_HAS(p, T, field) \
-  ((p)->struct_size >= offsetof(T, field) + sizeof(((T*)0)->field))
+#define BB_HAS(p, T, field) ((p)->struct_size >= offsetof(T, field) + sizeof(((T*)0)->field))
 
 typedef int32_t bb_status;
 enum {
@@ -60,22 +59,11 @@ enum {
 };
 
 /* Log levels (bb_host_api.log). */
-enum {
-  BB_LOG_TRACE = 0,
-  BB_LOG_DEBUG = 1,
-  BB_LOG_INFO = 2,
-  BB_LOG_WARN = 3,
-  BB_LOG_ERROR = 4
-};
+enum { BB_LOG_TRACE = 0, BB_LOG_DEBUG = 1, BB_LOG_INFO = 2, BB_LOG_WARN = 3, BB_LOG_ERROR = 4 };
 
 /* Module kinds (bb_module_descriptor.kinds, a bit set). Start order follows
  * the lowest bit set: config sources, authenticators, http, transports. */
-enum {
-  BB_KIND_CONFIG = 1,
-  BB_KIND_AUTH = 2,
-  BB_KIND_HTTP = 4,
-  BB_KIND_TRANSPORT = 8
-};
+enum { BB_KIND_CONFIG = 1, BB_KIND_AUTH = 2, BB_KIND_HTTP = 4, BB_KIND_TRANSPORT = 8 };
 
 /* bb_module_descriptor.flags */
 enum { BB_MODULE_SERIALIZE = 1 /* authenticate() is never called concurrently */ };
@@ -152,7 +140,7 @@ typedef struct bb_auth_request {
  * stay valid until that thread calls into the module again. */
 typedef struct bb_auth_result {
   uint32_t struct_size;
-  int32_t verdict; /* BB_AUTH_* */
+  int32_t verdict;   /* BB_AUTH_* */
   bb_str principal;  /* who logged in, for logs and audit; never a secret */
   bb_str log_reason; /* why a login failed, for the log only; never a secret */
   const bb_statement* statements;
@@ -259,8 +247,8 @@ typedef struct bb_host_api {
    * level-like: the callback fires while the fd is ready for an event in the
    * current interest set. The module keeps ownership of the fd and closes it
    * only after io_unwatch. */
-  bb_status (*io_watch)(bb_host_ctx* h, int32_t fd, bb_conn_id affinity, bb_io_fn fn,
-                        void* user, bb_io_watch* out);
+  bb_status (*io_watch)(bb_host_ctx* h, int32_t fd, bb_conn_id affinity, bb_io_fn fn, void* user,
+                        bb_io_watch* out);
   /* Thread: the watch's worker only. */
   bb_status (*io_want)(bb_host_ctx* h, bb_io_watch w, int32_t interest);
   /* Thread: the watch's worker only. No callback runs after it returns. */

@@ -18,7 +18,9 @@
 namespace backbone::sdk {
 inline namespace v1 {
 
-inline bb_str str(std::string_view s) noexcept { return bb_str{s.data(), s.size()}; }
+inline bb_str str(std::string_view s) noexcept {
+  return bb_str{s.data(), s.size()};
+}
 inline std::string_view view(bb_str s) noexcept {
   return s.ptr == nullptr ? std::string_view{} : std::string_view{s.ptr, s.len};
 }
@@ -38,9 +40,7 @@ class Host {
   const bb_host_api* api() const noexcept { return api_; }
   bb_host_ctx* ctx() const noexcept { return ctx_; }
 
-  void log(int32_t level, std::string_view msg) const noexcept {
-    api_->log(ctx_, level, str(msg));
-  }
+  void log(int32_t level, std::string_view msg) const noexcept { api_->log(ctx_, level, str(msg)); }
   void info(std::string_view msg) const noexcept { log(BB_LOG_INFO, msg); }
   void warn(std::string_view msg) const noexcept { log(BB_LOG_WARN, msg); }
   void error(std::string_view msg) const noexcept { log(BB_LOG_ERROR, msg); }
@@ -105,7 +105,8 @@ class StatementList {
   const bb_statement* data() {
     items_.clear();
     for (size_t i = 0; i < effects_.size(); ++i) {
-      items_.push_back(bb_statement{effects_[i], 0, str(strings_[2 * i]), str(strings_[2 * i + 1])});
+      items_.push_back(
+          bb_statement{effects_[i], 0, str(strings_[2 * i]), str(strings_[2 * i + 1])});
     }
     return items_.data();
   }
@@ -152,8 +153,8 @@ struct Trampolines {
   }
   static void destroy(bb_module* m) noexcept { delete self(m); }
 
-  static constexpr bb_module_ops kOps{sizeof(bb_module_ops), 0, &configure, &start, &stop,
-                                      &destroy};
+  static constexpr bb_module_ops kOps{
+      sizeof(bb_module_ops), 0, &configure, &start, &stop, &destroy};
 
   static bb_status create(const bb_host_api* api, bb_host_ctx* ctx, const bb_module_ops** ops,
                           bb_module** out) noexcept {
@@ -176,10 +177,17 @@ struct Trampolines {
 
 // Emits the module's descriptor and its one exported symbol.
 //   BACKBONE_MODULE(JwtModule, "jwt", "1.0.0", BB_KIND_AUTH, 0)
-#define BACKBONE_MODULE(Cls, NAME, VERSION, KINDS, FLAGS)                                     \
-  extern "C" BB_EXPORT const bb_module_descriptor* bb_module_entry(void) {                    \
-    static const bb_module_descriptor descriptor{                                             \
-        sizeof(bb_module_descriptor), BB_ABI_MAJOR, BB_ABI_MINOR, (KINDS), (FLAGS), 0, (NAME), \
-        (VERSION), &::backbone::sdk::detail::Trampolines<Cls>::create};                       \
-    return &descriptor;                                                                       \
+#define BACKBONE_MODULE(Cls, NAME, VERSION, KINDS, FLAGS)                  \
+  extern "C" BB_EXPORT const bb_module_descriptor* bb_module_entry(void) { \
+    static const bb_module_descriptor descriptor{                          \
+        sizeof(bb_module_descriptor),                                      \
+        BB_ABI_MAJOR,                                                      \
+        BB_ABI_MINOR,                                                      \
+        (KINDS),                                                           \
+        (FLAGS),                                                           \
+        0,                                                                 \
+        (NAME),                                                            \
+        (VERSION),                                                         \
+        &::backbone::sdk::detail::Trampolines<Cls>::create};               \
+    return &descriptor;                                                    \
   }

@@ -36,14 +36,14 @@ TEST(DecisionCache, MapsEachActionToItsName) {
 }
 
 TEST(DecisionCache, FixedDecisionsSkipTheCache) {
-  DecisionCache cache(make({Statement{true, {"mqtt:*"}, {"**"}},
-                            Statement{false, {"mqtt:subscribe"}, {"secret/#"}}}));
+  DecisionCache cache(make(
+      {Statement{true, {"mqtt:*"}, {"**"}}, Statement{false, {"mqtt:subscribe"}, {"secret/#"}}}));
   EXPECT_TRUE(cache.allows(Action::publish, "any/topic"));
   EXPECT_TRUE(cache.allows(Action::read, "secret/x"));
   EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.policy().fixed_decision(0), 1);  // publish: always
+  EXPECT_EQ(cache.policy().fixed_decision(0), 1);   // publish: always
   EXPECT_EQ(cache.policy().fixed_decision(1), -1);  // subscribe: depends (a deny)
-  EXPECT_EQ(cache.policy().fixed_decision(2), 1);  // read: always
+  EXPECT_EQ(cache.policy().fixed_decision(2), 1);   // read: always
   DecisionCache none(make({Statement{true, {"mqtt:read"}, {"a/#"}}}));
   EXPECT_EQ(none.policy().fixed_decision(0), 0);
   EXPECT_FALSE(none.allows(Action::publish, "a/b"));

@@ -36,13 +36,43 @@ bool fast(const FastSchema& fs, const std::string& doc_text) {
   return fs.valid(doc);
 }
 
-const std::vector<std::string> kDocuments = {
-    "null", "true", "false", "0", "1", "-1", "1.0", "1.5", "-0.5", "1e3", "1e300",
-    "18446744073709551615", "\"\"", "\"a\"", "\"abc\"", "\"h\\u00e9llo\"", "\"\xe2\x82\xac\"",
-    "[]", "[1]", "[1,2,3]", "[\"a\",1]", "[[1],[2]]", "{}", "{\"value\":1}", "{\"value\":\"x\"}",
-    "{\"value\":1,\"extra\":true}", "{\"value\":null}", "{\"v\":{\"w\":2}}", "{\"v\":{\"w\":\"2\"}}",
-    "{\"value\":1.5}", "{\"value\":3.0}", "{\"value\":2e2}", "{\"value\":100}", "{\"value\":-100}", "{\"a\":[1,2],\"b\":\"xy\"}",
-    "{\"a\":[],\"b\":\"\"}", "{\"a\":[\"s\"],\"b\":\"xyz\"}"};
+const std::vector<std::string> kDocuments = {"null",
+                                             "true",
+                                             "false",
+                                             "0",
+                                             "1",
+                                             "-1",
+                                             "1.0",
+                                             "1.5",
+                                             "-0.5",
+                                             "1e3",
+                                             "1e300",
+                                             "18446744073709551615",
+                                             "\"\"",
+                                             "\"a\"",
+                                             "\"abc\"",
+                                             "\"h\\u00e9llo\"",
+                                             "\"\xe2\x82\xac\"",
+                                             "[]",
+                                             "[1]",
+                                             "[1,2,3]",
+                                             "[\"a\",1]",
+                                             "[[1],[2]]",
+                                             "{}",
+                                             "{\"value\":1}",
+                                             "{\"value\":\"x\"}",
+                                             "{\"value\":1,\"extra\":true}",
+                                             "{\"value\":null}",
+                                             "{\"v\":{\"w\":2}}",
+                                             "{\"v\":{\"w\":\"2\"}}",
+                                             "{\"value\":1.5}",
+                                             "{\"value\":3.0}",
+                                             "{\"value\":2e2}",
+                                             "{\"value\":100}",
+                                             "{\"value\":-100}",
+                                             "{\"a\":[1,2],\"b\":\"xy\"}",
+                                             "{\"a\":[],\"b\":\"\"}",
+                                             "{\"a\":[\"s\"],\"b\":\"xyz\"}"};
 
 const std::vector<std::string> kSchemas = {
     R"({})",
@@ -72,8 +102,8 @@ TEST(FastSchema, AgreesWithValijsonOnEverySupportedCase) {
     auto fs = FastSchema::compile(schema);
     ASSERT_TRUE(fs.has_value()) << schema_text;
     for (const auto& doc : kDocuments) {
-      EXPECT_EQ(fast(*fs, doc), reference(schema, doc)) << "schema " << schema_text << "\ndoc "
-                                                         << doc;
+      EXPECT_EQ(fast(*fs, doc), reference(schema, doc))
+          << "schema " << schema_text << "\ndoc " << doc;
       ++compared;
     }
   }
