@@ -22,9 +22,16 @@ AuthOutcome copy_auth_result(const bb_auth_result& r) {
   out.principal = text(r.principal);
   out.log_reason = text(r.log_reason);
   if (BB_HAS(&r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r.expires_at_unix_s;
-  for (size_t i = 0; r.statements && i < r.statement_count; ++i) {
-    const bb_statement& s = r.statements[i];
-    out.statements.push_back(
+  out.statements = statements_from_abi(r.statements, r.statement_count);
+  return out;
+}
+
+std::vector<authz::Statement> statements_from_abi(const bb_statement* statements, size_t count) {
+  auto text = [](bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); };
+  std::vector<authz::Statement> out;
+  for (size_t i = 0; statements && i < count; ++i) {
+    const bb_statement& s = statements[i];
+    out.push_back(
         authz::Statement{s.effect == BB_EFFECT_ALLOW, {text(s.action)}, {text(s.resource)}});
   }
   return out;
@@ -71,7 +78,7 @@ void Broker::update_principal(std::string_view provider, std::string_view princi
     }
     {
       std::lock_guard lock(s->mutex());
-      s->persistent = false;
+      s->expiry_interval_s = 0;  // revoked: the session ends with its connection
     }
     {
       std::lock_guard lock(sessions_mutex_);
@@ -298,7 +305,7 @@ void Broker::detach_session(const session::SessionPtr& s) {
       if (c && c->session() == s) {
         s->set_conn(0);
         s->offline_since = Clock::now();
-        end = !s->persistent;
+        end = !s->persistent();
         s->paused_publishers.clear();
       }
     }

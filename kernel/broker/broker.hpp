@@ -52,6 +52,8 @@ struct AuthOutcome {
   int64_t expires_at_unix_s = 0;
 };
 AuthOutcome copy_auth_result(const bb_auth_result& r);
+// One kernel statement per (effect, action, resource) triple of the ABI.
+std::vector<authz::Statement> statements_from_abi(const bb_statement* statements, size_t count);
 
 struct Stats {
   std::atomic<uint64_t> connections{0};

@@ -413,12 +413,8 @@ struct HostApiImpl {
       if (!inst(h) || (count > 0 && !statements)) return BB_E_INVALID;
       std::shared_ptr<const authz::Policy> policy;
       if (!revoked) {
-        bb_auth_result r{};
-        r.struct_size = sizeof(r);
-        r.statements = statements;
-        r.statement_count = count;
         std::string error;
-        policy = authz::Policy::compile(broker::copy_auth_result(r).statements, &error);
+        policy = authz::Policy::compile(broker::statements_from_abi(statements, count), &error);
         if (!policy) {
           spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}", inst(h)->name(),
                         text(principal), error);
@@ -626,14 +622,6 @@ void ModuleHost::stop() {
       i.stopped = true;
     }
   }
-}
-
-bool ModuleHost::all_ready() const {
-  std::lock_guard lock(ready_mutex_);
-  for (const auto& i : instances_) {
-    if (i->entry.enabled && !i->ready) return false;
-  }
-  return true;
 }
 
 std::vector<std::string> ModuleHost::module_names() const {

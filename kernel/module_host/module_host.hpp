@@ -41,7 +41,6 @@ class ModuleHost {
   // keeps what it had (it logs why).
   void reload(const config::Config& cfg);
   void stop();
-  bool all_ready() const;
   std::vector<std::string> module_names() const;
 
   struct Instance;

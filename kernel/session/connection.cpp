@@ -202,13 +202,13 @@ void Connection::publish_will_now() {
   if (will_->props.message_expiry)
     msg->expires_at = broker::Clock::now() + std::chrono::seconds(*will_->props.message_expiry);
   const uint32_t delay = will_->props.will_delay.value_or(0);
-  if (delay > 0 && session_->persistent && session_->conn() != 0 && session_->conn() != id_) {
+  if (delay > 0 && session_->persistent() && session_->conn() != 0 && session_->conn() != id_) {
     // Taken over: a new connection already resumed the session within the
     // will delay, so the will is never sent (MQTT 5 §3.1.3.2.2).
     will_.reset();
     return;
   }
-  if (delay > 0 && session_->persistent) {
+  if (delay > 0 && session_->persistent()) {
     broker_.schedule_will(session_->client_id(), std::move(msg),
                           broker::Clock::now() + std::chrono::seconds(delay), policy_);
   } else {

@@ -39,8 +39,6 @@ class Connection {
   ConnId id() const { return id_; }
   net::Worker& worker() { return worker_; }
   const SessionPtr& session() const { return session_; }
-  const std::string& transport() const { return transport_; }
-  const std::string& peer() const { return peer_; }
   bool closed() const { return state_ == State::kClosed; }
 
   // Bytes from the transport. Returns false once the connection is closing.

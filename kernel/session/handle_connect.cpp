@@ -211,7 +211,6 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     std::lock_guard lock(session_->mutex());
     session_->version = version_;
     session_->expiry_interval_s = expiry;
-    session_->persistent = expiry > 0;
     session_->principal = principal;
     session_->provider = provider_;
     session_->read_cache.emplace(policy);
@@ -283,7 +282,6 @@ bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
       if (!refused) {
         session_->expiry_interval_s =
             std::min(*d.props.session_expiry, broker_.limits().max_session_expiry_s);
-        session_->persistent = session_->expiry_interval_s > 0;
       }
     }
     if (refused) return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");

@@ -81,7 +81,7 @@ class Session {
   std::unordered_set<uint16_t> incoming_qos2;  // received PUBLISH ids awaiting PUBREL
   protocol::Version version = protocol::Version::kV311;
   uint32_t expiry_interval_s = 0;
-  bool persistent = false;
+  bool persistent() const { return expiry_interval_s > 0; }
   broker::Clock::time_point offline_since{};
   std::string principal;
   std::string provider;
