@@ -13,6 +13,7 @@
 
 #include "kernel/app/sd_notify.hpp"
 #include "kernel/broker/broker.hpp"
+#include "kernel/http/http_server.hpp"
 #include "kernel/config/config_file.hpp"
 #include "kernel/module_host/module_host.hpp"
 #include "kernel/module_host/module_loader.hpp"
@@ -166,7 +167,8 @@ int main(int argc, char** argv) {
   const uint32_t worker_count = cfg.workers ? cfg.workers : net::WorkerPool::available_cpus();
   net::WorkerPool workers(std::min<uint32_t>(worker_count, 64));
   broker::Broker broker(cfg.limits, workers);
-  module_host::ModuleHost host(broker, workers);
+  http::HttpServer http_server(broker, workers);
+  module_host::ModuleHost host(broker, workers, http_server);
   std::vector<std::string> file_rules;
   try {
     broker.set_anonymous_policy(anonymous_policy(cfg));
@@ -182,10 +184,15 @@ int main(int argc, char** argv) {
     }
     workers.start();
     broker.start_timers();
+    // Listening before the modules start: /health and /ready answer while
+    // config sources sync; /ws and the API routes come with their modules.
+    http_server.start();
     host.start(60000);
+    host.mark_started();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     std::fprintf(stderr, "backboned: %s\n", e.what());
+    http_server.stop();
     host.stop();
     workers.stop();
     return 1;
@@ -238,6 +245,7 @@ int main(int argc, char** argv) {
   if (const auto left = broker.stats().connections.load(); left > 0)
     spdlog::warn("shutdown: {} connection(s) still open after {} ms; closing them", left,
                  cfg.limits.shutdown_grace_ms);
+  http_server.stop();
   host.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   workers.stop();

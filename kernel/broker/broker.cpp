@@ -178,10 +178,11 @@ std::vector<std::string> Broker::authenticator_names() const {
 
 // --- connections ---
 
-ConnId Broker::open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user) {
+ConnId Broker::open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user,
+                               bool on_current_worker) {
   if (stats_.connections.load(std::memory_order_relaxed) >= limits_.max_connections) return 0;
   net::Worker* current = net::WorkerPool::current();
-  net::Worker& worker = workers_.next();
+  net::Worker& worker = on_current_worker && current ? *current : workers_.next();
   const ConnId id = (next_conn_serial_.fetch_add(1) << 8) | worker.index();
   auto conn = std::make_unique<session::Connection>(*this, worker, id, info, ops, user);
   if (current == &worker) {
@@ -377,6 +378,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
   IngressResult result;
   if (origin.publish_cache && !origin.publish_cache->allows(authz::Action::publish, msg->topic)) {
     stats_.publish_denied.fetch_add(1, std::memory_order_relaxed);
+    metrics_.count_denial("mqtt:publish");
     spdlog::info("client '{}': publish to '{}' denied",
                  origin.session ? origin.session->client_id() : "", msg->topic);
     result.reason = reason::kNotAuthorized;
@@ -386,6 +388,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
   if (const rules::RuleSet* rules = rules_.local(); rules && !rules->empty()) {
     if (auto violation = rules->check(msg->topic, msg->payload, msg->qos, msg->retain)) {
       stats_.rule_rejected.fetch_add(1, std::memory_order_relaxed);
+      metrics_.count_rule_rejection(violation->rule);
       spdlog::info("publish to '{}' rejected: {}", msg->topic, violation->reason);
       result.reason = violation->reason_code;
       result.reason_string = std::move(violation->reason);
@@ -443,7 +446,10 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
   bool wake = false;
   {
     std::lock_guard lock(s.mutex());
-    if (s.read_cache && !s.read_cache->allows(authz::Action::read, msg->topic)) return false;
+    if (s.read_cache && !s.read_cache->allows(authz::Action::read, msg->topic)) {
+      metrics_.count_denial("mqtt:read");
+      return false;
+    }
     const bool online = s.online();
     if (!online && qos == 0) return false;  // QoS 0 is not queued for offline sessions
     const bool over =

@@ -21,6 +21,7 @@
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/broker/message.hpp"
+#include "kernel/broker/metrics.hpp"
 #include "kernel/broker/versioned.hpp"
 #include "kernel/config/limits.hpp"
 #include "kernel/net/worker_pool.hpp"
@@ -90,6 +91,7 @@ class Broker {
   const config::Limits& limits() const { return limits_; }
   net::WorkerPool& workers() { return workers_; }
   Stats& stats() { return stats_; }
+  Metrics& metrics() { return metrics_; }
 
   // --- policies, set at start-up and on reload; read from every worker ---
   void set_anonymous_policy(std::shared_ptr<const authz::Policy> p);
@@ -109,7 +111,9 @@ class Broker {
   std::vector<std::string> authenticator_names() const;
 
   // --- connections (transport side), on the connection's worker ---
-  session::ConnId open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user);
+  // `on_current_worker`: bind to the calling worker instead of round robin.
+  session::ConnId open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user,
+                                  bool on_current_worker = false);
   bool feed(session::ConnId id, std::string_view data);
   void connection_closed(session::ConnId id);
   void backpressure(session::ConnId id, bool above);
@@ -158,6 +162,15 @@ class Broker {
 
   uint64_t uptime_s() const;
 
+  // --- management (broker_inspect.cpp) ---
+  nlohmann::json stats_json();
+  nlohmann::json sessions_json() const;
+  nlohmann::json topic_rules_json();
+  std::string prometheus();
+  // Disconnects the client (v5 0x98) and ends its session; false when there
+  // is no such session.
+  bool kick(const std::string& client_id);
+
  private:
   struct Route;
   static void collect(void* ctx, const topic_tree::Subscriber& s);
@@ -172,6 +185,7 @@ class Broker {
   config::Limits limits_;
   net::WorkerPool& workers_;
   Stats stats_;
+  Metrics metrics_;
   const Clock::time_point started_ = Clock::now();
 
   mutable std::mutex policy_mutex_;

@@ -86,6 +86,36 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
 
 }  // namespace
 
+void read_http_settings(const std::string& source, const json& j, HttpSettings& h) {
+  check_keys(source, j, "http",
+             {"enabled", "address", "port", "api_enabled", "tls_cert", "tls_key", "max_body_bytes",
+              "max_header_bytes", "request_timeout_ms", "idle_timeout_ms", "max_connections"});
+  auto read_bool = [&](const char* key, bool& out) {
+    if (!j.contains(key)) return;
+    if (!j[key].is_boolean()) fail(source, std::string("http.") + key, "expected true or false");
+    out = j[key].get<bool>();
+  };
+  auto read_string = [&](const char* key, std::string& out) {
+    if (!j.contains(key)) return;
+    if (!j[key].is_string()) fail(source, std::string("http.") + key, "expected a string");
+    out = j[key].get<std::string>();
+  };
+  read_bool("enabled", h.enabled);
+  read_bool("api_enabled", h.api_enabled);
+  read_string("address", h.address);
+  read_string("tls_cert", h.tls_cert);
+  read_string("tls_key", h.tls_key);
+  read_uint(source, j, "http", "port", h.port);
+  read_uint(source, j, "http", "max_body_bytes", h.max_body_bytes);
+  read_uint(source, j, "http", "max_header_bytes", h.max_header_bytes);
+  read_uint(source, j, "http", "request_timeout_ms", h.request_timeout_ms);
+  read_uint(source, j, "http", "idle_timeout_ms", h.idle_timeout_ms);
+  read_uint(source, j, "http", "max_connections", h.max_connections);
+  if (h.tls_cert.empty() != h.tls_key.empty())
+    fail(source, "http", "tls_cert and tls_key must be set together");
+  if (h.max_header_bytes < 1024) fail(source, "http.max_header_bytes", "must be at least 1024");
+}
+
 Config parse_config(const std::string& text, const std::string& source) {
   json root;
   try {
@@ -108,7 +138,8 @@ Config parse_config(const std::string& text, const std::string& source) {
   cfg.source = source;
   check_keys(
       source, root, "top level",
-      {"$schema", "module_path", "workers", "log", "limits", "anonymous", "topics", "modules"});
+      {"$schema", "module_path", "workers", "log", "limits", "http", "anonymous", "topics",
+       "modules"});
   if (root.contains("module_path")) {
     const json& mp = root["module_path"];
     if (mp.is_string()) {
@@ -136,6 +167,7 @@ Config parse_config(const std::string& text, const std::string& source) {
     }
   }
   if (root.contains("limits")) read_limits(source, root["limits"], cfg.limits);
+  if (root.contains("http")) read_http_settings(source, root["http"], cfg.http);
   if (root.contains("anonymous")) {
     const json& anon = root["anonymous"];
     check_keys(source, anon, "anonymous", {"statements"});
@@ -205,7 +237,7 @@ Config load_config_file(const std::string& path) {
 
 Config default_config() {
   Config cfg;
-  for (const char* name : {"env", "admin", "jwt", "tcp"}) {
+  for (const char* name : {"env", "admin", "jwt", "client", "tcp", "ws", "http-api"}) {
     ModuleEntry entry;
     entry.name = name;
     entry.where = std::string("built-in default module '") + name + "'";

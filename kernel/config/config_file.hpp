@@ -27,11 +27,32 @@ struct ModuleEntry {
   std::string where;  // "modules[2]", for messages
 };
 
+// The kernel's HTTP(S) listener, shared by the modules that register routes
+// (ws, http-api...). Top-level "http" in the config file.
+struct HttpSettings {
+  bool enabled = true;
+  std::string address = "0.0.0.0";
+  uint16_t port = 8883;
+  bool api_enabled = true;  // routes under /api/
+  std::string tls_cert;     // PEM files; both set = https/wss
+  std::string tls_key;
+  uint32_t max_body_bytes = 1024 * 1024;
+  uint32_t max_header_bytes = 16 * 1024;
+  uint32_t request_timeout_ms = 15000;  // to receive one whole request
+  uint32_t idle_timeout_ms = 60000;     // keep-alive between requests
+  uint32_t max_connections = 10000;     // plain HTTP (WebSockets count as MQTT connections)
+};
+
+// Reads "http" settings from `j` over `out`. Throws ConfigError naming
+// `source` and the key.
+void read_http_settings(const std::string& source, const nlohmann::json& j, HttpSettings& out);
+
 struct Config {
   std::string source = "built-in defaults";
   std::vector<std::string> module_path;
   std::vector<ModuleEntry> modules;
   Limits limits;
+  HttpSettings http;
   std::optional<std::vector<authz::Statement>> anonymous;
   std::map<std::string, nlohmann::json> topics;  // topic rules by name
   std::string log_level = "info";
@@ -43,7 +64,7 @@ struct Config {
 Config load_config_file(const std::string& path);
 // Parses config text; `source` names it in messages.
 Config parse_config(const std::string& text, const std::string& source);
-// The built-in default: tcp, env, admin, jwt.
+// The built-in default: env, admin, jwt, client, tcp, ws, http-api.
 Config default_config();
 
 }  // namespace backbone::kernel::config

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/http/http_server.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
 
@@ -118,6 +119,18 @@ struct WatchRegistry {
 
 broker::Broker* g_broker = nullptr;
 net::WorkerPool* g_workers = nullptr;
+http::HttpServer* g_http = nullptr;
+ModuleHost* g_host = nullptr;
+
+// Why the calling thread's last failed host call failed (last_error), and
+// the text behind bb_str results valid until the thread's next host call.
+thread_local std::string t_last_error;
+thread_local std::string t_result;
+
+bb_status failed(bb_status status, std::string why) {
+  t_last_error = std::move(why);
+  return status;
+}
 WatchRegistry* g_watches = nullptr;
 
 IoWatch* find_watch(bb_io_watch w) {
@@ -182,11 +195,11 @@ struct HostApiImpl {
         body = json::parse(text(json_text), nullptr, false);
         if (body.is_discarded()) {
           spdlog::error("[{}] submitted {} '{}' is not valid JSON", i->name(), k, n);
-          return BB_E_INVALID;
+          return failed(BB_E_INVALID, "not valid JSON");
         }
       }
       if (k == "settings") {
-        if (!body.is_object()) return BB_E_INVALID;
+        if (!body.is_object()) return failed(BB_E_INVALID, "settings must be a JSON object");
         h->host->apply_settings(body, i->name());
         return BB_OK;
       }
@@ -195,13 +208,13 @@ struct HostApiImpl {
         if (!g_broker->set_topic_rules(n, deleted ? nullptr : &body, &error)) {
           spdlog::error("[{}] topic rule '{}' refused, previous rules stay: {}", i->name(), n,
                         error);
-          return BB_E_INVALID;
+          return failed(BB_E_INVALID, error);
         }
         spdlog::info("[{}] topic rule '{}' {}", i->name(), n, deleted ? "removed" : "applied");
         return BB_OK;
       }
       spdlog::error("[{}] config_submit: unsupported kind '{}'", i->name(), k);
-      return BB_E_UNSUPPORTED;
+      return failed(BB_E_UNSUPPORTED, "unsupported kind '" + k + "'");
     } catch (const std::exception& e) {
       spdlog::error("config_submit failed: {}", e.what());
       return BB_E_INTERNAL;
@@ -253,6 +266,8 @@ struct HostApiImpl {
   static bb_status auth_complete(bb_host_ctx*, bb_auth_ticket t, const bb_auth_result* r) noexcept {
     try {
       if (!r) return BB_E_INVALID;
+      if (http::HttpServer::is_http_ticket(t))
+        return g_http->auth_complete(t, broker::copy_auth_result(*r));
       return g_broker->auth_complete(t, *r);
     } catch (...) {
       return BB_E_INTERNAL;
@@ -264,7 +279,10 @@ struct HostApiImpl {
     try {
       if (!inst(h) || !info || !ops || !ops->write || !ops->close || !out) return BB_E_INVALID;
       if (inst(h)->stopped) return BB_E_STATE;
-      const bb_conn_id id = g_broker->open_connection(*info, ops, conn_user);
+      const bool here =
+          BB_HAS(info, bb_conn_info, flags) && (info->flags & BB_CONN_ON_CALLING_WORKER);
+      if (here && !net::WorkerPool::current()) return BB_E_STATE;
+      const bb_conn_id id = g_broker->open_connection(*info, ops, conn_user, here);
       if (id == 0) return BB_E_NOMEM;  // connection limit reached
       *out = id;
       return BB_OK;
@@ -418,11 +436,138 @@ struct HostApiImpl {
         if (!policy) {
           spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}", inst(h)->name(),
                         text(principal), error);
-          return BB_E_INVALID;
+          return failed(BB_E_INVALID, error);
         }
       }
       g_broker->update_principal(text(provider), text(principal), std::move(policy));
       return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  // --- ABI 1.1 ---
+
+  static bb_status last_error(bb_host_ctx*, bb_str* out) noexcept {
+    if (!out) return BB_E_INVALID;
+    *out = bb_str{t_last_error.c_str(), t_last_error.size()};
+    return BB_OK;
+  }
+
+  static bb_status http_route(bb_host_ctx* h, const bb_http_route* r, void* user) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i || !r || !BB_HAS(r, bb_http_route, ws_closed)) return BB_E_INVALID;
+      std::string error;
+      const bb_status status = g_http->add_route(i->name(), *r, user, &error);
+      if (status != BB_OK) return failed(status, error);
+      return BB_OK;
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
+  static bb_status http_respond(bb_host_ctx*, bb_http_exchange ex,
+                                const bb_http_response* r) noexcept {
+    try {
+      if (!r) return BB_E_INVALID;
+      return g_http->respond(ex, *r);
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static int32_t http_authorize(bb_host_ctx*, bb_http_exchange ex, bb_str action,
+                                bb_str resource) noexcept {
+    try {
+      return g_http->authorize(ex, std::string_view(action.ptr ? action.ptr : "", action.len),
+                               std::string_view(resource.ptr ? resource.ptr : "", resource.len));
+    } catch (...) {
+      return 0;
+    }
+  }
+
+  static bb_status http_publish(bb_host_ctx*, bb_http_exchange ex, const bb_message* m,
+                                int32_t* reason_code, bb_str* reason_string) noexcept {
+    try {
+      if (!m || !reason_code || !reason_string || m->qos > 2) return BB_E_INVALID;
+      auto policy = g_http->policy_of(ex);
+      if (!policy) return BB_E_STALE;
+      auto msg = std::make_shared<broker::Message>();
+      msg->topic = text(m->topic);
+      if (msg->topic.empty() || !protocol::valid_topic_name(msg->topic) ||
+          !protocol::valid_utf8(msg->topic))
+        return failed(BB_E_INVALID, "invalid topic name");
+      if (m->payload.ptr)
+        msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
+      msg->qos = m->qos;
+      msg->retain = m->retain != 0;
+      if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+      authz::DecisionCache cache(std::move(policy), 1);
+      auto result = g_broker->ingress(broker::Origin{nullptr, &cache}, std::move(msg), 0);
+      *reason_code = result.reason == 0x10 ? 0 : result.reason;  // no subscribers is success
+      t_result = std::move(result.reason_string);
+      *reason_string = bb_str{t_result.c_str(), t_result.size()};
+      return BB_OK;
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
+  static bb_status ws_send(bb_host_ctx*, bb_ws_id ws, const bb_bytes* chunks,
+                           size_t count) noexcept {
+    try {
+      if (count > 0 && !chunks) return BB_E_INVALID;
+      return g_http->ws_send(ws, chunks, count);
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static void ws_pause(bb_host_ctx*, bb_ws_id ws, int32_t paused) noexcept {
+    try {
+      g_http->ws_pause(ws, paused != 0);
+    } catch (...) {
+    }
+  }
+
+  static void ws_close(bb_host_ctx*, bb_ws_id ws, uint16_t code) noexcept {
+    try {
+      g_http->ws_close(ws, code);
+    } catch (...) {
+    }
+  }
+
+  static bb_status inspect(bb_host_ctx* h, bb_str what, bb_str, bb_str* out) noexcept {
+    try {
+      if (!inst(h) || !out) return BB_E_INVALID;
+      const std::string w = text(what);
+      if (w == "ready") {
+        t_result = g_host->readiness().dump();
+      } else if (w == "stats") {
+        t_result = g_broker->stats_json().dump();
+      } else if (w == "sessions") {
+        t_result = g_broker->sessions_json().dump();
+      } else if (w == "topics") {
+        t_result = g_broker->topic_rules_json().dump();
+      } else if (w == "openapi") {
+        t_result = g_http->openapi().dump();
+      } else if (w == "metrics") {
+        t_result = g_broker->prometheus();
+      } else {
+        return failed(BB_E_NOT_FOUND, "nothing to inspect named '" + w + "'");
+      }
+      *out = bb_str{t_result.c_str(), t_result.size()};
+      return BB_OK;
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
+  static bb_status session_kick(bb_host_ctx* h, bb_str client_id) noexcept {
+    try {
+      if (!inst(h)) return BB_E_INVALID;
+      return g_broker->kick(text(client_id)) ? BB_OK : BB_E_NOT_FOUND;
     } catch (...) {
       return BB_E_INTERNAL;
     }
@@ -448,17 +593,29 @@ struct HostApiImpl {
                                     &io_unwatch,
                                     &post,
                                     &ready,
-                                    &principal_update};
+                                    &principal_update,
+                                    &last_error,
+                                    &http_route,
+                                    &http_respond,
+                                    &http_authorize,
+                                    &http_publish,
+                                    &ws_send,
+                                    &ws_pause,
+                                    &ws_close,
+                                    &inspect,
+                                    &session_kick};
 };
 
 const bb_host_api* ModuleHost::api() {
   return &HostApiImpl::kApi;
 }
 
-ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers)
-    : broker_(broker), workers_(workers) {
+ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers, http::HttpServer& http)
+    : broker_(broker), workers_(workers), http_(http) {
   g_broker = &broker;
   g_workers = &workers;
+  g_http = &http;
+  g_host = this;
   static WatchRegistry registry;
   registry.by_worker.resize(workers.size());
   g_watches = &registry;
@@ -502,6 +659,11 @@ ModuleHost::Instance& ModuleHost::create_instance(const config::ModuleEntry& ent
 void ModuleHost::apply_settings(const json& settings, const std::string& from) {
   for (const auto& [name, values] : settings.items()) {
     if (!values.is_object()) continue;
+    if (name == "http") {  // the kernel's listener, not a module
+      config::read_http_settings(from, values, http_settings_);
+      http_.configure(http_settings_);
+      continue;
+    }
     Instance* target = nullptr;
     for (auto& i : instances_) {
       if (i->entry.name == name) target = i.get();
@@ -531,6 +693,8 @@ void ModuleHost::apply_settings(const json& settings, const std::string& from) {
 
 void ModuleHost::load_and_configure(const config::Config& cfg) {
   search_path_ = module_search_path(cfg.module_path);
+  http_settings_ = cfg.http;
+  http_.configure(http_settings_);
   for (const auto& entry : cfg.modules) {
     if (entry.enabled) create_instance(entry);
   }
@@ -614,6 +778,11 @@ void ModuleHost::start(int ready_timeout_ms) {
   }
 }
 
+void ModuleHost::mark_started() {
+  std::lock_guard lock(ready_mutex_);
+  started_ = true;
+}
+
 void ModuleHost::stop() {
   for (auto it = instances_.rbegin(); it != instances_.rend(); ++it) {
     Instance& i = **it;
@@ -622,6 +791,19 @@ void ModuleHost::stop() {
       i.stopped = true;
     }
   }
+}
+
+json ModuleHost::readiness() const {
+  std::lock_guard lock(ready_mutex_);
+  json waiting = json::array();
+  for (const auto& i : instances_) {
+    if (i->entry.enabled && !i->ready) waiting.push_back(i->entry.name);
+  }
+  const bool ready = started_ && waiting.empty();
+  json out = {{"ready", ready}, {"waiting", waiting}};
+  if (!started_) out["reason"] = "starting";
+  else if (!ready) out["reason"] = "waiting for modules";
+  return out;
 }
 
 std::vector<std::string> ModuleHost::module_names() const {

@@ -18,6 +18,9 @@ class Broker;
 namespace backbone::kernel::net {
 class WorkerPool;
 }
+namespace backbone::kernel::http {
+class HttpServer;
+}
 
 namespace backbone::kernel::module_host {
 
@@ -25,7 +28,7 @@ namespace backbone::kernel::module_host {
 // Lifecycle calls run on the control thread (the one calling these methods).
 class ModuleHost {
  public:
-  ModuleHost(broker::Broker& broker, net::WorkerPool& workers);
+  ModuleHost(broker::Broker& broker, net::WorkerPool& workers, http::HttpServer& http);
   ~ModuleHost();
 
   // Loads and creates every enabled module of the config, then configures
@@ -40,8 +43,14 @@ class ModuleHost {
   // configure(reloading=1); config sources first. A module that refuses
   // keeps what it had (it logs why).
   void reload(const config::Config& cfg);
+  // Start-up finished (listeners open): /ready may answer 200.
+  void mark_started();
   void stop();
   std::vector<std::string> module_names() const;
+  // The HTTP listener settings: the file's, with config sources' changes.
+  const config::HttpSettings& http_settings() const { return http_settings_; }
+  // {"ready": bool, "waiting": [modules not ready yet]} for GET /ready.
+  nlohmann::json readiness() const;
 
   struct Instance;
   static const bb_host_api* api();
@@ -53,6 +62,9 @@ class ModuleHost {
 
   broker::Broker& broker_;
   net::WorkerPool& workers_;
+  http::HttpServer& http_;
+  config::HttpSettings http_settings_;
+  bool started_ = false;
   std::vector<std::string> search_path_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<LoadedModule> libraries_;  // never unloaded

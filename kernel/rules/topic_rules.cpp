@@ -386,16 +386,16 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
   for (const auto& [index, p] : matches.entries) {
     const Entry& e = entries[index];
     if (e.max_size && payload.size() > *e.max_size) {
-      return Violation{Violation::kPacketTooLarge,
+      return Violation{e.rule, Violation::kPacketTooLarge,
                        prefix(e, *p) + "payload exceeds " + std::to_string(*e.max_size) + " bytes"};
     }
     if (qos > 2 || !(e.qos_mask & (1u << qos))) {
-      return Violation{Violation::kQosNotSupported,
+      return Violation{e.rule, Violation::kQosNotSupported,
                        prefix(e, *p) + "QoS " + std::to_string(qos) +
                            " not allowed (allowed: " + qos_list(e.qos_mask) + ")"};
     }
     if (e.retain && *e.retain != retain) {
-      return Violation{Violation::kRetainNotSupported,
+      return Violation{e.rule, Violation::kRetainNotSupported,
                        prefix(e, *p) + "retain flag must be " + (*e.retain ? "true" : "false")};
     }
   }
@@ -411,13 +411,13 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
     const Entry& e = entries[index];
     if (!e.schema) continue;
     if (!doc) {
-      return Violation{Violation::kPayloadFormatInvalid,
+      return Violation{e.rule, Violation::kPayloadFormatInvalid,
                        prefix(e, *p) + "payload is not valid JSON"};
     }
     if (e.fast && e.fast->valid(*doc)) continue;
     if (!slow_doc) slow_doc = json::parse(payload.begin(), payload.end(), nullptr, false);
     if (slow_doc->is_discarded()) {
-      return Violation{Violation::kPayloadFormatInvalid,
+      return Violation{e.rule, Violation::kPayloadFormatInvalid,
                        prefix(e, *p) + "payload is not valid JSON"};
     }
     const valijson::adapters::NlohmannJsonAdapter adapter(*slow_doc);
@@ -441,7 +441,7 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
       detail = std::string("schema validation failed: ") + ex.what();
     }
     if (!valid) {
-      return Violation{Violation::kPayloadFormatInvalid,
+      return Violation{e.rule, Violation::kPayloadFormatInvalid,
                        prefix(e, *p) + "payload does not match schema" +
                            (detail.empty() ? std::string() : ": " + detail)};
     }

@@ -21,6 +21,7 @@ struct Violation {
   static constexpr uint8_t kRetainNotSupported = 0x9A;
   static constexpr uint8_t kQosNotSupported = 0x9B;
 
+  std::string rule;  // the name of the rule that refused
   uint8_t reason_code;
   std::string reason;
 };

@@ -22,11 +22,17 @@ Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
       ops_(ops),
       user_(user),
       transport_(info.transport.ptr ? std::string(info.transport.ptr, info.transport.len) : ""),
-      peer_(info.peer.ptr ? std::string(info.peer.ptr, info.peer.len) : "") {
+      peer_(info.peer.ptr ? std::string(info.peer.ptr, info.peer.len) : ""),
+      traffic_(broker.metrics().transport(transport_)) {
   last_activity_ = opened_at_ = last_progress_ = broker::Clock::now();
+  traffic_.connections.fetch_add(1, std::memory_order_relaxed);
+  traffic_.connections_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  traffic_.connections.fetch_sub(1, std::memory_order_relaxed);
+  if (provider_counters_) provider_counters_->sessions.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void Connection::emit(std::string_view bytes) {
   const size_t offset = out_.size();
@@ -38,6 +44,7 @@ bool Connection::feed(std::string_view data) {
   if (state_ == State::kClosed) return false;
   last_activity_ = broker::Clock::now();
   broker_.stats().bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
+  traffic_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
   // Parse straight from the transport's buffer when nothing is pending, so
   // the common case copies nothing.
   std::string_view buffer = data;
@@ -185,6 +192,10 @@ void Connection::on_transport_closed() {
   if (state_ == State::kClosed) return;
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kClosed;
+  if (provider_counters_) {
+    provider_counters_->sessions.fetch_sub(1, std::memory_order_relaxed);
+    provider_counters_ = nullptr;
+  }
   if (was_connected && !graceful_disconnect_) publish_will_now();
   will_.reset();
   if (session_) broker_.detach_session(session_);
@@ -336,6 +347,7 @@ bool Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
   if (!m.payload.empty()) chunks_.push_back(Chunk{0, m.payload.size(), &m.payload});
   pinned_.push_back(d.msg);
   broker_.stats().messages_out.fetch_add(1, std::memory_order_relaxed);
+  traffic_.messages_out.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -351,6 +363,7 @@ void Connection::write_out() {
   }
   ops_->write(user_, iov_.data(), iov_.size());
   broker_.stats().bytes_out.fetch_add(total, std::memory_order_relaxed);
+  traffic_.bytes_out.fetch_add(total, std::memory_order_relaxed);
   chunks_.clear();
   out_.clear();
   pinned_.clear();

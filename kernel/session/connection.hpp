@@ -12,6 +12,7 @@
 #include <backbone/module_abi.h>
 
 #include "kernel/authz/decision_cache.hpp"
+#include "kernel/broker/metrics.hpp"
 #include "kernel/broker/message.hpp"
 #include "kernel/protocol/codec.hpp"
 #include "kernel/session/session.hpp"
@@ -98,6 +99,9 @@ class Connection {
   void* user_;
   std::string transport_;
   std::string peer_;
+  broker::TransportCounters& traffic_;
+  broker::ProviderCounters* provider_counters_ = nullptr;  // set while logged in
+  std::chrono::steady_clock::time_point auth_started_{};
 
   State state_ = State::kAwaitConnect;
   protocol::Version version_ = protocol::Version::kV311;

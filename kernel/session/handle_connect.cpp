@@ -115,6 +115,7 @@ bool Connection::handle_connect(std::string_view body) {
   req.password = bb_bytes{reinterpret_cast<const uint8_t*>(password.data()), password.size()};
   bb_auth_result result{};
   result.struct_size = sizeof(result);
+  auth_started_ = std::chrono::steady_clock::now();
   bb_status status;
   {
     std::unique_lock<std::mutex> serial;
@@ -135,6 +136,8 @@ bool Connection::handle_connect(std::string_view body) {
 void Connection::auth_done(broker::AuthOutcome&& outcome) {
   if (state_ != State::kAuthenticating) return;  // timed out or closed meanwhile
   auth_deadline_.reset();
+  broker_.metrics().observe_login(provider_, outcome.verdict,
+                                  std::chrono::steady_clock::now() - auth_started_);
   switch (outcome.verdict) {
     case BB_AUTH_ALLOW:
       break;
@@ -191,6 +194,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     spdlog::info("connection {} ({}): will topic '{}' not authorized for '{}'", id_, peer_,
                  connect.will->topic, principal);
     broker_.stats().publish_denied.fetch_add(1, std::memory_order_relaxed);
+    broker_.metrics().count_denial("mqtt:publish");
     refuse_connect(reason::kNotAuthorized);
     return;
   }
@@ -218,6 +222,8 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   if (connect.will) will_ = std::make_unique<protocol::Will>(std::move(*connect.will));
   state_ = State::kConnected;
   broker_.stats().connections_total.fetch_add(1, std::memory_order_relaxed);
+  provider_counters_ = &broker_.metrics().provider(provider_.empty() ? "anonymous" : provider_);
+  provider_counters_->sessions.fetch_add(1, std::memory_order_relaxed);
 
   protocol::Properties props;
   if (version_ == Version::kV5) {

@@ -41,6 +41,7 @@ bool Connection::handle_subscribe(uint8_t flags, std::string_view body) {
       return protocol_error(reason::kProtocolError, "no-local on a shared subscription");
     } else if (!publish_cache_->allows_subscribe(filter)) {
       broker_.stats().subscribe_denied.fetch_add(1, std::memory_order_relaxed);
+      broker_.metrics().count_denial("mqtt:subscribe");
       spdlog::info("client '{}': subscribe to '{}' denied", session_->client_id(), s.filter);
       code = version_ == Version::kV5 ? reason::kNotAuthorized : reason::kUnspecifiedError;
     } else if (session_->subscriptions.size() >= limits.max_subscriptions_per_session &&

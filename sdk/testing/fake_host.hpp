@@ -70,6 +70,24 @@ struct PrincipalUpdate {
   bool revoked;
 };
 
+// An HTTP response a module gave through http_respond().
+struct HttpResponse {
+  int32_t status = 0;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// A request for FakeHost::http(): what the kernel hands a route handler.
+struct HttpRequest {
+  std::string method = "GET";
+  std::string path;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string provider = "admin";
+  std::string principal = "tester";
+};
+
 // A copy of a bb_auth_result, plus the status authenticate() returned.
 struct AuthResult {
   bb_status status = BB_E_INTERNAL;
@@ -287,6 +305,90 @@ class FakeHost {
   }
 
   void set_client_id(std::string id) { client_id_ = std::move(id); }
+
+  // ---- HTTP (ABI 1.1) -----------------------------------------------------------
+  std::vector<std::string> routes() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& r : routes_) out.push_back(to_string(r.first->path));
+    return out;
+  }
+  // Which management actions the requester may do: (action, resource) ->
+  // allowed. Unlisted pairs follow `default_allow`.
+  void set_authorization(std::map<std::pair<std::string, std::string>, bool> rules,
+                         bool default_allow) {
+    std::lock_guard lock(mutex_);
+    authz_rules_ = std::move(rules);
+    authz_default_ = default_allow;
+  }
+  std::vector<std::pair<std::string, std::string>> authorize_calls() const {
+    std::lock_guard lock(mutex_);
+    return authorize_calls_;
+  }
+  // What inspect(what) answers; unset names answer BB_E_NOT_FOUND.
+  void set_inspect(std::string what, std::string text) {
+    std::lock_guard lock(mutex_);
+    inspect_[std::move(what)] = std::move(text);
+  }
+  // The reason http_publish answers with (0 = accepted).
+  void set_publish_reason(int32_t reason, std::string reason_string = {}) {
+    std::lock_guard lock(mutex_);
+    publish_reason_ = reason;
+    publish_reason_string_ = std::move(reason_string);
+  }
+  // What last_error() answers (e.g. after set_submit_status(BB_E_INVALID)).
+  void set_last_error(std::string text) {
+    std::lock_guard lock(mutex_);
+    last_error_ = std::move(text);
+  }
+  std::vector<std::string> kicked() const {
+    std::lock_guard lock(mutex_);
+    return kicked_;
+  }
+  // Sends `req` to the registered route that serves its path (longest
+  // match, like the kernel) and waits up to `timeout` for the response.
+  // Status 0 when no route serves the path or nobody answered.
+  HttpResponse http(const HttpRequest& req,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const bb_http_route* route = nullptr;
+    void* user = nullptr;
+    bb_http_exchange ex;
+    {
+      std::lock_guard lock(mutex_);
+      size_t best = 0;
+      for (const auto& [r, u] : routes_) {
+        const std::string path = to_string(r->path);
+        const bool match = req.path == path || ((r->flags & BB_HTTP_PREFIX) &&
+                                                req.path.rfind(path + "/", 0) == 0);
+        if (match && path.size() >= best) {
+          best = path.size();
+          route = r;
+          user = u;
+        }
+      }
+      ex = next_exchange_++;
+      responses_.emplace(ex, std::nullopt);
+    }
+    if (!route || !route->handle) return {};
+    std::vector<bb_http_header> headers;
+    for (const auto& [n, v] : req.headers) headers.push_back({make_str(n), make_str(v)});
+    bb_http_request r{};
+    r.struct_size = sizeof(r);
+    r.method = make_str(req.method);
+    r.path = make_str(req.path);
+    r.headers = headers.data();
+    r.header_count = headers.size();
+    r.body = bb_bytes{reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()};
+    r.peer = make_str("127.0.0.1:50001");
+    r.provider = make_str(req.provider);
+    r.principal = make_str(req.principal);
+    route->handle(user, &r, ex);
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, timeout, [&] { return responses_.at(ex).has_value(); });
+    HttpResponse out = responses_.at(ex).value_or(HttpResponse{});
+    responses_.erase(ex);
+    return out;
+  }
 
   std::vector<std::pair<bb_auth_ticket, AuthResult>> completions() const {
     std::lock_guard lock(mutex_);
@@ -556,6 +658,88 @@ class FakeHost {
     return BB_OK;
   }
 
+  static bb_status api_last_error(bb_host_ctx* h, bb_str* out) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    *out = make_str(f->last_error_);
+    return BB_OK;
+  }
+
+  static bb_status api_http_route(bb_host_ctx* h, const bb_http_route* r, void* user) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("http_route")) return BB_E_STATE;
+    if (r == nullptr || r->struct_size < sizeof(bb_http_route)) {
+      f->violation_locked("http_route without a complete bb_http_route");
+      return BB_E_INVALID;
+    }
+    f->routes_.emplace_back(r, user);
+    return BB_OK;
+  }
+
+  static bb_status api_http_respond(bb_host_ctx* h, bb_http_exchange ex,
+                                    const bb_http_response* r) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    auto it = f->responses_.find(ex);
+    if (it == f->responses_.end()) return BB_E_STALE;
+    if (it->second) {
+      f->violation_locked("an exchange answered twice");
+      return BB_E_STALE;
+    }
+    HttpResponse out;
+    out.status = r->status;
+    out.content_type = to_string(r->content_type);
+    for (size_t i = 0; i < r->header_count; ++i)
+      out.headers.emplace_back(to_string(r->headers[i].name), to_string(r->headers[i].value));
+    if (r->body.ptr) out.body.assign(reinterpret_cast<const char*>(r->body.ptr), r->body.len);
+    it->second = std::move(out);
+    f->cv_.notify_all();
+    return BB_OK;
+  }
+
+  static int32_t api_http_authorize(bb_host_ctx* h, bb_http_exchange, bb_str action,
+                                    bb_str resource) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    std::pair<std::string, std::string> key{to_string(action), to_string(resource)};
+    f->authorize_calls_.push_back(key);
+    auto it = f->authz_rules_.find(key);
+    return (it == f->authz_rules_.end() ? f->authz_default_ : it->second) ? 1 : 0;
+  }
+
+  static bb_status api_http_publish(bb_host_ctx* h, bb_http_exchange, const bb_message* m,
+                                    int32_t* reason, bb_str* reason_string) {
+    FakeHost* f = self(h);
+    api_publish(h, m);
+    std::lock_guard lock(f->mutex_);
+    *reason = f->publish_reason_;
+    *reason_string = make_str(f->publish_reason_string_);
+    return BB_OK;
+  }
+
+  static bb_status api_ws_send(bb_host_ctx*, bb_ws_id, const bb_bytes*, size_t) {
+    return BB_E_STALE;
+  }
+  static void api_ws_pause(bb_host_ctx*, bb_ws_id, int32_t) {}
+  static void api_ws_close(bb_host_ctx*, bb_ws_id, uint16_t) {}
+
+  static bb_status api_inspect(bb_host_ctx* h, bb_str what, bb_str, bb_str* out) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    auto it = f->inspect_.find(to_string(what));
+    if (it == f->inspect_.end()) return BB_E_NOT_FOUND;
+    *out = make_str(it->second);
+    return BB_OK;
+  }
+
+  static bb_status api_session_kick(bb_host_ctx* h, bb_str client_id) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    f->kicked_.push_back(to_string(client_id));
+    return BB_OK;
+  }
+
   static constexpr bb_host_api kApi{sizeof(bb_host_api),
                                     BB_ABI_MAJOR,
                                     BB_ABI_MINOR,
@@ -576,7 +760,17 @@ class FakeHost {
                                     &api_io_unwatch,
                                     &api_post,
                                     &api_ready,
-                                    &api_principal_update};
+                                    &api_principal_update,
+                                    &api_last_error,
+                                    &api_http_route,
+                                    &api_http_respond,
+                                    &api_http_authorize,
+                                    &api_http_publish,
+                                    &api_ws_send,
+                                    &api_ws_pause,
+                                    &api_ws_close,
+                                    &api_inspect,
+                                    &api_session_kick};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -598,6 +792,17 @@ class FakeHost {
   std::vector<PrincipalUpdate> principal_updates_;
   std::vector<PublishedMessage> published_;
   std::vector<Registration> authenticators_;
+  std::string last_error_;
+  std::vector<std::pair<const bb_http_route*, void*>> routes_;
+  std::map<bb_http_exchange, std::optional<HttpResponse>> responses_;
+  bb_http_exchange next_exchange_ = 1;
+  std::map<std::pair<std::string, std::string>, bool> authz_rules_;
+  bool authz_default_ = true;
+  std::vector<std::pair<std::string, std::string>> authorize_calls_;
+  std::map<std::string, std::string> inspect_;
+  int32_t publish_reason_ = 0;
+  std::string publish_reason_string_;
+  std::vector<std::string> kicked_;
   std::vector<std::string> violations_;
   std::deque<std::pair<bb_task_fn, void*>> posted_;
   int ready_calls_ = 0;

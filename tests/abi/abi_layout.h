@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Layout of ABI 1.0 on LP64 targets: any change here is an ABI break. */
+/* Layout of ABI 1.0 and 1.1 on LP64 targets: any change here is an ABI break.
+ * Within major 1, fields are only appended. */
 #include <backbone/module_abi.h>
 #include <stddef.h>
 
@@ -25,15 +26,30 @@ BB_STATIC_ASSERT(offsetof(bb_auth_result, expires_at_unix_s) == 56, "bb_auth_res
 BB_STATIC_ASSERT(offsetof(bb_authenticator, authenticate) == 24, "bb_authenticator.authenticate");
 BB_STATIC_ASSERT(offsetof(bb_conn_ops, write) == 8, "bb_conn_ops.write");
 BB_STATIC_ASSERT(offsetof(bb_conn_ops, close) == 24, "bb_conn_ops.close");
-BB_STATIC_ASSERT(sizeof(bb_conn_info) == 72, "bb_conn_info");
+BB_STATIC_ASSERT(offsetof(bb_conn_info, tls_subject) == 56, "bb_conn_info.tls_subject");
+BB_STATIC_ASSERT(offsetof(bb_conn_info, flags) == 72, "bb_conn_info.flags (1.1)");
+BB_STATIC_ASSERT(sizeof(bb_conn_info) == 80, "bb_conn_info");
 BB_STATIC_ASSERT(offsetof(bb_host_api, log) == 16, "bb_host_api.log");
 BB_STATIC_ASSERT(offsetof(bb_host_api, ready) == 16 + 15 * 8, "bb_host_api.ready");
 BB_STATIC_ASSERT(offsetof(bb_host_api, principal_update) == 16 + 16 * 8,
                  "bb_host_api.principal_update");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 17 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, last_error) == 16 + 17 * 8, "bb_host_api.last_error (1.1)");
+BB_STATIC_ASSERT(offsetof(bb_host_api, http_route) == 16 + 18 * 8, "bb_host_api.http_route");
+BB_STATIC_ASSERT(offsetof(bb_host_api, ws_send) == 16 + 22 * 8, "bb_host_api.ws_send");
+BB_STATIC_ASSERT(offsetof(bb_host_api, session_kick) == 16 + 26 * 8, "bb_host_api.session_kick");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 27 * 8, "bb_host_api");
+BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");
+BB_STATIC_ASSERT(offsetof(bb_http_request, headers) == 56, "bb_http_request.headers");
+BB_STATIC_ASSERT(offsetof(bb_http_request, principal) == 120, "bb_http_request.principal");
+BB_STATIC_ASSERT(sizeof(bb_http_request) == 136, "bb_http_request");
+BB_STATIC_ASSERT(offsetof(bb_http_response, body) == 40, "bb_http_response.body");
+BB_STATIC_ASSERT(offsetof(bb_http_route, handle) == 72, "bb_http_route.handle");
+BB_STATIC_ASSERT(offsetof(bb_http_route, max_message_size) == 96, "bb_http_route.max_message_size");
+BB_STATIC_ASSERT(offsetof(bb_http_route, ws_closed) == 128, "bb_http_route.ws_closed");
+BB_STATIC_ASSERT(sizeof(bb_http_route) == 136, "bb_http_route");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
-BB_STATIC_ASSERT(BB_ABI_MAJOR == 1, "major");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 1, "version");
 BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
                  "status codes are never renumbered");

@@ -45,11 +45,13 @@ class Broker:
     def __init__(self, anonymous=None, modules=None, limits=None, topics=None, env=None,
                  extra=None, tcp_settings=None):
         self.port = free_port()
+        self.http_port = free_port()
         self.dir = tempfile.mkdtemp(prefix="backbone-e2e-")
         tcp = {"address": "127.0.0.1", "port": self.port}
         tcp.update(tcp_settings or {})
         mods = modules if modules is not None else []
-        cfg = {"modules": mods + [{"name": "tcp", "settings": tcp}]}
+        cfg = {"modules": mods + [{"name": "tcp", "settings": tcp}],
+               "http": {"address": "127.0.0.1", "port": self.http_port}}
         if anonymous is not None:
             cfg["anonymous"] = {"statements": anonymous}
         if limits:
@@ -62,7 +64,8 @@ class Broker:
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)
         self.env = dict(os.environ)
-        for k in ("ADMIN_TOKEN", "TOKEN_SECRET", "JWT_SECRET", "TCP_PORT"):
+        for k in ("ADMIN_TOKEN", "TOKEN_SECRET", "JWT_SECRET", "TCP_PORT", "HTTP_PORT",
+                  "HTTP_ENABLED", "WS_ENABLED", "API_ENABLED", "K8S_ENABLED"):
             self.env.pop(k, None)
         self.env.update(env or {})
         self.log_path = os.path.join(self.dir, "backboned.log")

@@ -115,18 +115,20 @@ EnvSettings settings_from_environment(const Lookup& lookup, std::string_view pre
   if (auto v = env.get_aliased("TOKEN_SECRET", "JWT_SECRET")) s["jwt"]["secret"] = *v;
   if (auto v = env.boolean("K8S_ENABLED")) s["k8s"]["enabled"] = *v;
 
-  // WebSocket MQTT is served on the HTTP port: it is on only when both
-  // HTTP_ENABLED and WS_ENABLED allow it.
+  // The HTTP listener is the kernel's ("http" settings); WebSocket MQTT and
+  // the REST API are modules serving routes on it.
   std::optional<bool> http = env.boolean("HTTP_ENABLED");
   std::optional<bool> ws = env.boolean("WS_ENABLED");
-  if (http) s["http-api"]["enabled"] = *http;
+  std::optional<bool> api = env.boolean("API_ENABLED");
+  if (http) s["http"]["enabled"] = *http;
   if (http || ws) s["ws"]["enabled"] = http.value_or(true) && ws.value_or(true);
+  if (http && !*http) s["http-api"]["enabled"] = false;
   if (http && !*http && ws && *ws) {
     out.warnings.push_back(env.full("WS_ENABLED") + "=true has no effect while " +
                            env.full("HTTP_ENABLED") + " is false");
   }
-  if (auto v = env.port("HTTP_PORT")) s["http-api"]["port"] = *v;
-  if (auto v = env.boolean("API_ENABLED")) s["http-api"]["api_enabled"] = *v;
+  if (auto v = env.port("HTTP_PORT")) s["http"]["port"] = *v;
+  if (api) s["http"]["api_enabled"] = *api;
 
   if (auto v = env.boolean("TCP_ENABLED")) s["tcp"]["enabled"] = *v;
   if (auto v = env.port("TCP_PORT")) s["tcp"]["port"] = *v;

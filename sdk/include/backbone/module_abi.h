@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_MAJOR 1u
-#define BB_ABI_MINOR 0u
+#define BB_ABI_MINOR 1u
 
 #if defined(_WIN32)
 #define BB_EXPORT __declspec(dllexport)
@@ -98,6 +98,8 @@ typedef struct bb_module bb_module;     /* module-owned instance, opaque to the 
 typedef uint64_t bb_conn_id;            /* generation-tagged; 0 is never valid */
 typedef uint64_t bb_auth_ticket;        /* generation-tagged; 0 is never valid */
 typedef uint64_t bb_io_watch;           /* generation-tagged; 0 is never valid */
+typedef uint64_t bb_http_exchange;      /* ABI 1.1; generation-tagged; 0 is never valid */
+typedef uint64_t bb_ws_id;              /* ABI 1.1; generation-tagged; 0 is never valid */
 
 /* A message a module publishes. The host copies everything it keeps before
  * publish() returns. */
@@ -187,7 +189,95 @@ typedef struct bb_conn_info {
   bb_str peer;      /* "127.0.0.1:51234" */
   bb_str local;
   bb_str tls_subject; /* empty without a client certificate */
+  /* ABI 1.1 */
+  uint32_t flags; /* BB_CONN_* set */
+  uint32_t _pad2;
 } bb_conn_info;
+
+/* bb_conn_info.flags (ABI 1.1) */
+enum {
+  /* Bind the connection to the calling kernel worker instead of the next one
+   * round robin (a transport whose I/O already runs on a worker: ws). */
+  BB_CONN_ON_CALLING_WORKER = 1
+};
+
+/* ---- HTTP (ABI 1.1) ----
+ * The kernel runs one HTTP(S) listener (settings "http" of the config file)
+ * that modules share: each registers routes; the kernel parses requests,
+ * enforces size limits and timeouts, authenticates requests of BB_HTTP_AUTH
+ * routes and performs WebSocket upgrades. */
+
+/* bb_http_route.flags */
+enum {
+  BB_HTTP_PREFIX = 1,   /* path matches itself and everything below "path/" */
+  BB_HTTP_AUTH = 2,     /* Authorization: Bearer + X-Auth-Provider required (401) */
+  BB_HTTP_WEBSOCKET = 4 /* a WebSocket endpoint (ws_* callbacks), GET upgrade only */
+};
+
+typedef struct bb_http_header {
+  bb_str name;
+  bb_str value;
+} bb_http_header;
+
+/* Filled by the host; valid only during handle(). */
+typedef struct bb_http_request {
+  uint32_t struct_size;
+  uint32_t _pad;
+  bb_str method; /* "GET" */
+  bb_str path;   /* percent-decoded, without the query */
+  bb_str query;  /* raw text after '?', may be empty */
+  const bb_http_header* headers;
+  size_t header_count;
+  bb_bytes body;
+  bb_str peer;
+  /* BB_HTTP_AUTH routes: who made the request (never a secret). */
+  bb_str provider;
+  bb_str principal;
+} bb_http_request;
+
+/* Read and copied by the host during http_respond(). */
+typedef struct bb_http_response {
+  uint32_t struct_size;
+  int32_t status; /* 200, 404... */
+  bb_str content_type;
+  const bb_http_header* headers;
+  size_t header_count;
+  bb_bytes body;
+} bb_http_response;
+
+/* Registered by a module; must outlive its registration. */
+typedef struct bb_http_route {
+  uint32_t struct_size;
+  uint32_t flags;   /* BB_HTTP_* set */
+  bb_str path;      /* "/health"; with BB_HTTP_PREFIX "/api/clients" */
+  bb_str methods;   /* "GET,PUT,DELETE"; others are answered 405 */
+  bb_str summary;   /* one line for the OpenAPI document */
+  bb_str openapi;   /* optional JSON object merged into the route's OpenAPI path item */
+  /* Thread: a kernel worker. Answer exactly once with host->http_respond(),
+   * during the call or later from any thread. */
+  void (*handle)(void* user, const bb_http_request* req, bb_http_exchange ex);
+  /* BB_HTTP_WEBSOCKET: subprotocols offered to clients, comma separated
+   * ("mqtt,mqttv3.1"); the first one the client lists that is here is
+   * chosen; a client listing none is refused with 400. */
+  bb_str subprotocols;
+  uint32_t max_message_size; /* larger messages close with 1009; 0 = host limit */
+  uint32_t _pad2;
+  /* Thread: the WebSocket's worker, for every ws_* callback. BB_OK accepts
+   * the upgrade and sets *ws_user; anything else answers 503. */
+  bb_status (*ws_open)(void* user, bb_ws_id ws, const bb_conn_info* info,
+                       const bb_http_request* req, void** ws_user);
+  /* Payload bytes of binary messages, in order; a message may arrive in
+   * several calls. */
+  void (*ws_data)(void* ws_user, bb_bytes data);
+  /* The host's send buffer of this WebSocket crossed its high (1) or low (0)
+   * watermark. */
+  void (*ws_backpressure)(void* ws_user, int32_t above_high_watermark);
+  /* The WebSocket is gone; no ws_* host call for it is valid afterwards. */
+  void (*ws_closed)(void* ws_user);
+} bb_http_route;
+
+/* WebSocket close codes a module may pass to ws_close. */
+enum { BB_WS_NORMAL = 1000, BB_WS_PROTOCOL_ERROR = 1002, BB_WS_TOO_BIG = 1009 };
 
 typedef void (*bb_task_fn)(void* arg);
 /* Thread: the worker the watch is bound to. `events` is a BB_IO_* set. */
@@ -268,6 +358,44 @@ typedef struct bb_host_api {
   bb_status (*principal_update)(bb_host_ctx* h, bb_str provider, bb_str principal,
                                 const bb_statement* statements, size_t statement_count,
                                 int32_t revoked);
+
+  /* ---- ABI 1.1 (check with BB_HAS before use) ---- */
+
+  /* Why the calling thread's last failed host call failed, for a status
+   * message (e.g. a rule refused by config_submit). *out stays valid until
+   * the next host call on this thread. */
+  bb_status (*last_error)(bb_host_ctx* h, bb_str* out);
+
+  /* Thread: control thread, during configure() or start(). A path and
+   * method already taken by another route is BB_E_INVALID. */
+  bb_status (*http_route)(bb_host_ctx* h, const bb_http_route* r, void* user);
+  /* Any thread, exactly once per exchange. */
+  bb_status (*http_respond)(bb_host_ctx* h, bb_http_exchange ex, const bb_http_response* r);
+  /* BB_HTTP_AUTH routes, until the exchange is answered: 1 when the
+   * requester's statements allow `action` on `resource`, else 0. */
+  int32_t (*http_authorize)(bb_host_ctx* h, bb_http_exchange ex, bb_str action, bb_str resource);
+  /* Publishes on behalf of the requester of a BB_HTTP_AUTH exchange through
+   * the ingress pipeline of MQTT clients (authorization and topic rules).
+   * *reason_code is the MQTT v5 reason (0 = accepted, 0x87 not authorized,
+   * 0x95/0x99/0x9A/0x9B topic rules); *reason_string stays valid until the
+   * next host call on this thread. */
+  bb_status (*http_publish)(bb_host_ctx* h, bb_http_exchange ex, const bb_message* m,
+                            int32_t* reason_code, bb_str* reason_string);
+
+  /* WebSocket output. Thread: the WebSocket's worker only. */
+  bb_status (*ws_send)(bb_host_ctx* h, bb_ws_id ws, const bb_bytes* chunks, size_t count);
+  void (*ws_pause)(bb_host_ctx* h, bb_ws_id ws, int32_t paused);
+  /* Sends a close frame after what is queued; ws_closed follows. */
+  void (*ws_close)(bb_host_ctx* h, bb_ws_id ws, uint16_t code);
+
+  /* Read-only broker state as JSON (Prometheus text for "metrics"):
+   * "ready", "stats", "sessions", "topics", "openapi", "metrics". *out stays
+   * valid until the next host call on this thread. BB_E_NOT_FOUND for an
+   * unknown name. */
+  bb_status (*inspect)(bb_host_ctx* h, bb_str what, bb_str arg, bb_str* out);
+  /* Disconnects the client's connection (v5 reason 0x98) and ends its
+   * session. BB_E_NOT_FOUND when there is no such session. */
+  bb_status (*session_kick)(bb_host_ctx* h, bb_str client_id);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

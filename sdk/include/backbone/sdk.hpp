@@ -32,6 +32,23 @@ inline bb_bytes bytes(std::string_view s) noexcept {
   return bb_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// The value of request header `name` (case-insensitive), or empty.
+inline std::string_view header(const bb_http_request& r, std::string_view name) noexcept {
+  for (size_t i = 0; i < r.header_count; ++i) {
+    const std::string_view n = view(r.headers[i].name);
+    if (n.size() != name.size()) continue;
+    bool same = true;
+    for (size_t k = 0; k < n.size() && same; ++k) {
+      char a = n[k], b = name[k];
+      if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
+      if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
+      same = a == b;
+    }
+    if (same) return view(r.headers[i].value);
+  }
+  return {};
+}
+
 // Host: the host API table plus this instance's context. Cheap to copy.
 class Host {
  public:
@@ -63,6 +80,74 @@ class Host {
 
   bb_status post(uint32_t delay_ms, bb_task_fn fn, void* arg) const noexcept {
     return api_->post(ctx_, delay_ms, fn, arg);
+  }
+
+  // --- ABI 1.1 ---
+
+  // The host implements ABI 1.1 (HTTP routes, inspect, last_error).
+  bool has_http() const noexcept { return BB_HAS(api_, bb_host_api, session_kick); }
+
+  // Why this thread's last failed host call failed.
+  std::string last_error() const {
+    bb_str out{};
+    if (!has_http() || api_->last_error(ctx_, &out) != BB_OK) return {};
+    return std::string(view(out));
+  }
+
+  bb_status route(const bb_http_route& r, void* user) const noexcept {
+    return api_->http_route(ctx_, &r, user);
+  }
+
+  bb_status respond(bb_http_exchange ex, int32_t status, std::string_view body,
+                    std::string_view content_type = "application/json",
+                    const std::vector<bb_http_header>& headers = {}) const noexcept {
+    bb_http_response r{};
+    r.struct_size = sizeof(r);
+    r.status = status;
+    r.content_type = str(content_type);
+    r.headers = headers.data();
+    r.header_count = headers.size();
+    r.body = bytes(body);
+    return api_->http_respond(ctx_, ex, &r);
+  }
+
+  // {"error": error, "message": message}, the API's error body.
+  bb_status respond_error(bb_http_exchange ex, int32_t status, std::string_view error,
+                          std::string_view message) const {
+    return respond(ex, status,
+                   "{\"error\":" + json_string(error) + ",\"message\":" + json_string(message) + "}");
+  }
+
+  bool authorize(bb_http_exchange ex, std::string_view action,
+                 std::string_view resource) const noexcept {
+    return api_->http_authorize(ctx_, ex, str(action), str(resource)) == 1;
+  }
+
+  std::optional<std::string> inspect(std::string_view what, std::string_view arg = {}) const {
+    bb_str out{};
+    if (!has_http() || api_->inspect(ctx_, str(what), str(arg), &out) != BB_OK) return std::nullopt;
+    return std::string(view(out));
+  }
+
+  // A JSON string literal of `s` (quotes included). Invalid UTF-8 passes
+  // through byte for byte; callers send text they validated.
+  static std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (u < 0x20) {
+        static const char* hex = "0123456789abcdef";
+        out += "\\u00";
+        out += hex[u >> 4];
+        out += hex[u & 15];
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
   }
 
  private:

@@ -232,6 +232,40 @@ TEST(ConfigErrors, Topics) {
   EXPECT_GT(e.size(), std::string("test.json: topics.bad-rule: ").size()) << e;
 }
 
+TEST(ConfigParse, Http) {
+  const Config cfg = parse_config(
+      R"({"http": {"enabled": false, "address": "127.0.0.1", "port": 9000, "api_enabled": false,
+          "tls_cert": "c.pem", "tls_key": "k.pem", "max_body_bytes": 4096,
+          "max_header_bytes": 2048, "request_timeout_ms": 100, "idle_timeout_ms": 200,
+          "max_connections": 3}})",
+      "t.json");
+  EXPECT_FALSE(cfg.http.enabled);
+  EXPECT_FALSE(cfg.http.api_enabled);
+  EXPECT_EQ(cfg.http.address, "127.0.0.1");
+  EXPECT_EQ(cfg.http.port, 9000);
+  EXPECT_EQ(cfg.http.tls_cert, "c.pem");
+  EXPECT_EQ(cfg.http.max_body_bytes, 4096u);
+  EXPECT_EQ(cfg.http.max_header_bytes, 2048u);
+  EXPECT_EQ(cfg.http.request_timeout_ms, 100u);
+  EXPECT_EQ(cfg.http.idle_timeout_ms, 200u);
+  EXPECT_EQ(cfg.http.max_connections, 3u);
+}
+
+TEST(ConfigErrors, Http) {
+  EXPECT_EQ(error_of(R"({"http": {"port": "80"}})"),
+            "test.json: http.port: expected an unsigned integer up to 65535, got \"80\"");
+  EXPECT_EQ(error_of(R"({"http": {"port": 70000}})"),
+            "test.json: http.port: expected an unsigned integer up to 65535, got 70000");
+  EXPECT_EQ(error_of(R"({"http": {"enabled": "yes"}})"),
+            "test.json: http.enabled: expected true or false");
+  EXPECT_EQ(error_of(R"({"http": {"tls_cert": "c.pem"}})"),
+            "test.json: http: tls_cert and tls_key must be set together");
+  EXPECT_EQ(error_of(R"({"http": {"max_header_bytes": 10}})"),
+            "test.json: http.max_header_bytes: must be at least 1024");
+  EXPECT_EQ(error_of(R"({"http": {"bogus": 1}})"), "test.json: http: unknown key 'bogus'");
+  EXPECT_EQ(error_of(R"({"http": []})"), "test.json: http: expected an object, got array");
+}
+
 TEST(ConfigErrors, Modules) {
   EXPECT_EQ(error_of(R"({"modules": {}})"), "test.json: modules: expected an array");
   EXPECT_EQ(error_of(R"({"modules": ["env", "jwt", "env"]})"),
@@ -287,11 +321,13 @@ TEST(ConfigFile, LoadsFromDiskAndNamesMissingFiles) {
   }
 }
 
-TEST(ConfigDefault, ListsEnvAdminJwtTcp) {
+TEST(ConfigDefault, ListsTheSpecModulesPlusClient) {
   const Config cfg = default_config();
   EXPECT_EQ(cfg.source, "built-in defaults");
-  ASSERT_EQ(cfg.modules.size(), 4u);
-  const std::vector<std::string> names = {"env", "admin", "jwt", "tcp"};
+  EXPECT_TRUE(cfg.http.enabled);
+  EXPECT_EQ(cfg.http.port, 8883);
+  ASSERT_EQ(cfg.modules.size(), 7u);
+  const std::vector<std::string> names = {"env", "admin", "jwt", "client", "tcp", "ws", "http-api"};
   for (size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(cfg.modules[i].name, names[i]);
     EXPECT_TRUE(cfg.modules[i].enabled);

@@ -72,7 +72,7 @@ TEST(EnvSettings, EveryVariable) {
     "admin": {"token": "admin-tok"},
     "jwt": {"secret": "jwt-secret"},
     "k8s": {"enabled": true},
-    "http-api": {"enabled": true, "port": 8080, "api_enabled": false},
+    "http": {"enabled": true, "port": 8080, "api_enabled": false},
     "ws": {"enabled": true},
     "tcp": {"enabled": false, "port": 11883},
     "oidc": {
@@ -102,15 +102,15 @@ TEST(EnvSettings, EachVariableAlone) {
            Case{"JWT_SECRET", "s", R"({"jwt": {"secret": "s"}})"},
            Case{"K8S_ENABLED", "no", R"({"k8s": {"enabled": false}})"},
            Case{"HTTP_ENABLED", "false",
-                R"({"http-api": {"enabled": false}, "ws": {"enabled": false}})"},
+                R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"},
            Case{"HTTP_ENABLED", "true",
-                R"({"http-api": {"enabled": true}, "ws": {"enabled": true}})"},
-           Case{"HTTP_PORT", "8883", R"({"http-api": {"port": 8883}})"},
+                R"({"http": {"enabled": true}, "ws": {"enabled": true}})"},
+           Case{"HTTP_PORT", "8883", R"({"http": {"port": 8883}})"},
            Case{"TCP_ENABLED", "Yes", R"({"tcp": {"enabled": true}})"},
            Case{"TCP_PORT", "1", R"({"tcp": {"port": 1}})"},
            Case{"TCP_PORT", "65535", R"({"tcp": {"port": 65535}})"},
            Case{"WS_ENABLED", "NO", R"({"ws": {"enabled": false}})"},
-           Case{"API_ENABLED", "1", R"({"http-api": {"api_enabled": true}})"},
+           Case{"API_ENABLED", "1", R"({"http": {"api_enabled": true}})"},
            Case{"OIDC_ENABLED", "0", R"({"oidc": {"enabled": false}})"},
            Case{"OIDC_DISCOVERY", "u", R"({"oidc": {"discovery_url": "u"}})"},
            Case{"OIDC_DISCOVERY_URL", "u", R"({"oidc": {"discovery_url": "u"}})"},
@@ -149,11 +149,11 @@ TEST(EnvSettings, Aliases) {
 TEST(EnvSettings, WebSocketNeedsHttp) {
   EnvSettings e = parse({{"HTTP_ENABLED", "false"}, {"WS_ENABLED", "true"}});
   EXPECT_EQ(e.settings,
-            Json::parse(R"({"http-api": {"enabled": false}, "ws": {"enabled": false}})"));
+            Json::parse(R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"));
   EXPECT_THAT(e.warnings, ElementsAre("WS_ENABLED=true has no effect while HTTP_ENABLED is false"));
   e = parse({{"HTTP_ENABLED", "true"}, {"WS_ENABLED", "false"}});
   EXPECT_EQ(e.settings,
-            Json::parse(R"({"http-api": {"enabled": true}, "ws": {"enabled": false}})"));
+            Json::parse(R"({"http": {"enabled": true}, "ws": {"enabled": false}})"));
   EXPECT_THAT(e.warnings, IsEmpty());
 }
 
@@ -260,6 +260,7 @@ TEST(EnvModule, SubmitsOneSettingsResource) {
   EXPECT_EQ(Json::parse(subs[0].json), Json::parse(R"({
     "admin": {"token": "tok-value-123"},
     "tcp": {"port": 1884},
+    "http": {"enabled": false},
     "http-api": {"enabled": false},
     "ws": {"enabled": false}
   })"));

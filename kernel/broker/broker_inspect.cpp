@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Read-only views of the broker for the management API and metrics.
+#include <spdlog/spdlog.h>
+
+#include "kernel/broker/broker.hpp"
+#include "kernel/protocol/reason_code.hpp"
+#include "kernel/session/connection.hpp"
+
+namespace backbone::kernel::broker {
+
+using nlohmann::json;
+
+namespace {
+
+const char* version_name(protocol::Version v) {
+  switch (v) {
+    case protocol::Version::kV31:
+      return "3.1";
+    case protocol::Version::kV311:
+      return "3.1.1";
+    case protocol::Version::kV5:
+      return "5.0";
+  }
+  return "?";
+}
+
+}  // namespace
+
+json Broker::stats_json() {
+  json out = {{"uptime_s", uptime_s()},
+              {"connections", stats_.connections.load()},
+              {"connections_total", stats_.connections_total.load()},
+              {"sessions", session_count()},
+              {"subscriptions", subscription_count()},
+              {"retained", retained_.size()},
+              {"messages",
+               {{"in", stats_.messages_in.load()},
+                {"out", stats_.messages_out.load()},
+                {"dropped", stats_.messages_dropped.load()}}},
+              {"bytes", {{"in", stats_.bytes_in.load()}, {"out", stats_.bytes_out.load()}}},
+              {"denied",
+               {{"publish", stats_.publish_denied.load()},
+                {"subscribe", stats_.subscribe_denied.load()}}},
+              {"rule_rejections", stats_.rule_rejected.load()},
+              {"auth_failures", stats_.auth_failures.load()}};
+  metrics_.write_json(out);
+  return out;
+}
+
+json Broker::sessions_json() const {
+  std::vector<session::SessionPtr> all;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    all.reserve(sessions_.size());
+    for (const auto& [id, s] : sessions_) all.push_back(s);
+  }
+  json out = json::array();
+  for (const auto& s : all) {
+    std::lock_guard lock(s->mutex());
+    json subs = json::array();
+    for (const auto& [filter, entry] : s->subscriptions)
+      subs.push_back({{"filter", filter}, {"qos", entry.options.qos}});
+    out.push_back({{"client_id", s->client_id()},
+                   {"connected", s->online()},
+                   {"provider", s->provider},
+                   {"principal", s->principal},
+                   {"protocol", version_name(s->version)},
+                   {"expiry_interval_s", s->expiry_interval_s},
+                   {"queued", s->queue.size()},
+                   {"inflight", s->inflight.size()},
+                   {"subscriptions", std::move(subs)}});
+  }
+  return out;
+}
+
+json Broker::topic_rules_json() {
+  std::lock_guard lock(rules_mutex_);
+  json out = json::object();
+  for (const auto& [name, spec] : rule_specs_) out[name] = spec;
+  return out;
+}
+
+std::string Broker::prometheus() {
+  std::string out;
+  out.reserve(8192);
+  auto gauge = [&](const char* name, const char* type, const char* help, uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(value) + "\n";
+  };
+  gauge("backbone_uptime_seconds", "gauge", "Seconds since the broker started.", uptime_s());
+  gauge("backbone_connections", "gauge", "Open MQTT connections.", stats_.connections.load());
+  gauge("backbone_sessions", "gauge", "Sessions, connected or persisted.", session_count());
+  gauge("backbone_subscriptions", "gauge", "Subscriptions.", subscription_count());
+  gauge("backbone_retained_messages", "gauge", "Retained messages.", retained_.size());
+  gauge("backbone_messages_received_total", "counter", "PUBLISH packets received.",
+        stats_.messages_in.load());
+  gauge("backbone_messages_sent_total", "counter", "PUBLISH packets sent.",
+        stats_.messages_out.load());
+  gauge("backbone_messages_dropped_total", "counter", "Messages dropped (limits, expiry).",
+        stats_.messages_dropped.load());
+  gauge("backbone_bytes_received_total", "counter", "Bytes received.", stats_.bytes_in.load());
+  gauge("backbone_bytes_sent_total", "counter", "Bytes sent.", stats_.bytes_out.load());
+  metrics_.write_prometheus(out);
+  return out;
+}
+
+bool Broker::kick(const std::string& client_id) {
+  session::SessionPtr s;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return false;
+    s = it->second;
+    sessions_.erase(it);
+  }
+  spdlog::info("session '{}' kicked by an administrator", client_id);
+  const session::ConnId conn = s->conn();
+  {
+    std::lock_guard lock(s->mutex());
+    s->expiry_interval_s = 0;
+  }
+  if (conn != 0) {
+    with_connection(conn, [](session::Connection& c) {
+      c.disconnect(protocol::reason::kAdministrativeAction, "disconnected by an administrator");
+    });
+  }
+  end_session(s);
+  return true;
+}
+
+}  // namespace backbone::kernel::broker

@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The management REST API, health, readiness and metrics on the kernel's
+// HTTP listener. Requests under /api/ are authenticated by the kernel with the
+// same providers as MQTT; this module checks the caller's statements for the
+// management action of each endpoint.
+#include <backbone/sdk.hpp>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace backbone::modules::http_api {
+namespace {
+
+using nlohmann::json;
+
+// Strict base64 (RFC 4648 §4, padding optional); nullopt on any bad byte.
+std::optional<std::string> base64_decode(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// The parsed JSON body, or an error already answered (400).
+std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,
+                               bb_http_exchange ex) {
+  const auto body = sdk::view(r.body);
+  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded()) {
+    host.respond_error(ex, 400, "bad_request", "the body is not valid JSON (UTF-8)");
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    host.respond_error(ex, 400, "bad_request", "the body must be a JSON object");
+    return std::nullopt;
+  }
+  return j;
+}
+
+const char* kErrorRef = "#/components/responses/BadRequest";
+
+json operation(std::string summary, std::string action, bool body = false) {
+  json op = {{"summary", std::move(summary)},
+             {"description", "Requires the management action '" + action + "'."},
+             {"security", json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
+             {"responses",
+              {{"200", {{"description", "OK"}}},
+               {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
+               {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+  if (body) {
+    op["requestBody"] = {{"required", true},
+                         {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
+    op["responses"]["400"] = {{"$ref", kErrorRef}};
+  }
+  return op;
+}
+
+class HttpApiModule : public sdk::Module {
+ public:
+  using sdk::Module::Module;
+
+  bb_status configure(bool reloading) override {
+    if (reloading) return BB_OK;  // nothing to reload
+    const auto text = host().config("");
+    const json settings = text ? json::parse(*text, nullptr, false) : json::object();
+    if (!settings.is_object()) return fail("settings must be an object");
+    for (const auto& [key, value] : settings.items()) {
+      return fail("unknown setting '" + key + "' (the listener is configured under \"http\")");
+    }
+    if (!host().has_http()) return fail("this kernel has no HTTP listener (needs module ABI 1.1)");
+    // Registered while configuring, so /health and /ready answer while the
+    // other modules start and sync.
+    add("/health", "GET", 0, "Liveness: 200 while the process serves requests", &health);
+    add("/ready", "GET", 0, "Readiness: 200 once every module started and synced, else 503",
+        &ready);
+    add("/metrics", "GET", 0, "Prometheus metrics (text format 0.0.4)", &metrics);
+    add("/api/message", "POST", BB_HTTP_AUTH,
+        "Publish a message (action mqtt:publish on the topic; topic rules apply)", &message,
+        json{{"/api/message",
+              {{"post", [] {
+                  json op = operation("Publish a message", "mqtt:publish on the topic", true);
+                  op["requestBody"]["content"]["application/json"]["schema"] = {
+                      {"type", "object"},
+                      {"required", {"topic"}},
+                      {"properties",
+                       {{"topic", {{"type", "string"}}},
+                        {"payload", {{"type", "string"}, {"format", "byte"}}},
+                        {"qos", {{"type", "integer"}, {"enum", {0, 1, 2}}}},
+                        {"retain", {{"type", "boolean"}}}}}};
+                  op["responses"]["422"] = {{"description", "Refused by a topic rule"}};
+                  return op;
+                }()}}}});
+    add("/api/topics", "GET,PUT,DELETE", BB_HTTP_AUTH | BB_HTTP_PREFIX, "Topic rules", &topics,
+        json{{"/api/topics", {{"get", operation("List topic rules", "mgmt:list-topics")}}},
+             {"/api/topics/{name}",
+              {{"parameters", json::array({{{"name", "name"},
+                                            {"in", "path"},
+                                            {"required", true},
+                                            {"schema", {{"type", "string"}}}}})},
+               {"get", operation("Get a topic rule", "mgmt:get-topic")},
+               {"put", operation("Create or replace a topic rule ({\"patterns\": [...]})",
+                                 "mgmt:put-topic", true)},
+               {"delete", operation("Delete a topic rule", "mgmt:delete-topic")}}}});
+    add("/api/stats", "GET", BB_HTTP_AUTH, "Broker statistics", &stats,
+        json{{"/api/stats", {{"get", operation("Broker statistics", "mgmt:read-stats")}}}});
+    add("/api/sessions", "GET,DELETE", BB_HTTP_AUTH | BB_HTTP_PREFIX, "Sessions", &sessions,
+        json{{"/api/sessions", {{"get", operation("List sessions", "mgmt:list-sessions")}}},
+             {"/api/sessions/{clientId}",
+              {{"parameters", json::array({{{"name", "clientId"},
+                                            {"in", "path"},
+                                            {"required", true},
+                                            {"schema", {{"type", "string"}}}}})},
+               {"delete", operation("Disconnect a client and end its session",
+                                    "mgmt:kick-session")}}}});
+    add("/api/openapi.json", "GET", BB_HTTP_AUTH, "This OpenAPI document", &openapi);
+    for (auto& r : routes_) {
+      const bb_status status = host().route(r->table, this);
+      if (status == BB_E_UNSUPPORTED) {
+        host().info("not serving " + r->path + ": " + host().last_error());
+        continue;
+      }
+      if (status != BB_OK) return fail("cannot serve " + r->path + ": " + host().last_error());
+    }
+    return BB_OK;
+  }
+
+ private:
+  using Handler = void (*)(HttpApiModule&, const bb_http_request&, bb_http_exchange);
+
+  struct RouteEntry {
+    std::string path, methods, summary, openapi;
+    Handler handler = nullptr;
+    bb_http_route table{};
+  };
+
+  void add(std::string path, std::string methods, uint32_t flags, std::string summary,
+           Handler handler, const json& openapi = nullptr) {
+    auto e = std::make_unique<RouteEntry>();
+    e->path = std::move(path);
+    e->methods = std::move(methods);
+    e->summary = std::move(summary);
+    e->openapi = openapi.is_null() ? std::string() : openapi.dump();
+    e->handler = handler;
+    e->table.struct_size = sizeof(bb_http_route);
+    e->table.flags = flags;
+    e->table.path = sdk::str(e->path);
+    e->table.methods = sdk::str(e->methods);
+    e->table.summary = sdk::str(e->summary);
+    e->table.openapi = sdk::str(e->openapi);
+    e->table.handle = &dispatch;
+    routes_.push_back(std::move(e));
+  }
+
+  static void dispatch(void* user, const bb_http_request* r, bb_http_exchange ex) noexcept {
+    auto* self = static_cast<HttpApiModule*>(user);
+    const std::string_view path = sdk::view(r->path);
+    try {
+      for (const auto& e : self->routes_) {
+        if (path == e->path || (path.size() > e->path.size() &&
+                                path.substr(0, e->path.size() + 1) == e->path + "/")) {
+          e->handler(*self, *r, ex);
+          return;
+        }
+      }
+      self->host().respond_error(ex, 404, "not_found", "no such resource");
+    } catch (const std::exception& e) {
+      self->host().error(std::string("request failed: ") + e.what());
+      self->host().respond_error(ex, 500, "internal", "internal error");
+    }
+  }
+
+  // The caller may do `action` on `resource`; otherwise 403 is sent.
+  bool permitted(const bb_http_request& r, bb_http_exchange ex, std::string_view action,
+                 std::string_view resource) {
+    if (host().authorize(ex, action, resource)) return true;
+    audit(r, action, resource, "denied");
+    host().respond_error(ex, 403, "forbidden",
+                         "not allowed: " + std::string(action) + " on " + std::string(resource));
+    return false;
+  }
+
+  // One line per management change: who (provider and principal, never a
+  // token), what, result.
+  void audit(const bb_http_request& r, std::string_view action, std::string_view target,
+             std::string_view result) {
+    host().info("audit: provider=" + std::string(sdk::view(r.provider)) + " principal=" +
+                json(std::string(sdk::view(r.principal))).dump() + " peer=" +
+                std::string(sdk::view(r.peer)) + " action=" + std::string(action) + " target=" +
+                json(std::string(target)).dump() + " result=" + std::string(result));
+  }
+
+  // The part of the path after `base` + "/", or "" for `base` itself.
+  static std::string name_after(const bb_http_request& r, std::string_view base) {
+    const std::string_view path = sdk::view(r.path);
+    return path.size() > base.size() + 1 ? std::string(path.substr(base.size() + 1))
+                                         : std::string();
+  }
+
+  static void health(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
+    m.host().respond(ex, 200, R"({"status":"ok"})");
+  }
+
+  static void ready(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
+    json state = json::parse(m.host().inspect("ready").value_or("{}"), nullptr, false);
+    const bool is_ready = state.is_object() && state.value("ready", false);
+    json body = {{"status", is_ready ? "ready" : "not ready"}};
+    if (state.is_object() && !is_ready) {
+      body["reason"] = state.value("reason", "waiting for modules");
+      body["waiting"] = state.value("waiting", json::array());
+    }
+    m.host().respond(ex, is_ready ? 200 : 503, body.dump());
+  }
+
+  static void metrics(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
+    const auto text = m.host().inspect("metrics");
+    if (!text) return void(m.host().respond_error(ex, 500, "internal", "metrics unavailable"));
+    m.host().respond(ex, 200, *text, "text/plain; version=0.0.4; charset=utf-8");
+  }
+
+  static void message(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
+    auto body = parse_body(m.host(), r, ex);
+    if (!body) return;
+    auto bad = [&](const std::string& field, const std::string& why) {
+      m.host().respond_error(ex, 400, "bad_request", "field '" + field + "': " + why);
+    };
+    for (const auto& [key, value] : body->items()) {
+      if (key != "topic" && key != "payload" && key != "qos" && key != "retain")
+        return bad(key, "unknown field (expected topic, payload, qos, retain)");
+    }
+    if (!body->contains("topic") || !(*body)["topic"].is_string() ||
+        (*body)["topic"].get<std::string>().empty())
+      return bad("topic", "expected a non-empty string");
+    const std::string topic = (*body)["topic"].get<std::string>();
+    std::string payload;
+    if (body->contains("payload")) {
+      if (!(*body)["payload"].is_string()) return bad("payload", "expected a base64 string");
+      auto decoded = base64_decode((*body)["payload"].get<std::string>());
+      if (!decoded) return bad("payload", "not valid base64");
+      payload = std::move(*decoded);
+    }
+    uint8_t qos = 0;
+    if (body->contains("qos")) {
+      const json& q = (*body)["qos"];
+      if (!q.is_number_unsigned() || q.get<uint64_t>() > 2) return bad("qos", "expected 0, 1 or 2");
+      qos = q.get<uint8_t>();
+    }
+    bool retain = false;
+    if (body->contains("retain")) {
+      if (!(*body)["retain"].is_boolean()) return bad("retain", "expected true or false");
+      retain = (*body)["retain"].get<bool>();
+    }
+    bb_message msg{};
+    msg.struct_size = sizeof(msg);
+    msg.qos = qos;
+    msg.retain = retain ? 1 : 0;
+    msg.topic = sdk::str(topic);
+    msg.payload = sdk::bytes(payload);
+    int32_t reason = 0;
+    bb_str reason_string{};
+    const bb_status status =
+        m.host().api()->http_publish(m.host().ctx(), ex, &msg, &reason, &reason_string);
+    if (status == BB_E_INVALID) return bad("topic", "not a valid topic name");
+    if (status != BB_OK)
+      return void(m.host().respond_error(ex, 500, "internal", "the message was not published"));
+    if (reason == 0x87) {
+      return void(m.host().respond_error(ex, 403, "forbidden",
+                                         "not allowed: mqtt:publish on " + topic));
+    }
+    if (reason >= 0x80) {
+      return void(m.host().respond_error(ex, 422, "rejected_by_topic_rule",
+                                         std::string(sdk::view(reason_string))));
+    }
+    m.host().respond(ex, 200, R"({"success":true})");
+  }
+
+  static void topics(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
+    const std::string method(sdk::view(r.method));
+    const std::string name = name_after(r, "/api/topics");
+    const json all = json::parse(m.host().inspect("topics").value_or("{}"), nullptr, false);
+    if (name.empty()) {
+      if (method != "GET")
+        return void(m.host().respond_error(ex, 405, "method_not_allowed",
+                                           method + " needs a rule name: /api/topics/{name}"));
+      if (!m.permitted(r, ex, "mgmt:list-topics", "topics")) return;
+      json list = json::array();
+      for (const auto& [n, spec] : all.items()) list.push_back({{"name", n}, {"spec", spec}});
+      return void(m.host().respond(ex, 200, list.dump()));
+    }
+    const std::string resource = "topics/" + name;
+    if (method == "GET") {
+      if (!m.permitted(r, ex, "mgmt:get-topic", resource)) return;
+      if (!all.contains(name))
+        return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
+      return void(m.host().respond(ex, 200, json{{"name", name}, {"spec", all[name]}}.dump()));
+    }
+    if (method == "DELETE") {
+      if (!m.permitted(r, ex, "mgmt:delete-topic", resource)) return;
+      if (!all.contains(name)) {
+        return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
+      }
+      const bb_status status = m.host().submit("topic", name, "", true);
+      m.audit(r, "mgmt:delete-topic", resource, status == BB_OK ? "ok" : "failed");
+      if (status != BB_OK)
+        return void(m.host().respond_error(ex, 500, "internal", m.host().last_error()));
+      return void(m.host().respond(ex, 204, ""));
+    }
+    // PUT
+    if (!m.permitted(r, ex, "mgmt:put-topic", resource)) return;
+    auto body = parse_body(m.host(), r, ex);
+    if (!body) return;
+    for (const auto& [key, value] : body->items()) {
+      if (key != "patterns")
+        return void(m.host().respond_error(ex, 400, "bad_request",
+                                           "field '" + key + "': unknown (expected patterns)"));
+    }
+    if (!body->contains("patterns"))
+      return void(m.host().respond_error(ex, 400, "bad_request", "field 'patterns': missing"));
+    const bool existed = all.contains(name);
+    const bb_status status = m.host().submit("topic", name, body->dump());
+    if (status != BB_OK) {
+      const std::string why = m.host().last_error();
+      m.audit(r, "mgmt:put-topic", resource, "refused");
+      return void(m.host().respond_error(ex, 400, "bad_request", why));
+    }
+    m.audit(r, "mgmt:put-topic", resource, existed ? "replaced" : "created");
+    m.host().respond(ex, existed ? 200 : 201, json{{"name", name}, {"spec", *body}}.dump());
+  }
+
+  static void stats(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
+    if (!m.permitted(r, ex, "mgmt:read-stats", "stats")) return;
+    m.host().respond(ex, 200, m.host().inspect("stats").value_or("{}"));
+  }
+
+  static void sessions(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
+    const std::string method(sdk::view(r.method));
+    const std::string client_id = name_after(r, "/api/sessions");
+    if (client_id.empty()) {
+      if (method != "GET")
+        return void(m.host().respond_error(ex, 405, "method_not_allowed",
+                                           method + " needs a client id: /api/sessions/{clientId}"));
+      if (!m.permitted(r, ex, "mgmt:list-sessions", "sessions")) return;
+      return void(m.host().respond(ex, 200, m.host().inspect("sessions").value_or("[]")));
+    }
+    if (method != "DELETE")
+      return void(m.host().respond_error(ex, 405, "method_not_allowed",
+                                         "only DELETE is allowed on /api/sessions/{clientId}"));
+    const std::string resource = "sessions/" + client_id;
+    if (!m.permitted(r, ex, "mgmt:kick-session", resource)) return;
+    const bb_status status =
+        m.host().api()->session_kick(m.host().ctx(), sdk::str(client_id));
+    m.audit(r, "mgmt:kick-session", resource, status == BB_OK ? "ok" : "not found");
+    if (status == BB_E_NOT_FOUND)
+      return void(
+          m.host().respond_error(ex, 404, "not_found", "no session '" + client_id + "'"));
+    if (status != BB_OK) return void(m.host().respond_error(ex, 500, "internal", "kick failed"));
+    m.host().respond(ex, 204, "");
+  }
+
+  static void openapi(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
+    m.host().respond(ex, 200, m.host().inspect("openapi").value_or("{}"));
+  }
+
+  bb_status fail(const std::string& why) {
+    host().error(why);
+    return BB_E_INVALID;
+  }
+
+  std::vector<std::unique_ptr<RouteEntry>> routes_;
+};
+
+}  // namespace
+}  // namespace backbone::modules::http_api
+
+BACKBONE_MODULE(backbone::modules::http_api::HttpApiModule, "http-api", "1.0.0", BB_KIND_HTTP, 0)
