@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Named clients defined in the config file: token hashes and statements.
+// Named clients: defined in the config file (token hashes and statements) or
+// created at run time through the HTTP API (/api/clients; the broker makes
+// the token, shows it once and keeps its hash). Login: username=client,
+// password=<token>.
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <backbone/sdk.hpp>
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -29,6 +34,7 @@ struct ClientEntry {
   std::string name;
   std::string token_sha256;  // 32 raw bytes
   std::vector<Triple> statements;
+  json statements_json;  // as given, for GET /api/clients
 };
 
 // name -> entry; immutable once built, swapped whole on reload.
@@ -63,6 +69,44 @@ bool from_hex(const std::string& hex, std::string& out) {
     out.push_back(static_cast<char>(value));
   }
   return true;
+}
+
+// 32 random bytes, base64url without padding: the token of an API client.
+std::optional<std::string> random_token() {
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return std::nullopt;
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char b : raw) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += alphabet[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += alphabet[(acc << (6 - bits)) & 63];
+  OPENSSL_cleanse(raw, sizeof raw);
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::vector<bb_statement> abi_statements(const std::vector<Triple>& triples) {
+  std::vector<bb_statement> list;
+  for (const auto& t : triples)
+    list.push_back(bb_statement{t.effect, 0, sdk::str(t.action), sdk::str(t.resource)});
+  return list;
 }
 
 // Strict parse of IAM statements into (effect, action, resource) triples.
@@ -138,12 +182,25 @@ class ClientModule : public sdk::Module {
       return BB_E_INVALID;
     }
     std::shared_ptr<const ClientTable> previous;
+    std::vector<std::string> displaced;  // API clients whose name the file now uses
     {
       std::unique_lock lock(mutex_);
       previous = table_;
       table_ = table;
-      by_hash_.clear();
-      for (const auto& [name, entry] : *table) by_hash_[entry.token_sha256] = &entry;
+      for (auto it = api_.begin(); it != api_.end();) {
+        if (table->contains(it->first)) {
+          displaced.push_back(it->first);
+          it = api_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      rebuild_index_locked();
+    }
+    for (const auto& name : displaced) {
+      host().warn("client '" + name + "' is now defined in the config file: the API client " +
+                  "of that name is removed and its sessions cut");
+      host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
     }
     if (!reloading) {
       static const bb_authenticator kAuth{
@@ -151,7 +208,7 @@ class ClientModule : public sdk::Module {
       if (host().api()->register_authenticator(host().ctx(), &kAuth, this) != BB_OK)
         return BB_E_INVALID;
       host().info(std::to_string(table->size()) + " client(s) configured");
-      return BB_OK;
+      return register_routes();
     }
     push_changes(previous ? *previous : ClientTable{}, *table);
     return BB_OK;
@@ -184,6 +241,7 @@ class ClientModule : public sdk::Module {
       }
       ClientEntry entry;
       entry.name = name;
+      if (spec.contains("statements")) entry.statements_json = spec["statements"];
       for (const auto& [key, value] : spec.items()) {
         if (key == "token_sha256") {
           if (!value.is_string() || !from_hex(value.get<std::string>(), entry.token_sha256)) {
@@ -222,9 +280,7 @@ class ClientModule : public sdk::Module {
         api->principal_update(host().ctx(), provider, principal, nullptr, 0, 1);
         host().info("client '" + name + "' removed or its token changed: sessions cut");
       } else if (it->second.statements != old.statements) {
-        std::vector<bb_statement> list;
-        for (const auto& t : it->second.statements)
-          list.push_back(bb_statement{t.effect, 0, sdk::str(t.action), sdk::str(t.resource)});
+        const auto list = abi_statements(it->second.statements);
         api->principal_update(host().ctx(), provider, principal, list.data(), list.size(), 0);
         host().info("client '" + name + "': statements updated");
       }
@@ -236,28 +292,27 @@ class ClientModule : public sdk::Module {
     auto* self = static_cast<ClientModule*>(user);
     // Per-thread storage: the host copies the result before this thread
     // calls the module again.
+    thread_local std::vector<Triple> triples;
     thread_local std::vector<bb_statement> statements;
     thread_local std::string principal;
-    thread_local std::shared_ptr<const ClientTable> pinned;
-    statements.clear();
     const std::string digest = sha256(sdk::view(req->password));
-    const ClientEntry* found = nullptr;
+    bool found = false;
     {
       std::shared_lock lock(self->mutex_);
-      pinned = self->table_;
       auto it = self->by_hash_.find(digest);
       if (it != self->by_hash_.end() &&
-          CRYPTO_memcmp(it->second->token_sha256.data(), digest.data(), digest.size()) == 0)
-        found = it->second;
+          CRYPTO_memcmp(it->second->token_sha256.data(), digest.data(), digest.size()) == 0) {
+        found = true;
+        principal = it->second->name;
+        triples = it->second->statements;  // API clients change under the lock
+      }
     }
     if (!found) {
       out->verdict = BB_AUTH_DENY;
       out->log_reason = sdk::str("unknown client token");
       return BB_OK;
     }
-    principal = found->name;
-    for (const auto& t : found->statements)
-      statements.push_back(bb_statement{t.effect, 0, sdk::str(t.action), sdk::str(t.resource)});
+    statements = abi_statements(triples);
     out->verdict = BB_AUTH_ALLOW;
     out->principal = sdk::str(principal);
     out->statements = statements.data();
@@ -265,9 +320,225 @@ class ClientModule : public sdk::Module {
     return BB_OK;
   }
 
+  void rebuild_index_locked() {
+    by_hash_.clear();
+    if (table_)
+      for (const auto& [name, entry] : *table_) by_hash_[entry.token_sha256] = &entry;
+    for (const auto& [name, entry] : api_) by_hash_[entry.token_sha256] = &entry;
+  }
+
+  // --- /api/clients ---
+
+  bb_status register_routes() {
+    if (!host().has_http()) return BB_OK;
+    const json item_ops = {
+        {"parameters", json::array({{{"name", "name"},
+                                      {"in", "path"},
+                                      {"required", true},
+                                      {"schema", {{"type", "string"}}}}})},
+        {"get", operation("Get a client", "mgmt:get-client")},
+        {"put", operation("Create a client (201, the token is shown once) or replace its "
+                          "statements (200); ?rotate=true issues a new token",
+                          "mgmt:put-client", true)},
+        {"delete", operation("Delete a client: its token stops working and its sessions are cut",
+                             "mgmt:delete-client")}};
+    openapi_ = json{{"/api/clients", {{"get", operation("List clients", "mgmt:list-clients")}}},
+                    {"/api/clients/{name}", item_ops}}
+                   .dump();
+    route_ = bb_http_route{};
+    route_.struct_size = sizeof(route_);
+    route_.flags = BB_HTTP_AUTH | BB_HTTP_PREFIX;
+    route_.path = sdk::str("/api/clients");
+    route_.methods = sdk::str("GET,PUT,DELETE");
+    route_.summary = sdk::str("Clients of the 'client' provider");
+    route_.openapi = sdk::str(openapi_);
+    route_.handle = &ClientModule::handle;
+    const bb_status status = host().route(route_, this);
+    if (status == BB_E_UNSUPPORTED) {
+      host().info("not serving /api/clients: " + host().last_error());
+      return BB_OK;
+    }
+    if (status != BB_OK) host().error("cannot serve /api/clients: " + host().last_error());
+    return status;
+  }
+
+  static json operation(const std::string& summary, const std::string& action,
+                        bool body = false) {
+    json op = {{"summary", summary},
+               {"description", "Requires the management action '" + action + "'."},
+               {"security",
+                json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
+               {"responses",
+                {{"200", {{"description", "OK"}}},
+                 {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
+                 {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+    if (body) {
+      json schema = {{"type", "object"},
+                     {"required", {"statements"}},
+                     {"properties", {{"statements", {{"type", "array"}}}}}};
+      json content = json::object();
+      content["application/json"]["schema"] = std::move(schema);
+      op["requestBody"] = {{"required", true}, {"content", std::move(content)}};
+      op["responses"]["201"] = {{"description", "Created; the body holds the token, once"}};
+      op["responses"]["400"] = {{"$ref", "#/components/responses/BadRequest"}};
+    }
+    return op;
+  }
+
+  static void handle(void* user, const bb_http_request* r, bb_http_exchange ex) noexcept {
+    auto* self = static_cast<ClientModule*>(user);
+    try {
+      self->serve(*r, ex);
+    } catch (const std::exception& e) {
+      self->host().error(std::string("/api/clients failed: ") + e.what());
+      self->host().respond_error(ex, 500, "internal", "internal error");
+    }
+  }
+
+  bool permitted(const bb_http_request& r, bb_http_exchange ex, const std::string& action,
+                 const std::string& resource) {
+    if (host().authorize(ex, action, resource)) return true;
+    host().audit(r, action, resource, "denied");
+    host().respond_error(ex, 403, "forbidden", "not allowed: " + action + " on " + resource);
+    return false;
+  }
+
+  json describe_locked(const ClientEntry& e, const char* source) const {
+    return json{{"name", e.name},
+                {"source", source},
+                {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+  }
+
+  void serve(const bb_http_request& r, bb_http_exchange ex) {
+    const std::string method(sdk::view(r.method));
+    const std::string_view path = sdk::view(r.path);
+    const std::string name =
+        path.size() > 13 ? std::string(path.substr(13)) : std::string();  // "/api/clients/"
+    if (name.empty()) {
+      if (method != "GET")
+        return void(host().respond_error(ex, 405, "method_not_allowed",
+                                         method + " needs a client name: /api/clients/{name}"));
+      if (!permitted(r, ex, "mgmt:list-clients", "clients")) return;
+      json list = json::array();
+      {
+        std::shared_lock lock(mutex_);
+        if (table_)
+          for (const auto& [n, e] : *table_) list.push_back(describe_locked(e, "config"));
+        for (const auto& [n, e] : api_) list.push_back(describe_locked(e, "api"));
+      }
+      return void(host().respond(ex, 200, list.dump()));
+    }
+    const std::string resource = "clients/" + name;
+    if (!valid_name(name))
+      return void(host().respond_error(ex, 400, "bad_request",
+                                       "invalid client name (1-128 of A-Z a-z 0-9 . _ -)"));
+    if (method == "GET") {
+      if (!permitted(r, ex, "mgmt:get-client", resource)) return;
+      std::shared_lock lock(mutex_);
+      if (table_ && table_->contains(name))
+        return void(host().respond(ex, 200, describe_locked(table_->at(name), "config").dump()));
+      if (api_.contains(name))
+        return void(host().respond(ex, 200, describe_locked(api_.at(name), "api").dump()));
+      return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
+    }
+    if (method == "DELETE") {
+      if (!permitted(r, ex, "mgmt:delete-client", resource)) return;
+      {
+        std::unique_lock lock(mutex_);
+        if (table_ && table_->contains(name)) {
+          lock.unlock();
+          host().audit(r, "mgmt:delete-client", resource, "refused (config file)");
+          return void(host().respond_error(ex, 409, "conflict",
+                                           "client '" + name +
+                                               "' is defined in the config file; remove it there"));
+        }
+        if (api_.erase(name) == 0) {
+          lock.unlock();
+          return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
+        }
+        rebuild_index_locked();
+      }
+      host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+      host().audit(r, "mgmt:delete-client", resource, "ok");
+      return void(host().respond(ex, 204, ""));
+    }
+    // PUT
+    if (!permitted(r, ex, "mgmt:put-client", resource)) return;
+    const auto text = sdk::view(r.body);
+    const json body = json::parse(text.begin(), text.end(), nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return void(host().respond_error(ex, 400, "bad_request",
+                                       "the body must be a JSON object (UTF-8)"));
+    for (const auto& [key, value] : body.items()) {
+      if (key != "statements")
+        return void(host().respond_error(ex, 400, "bad_request",
+                                         "field '" + key + "': unknown (expected statements)"));
+    }
+    if (!body.contains("statements"))
+      return void(host().respond_error(ex, 400, "bad_request", "field 'statements': missing"));
+    ClientEntry entry;
+    entry.name = name;
+    entry.statements_json = body["statements"];
+    std::string error;
+    if (!parse_statements(body["statements"], "statements", entry.statements, error))
+      return void(host().respond_error(ex, 400, "bad_request", error));
+    const bool rotate = sdk::view(r.query).find("rotate=true") != std::string_view::npos;
+    bool exists;
+    {
+      std::shared_lock lock(mutex_);
+      if (table_ && table_->contains(name)) {
+        lock.unlock();
+        return void(host().respond_error(
+            ex, 409, "conflict",
+            "client '" + name + "' is defined in the config file; change it there"));
+      }
+      exists = api_.contains(name);
+    }
+    // The kernel compiles the statements (resource patterns included) and,
+    // for an existing client, switches its live sessions to them.
+    const auto list = abi_statements(entry.statements);
+    if (host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), list.data(),
+                                       list.size(), 0) != BB_OK) {
+      host().audit(r, "mgmt:put-client", resource, "refused");
+      return void(host().respond_error(ex, 400, "bad_request",
+                                       "field 'statements': " + host().last_error()));
+    }
+    std::optional<std::string> token;
+    if (!exists || rotate) {
+      token = random_token();
+      if (!token)
+        return void(host().respond_error(ex, 500, "internal", "no random bytes for a token"));
+      entry.token_sha256 = sha256(*token);
+    }
+    {
+      std::unique_lock lock(mutex_);
+      auto it = api_.find(name);
+      if (it != api_.end() && !token) entry.token_sha256 = it->second.token_sha256;
+      if (it != api_.end() && token == std::nullopt && entry.token_sha256.empty()) {
+        lock.unlock();
+        return void(host().respond_error(ex, 409, "conflict", "the client changed meanwhile"));
+      }
+      api_[name] = entry;
+      rebuild_index_locked();
+    }
+    if (exists && rotate) {
+      // The old token stops working: sessions that used it end.
+      host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+    }
+    host().audit(r, "mgmt:put-client", resource,
+                 !exists ? "created" : (rotate ? "replaced, token rotated" : "replaced"));
+    json reply = {{"name", name}, {"statements", entry.statements_json}};
+    if (token) reply["token"] = *token;
+    host().respond(ex, exists ? 200 : 201, reply.dump());
+    if (token) OPENSSL_cleanse(token->data(), token->size());
+  }
+
   std::shared_mutex mutex_;
   std::shared_ptr<const ClientTable> table_;
+  std::map<std::string, ClientEntry> api_;  // created through the API; in memory
   std::unordered_map<std::string, const ClientEntry*> by_hash_;
+  std::string openapi_;
+  bb_http_route route_{};
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "jwt_mint.hpp"
 #include "jwt_verifier.hpp"
 
 namespace backbone::modules::jwt {
@@ -81,7 +82,7 @@ class JwtModule final : public sdk::Module {
     }
     registered_ = true;
     host().info("jwt provider on (" + summary + ")");
-    return BB_OK;
+    return register_mint_route();
   }
 
  private:
@@ -270,7 +271,146 @@ class JwtModule final : public sdk::Module {
     }
   }
 
+  // --- POST /api/manage/jwt: tokens for this provider (mgmt:generate-jwt) ---
+
+  bb_status register_mint_route() {
+    if (!host().has_http()) return BB_OK;
+    Json op = {
+        {"summary", "Mint a token of the jwt provider carrying the given statements"},
+        {"description",
+         "Requires the management action 'mgmt:generate-jwt' on resource 'jwt'. Whoever may "
+         "do this can mint any statements: grant it like admin rights."},
+        {"security", Json::array({{{"bearer", Json::array()}, {"provider", Json::array()}}})},
+        {"requestBody",
+         {{"required", true},
+          {"content",
+           {{"application/json",
+             {{"schema",
+               {{"type", "object"},
+                {"required", {"statements"}},
+                {"properties",
+                 {{"statements", {{"type", "array"}}},
+                  {"exp", {{"type", "integer"}, {"description", "expiry, Unix seconds"}}},
+                  {"sub", {{"type", "string"}}}}}}}}}}}}},
+        {"responses",
+         {{"200", {{"description", "{\"jwt\": \"...\"}"}}},
+          {"400", {{"$ref", "#/components/responses/BadRequest"}}},
+          {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
+          {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+    mint_openapi_ = Json{{"/api/manage/jwt", {{"post", op}}}}.dump();
+    mint_route_ = bb_http_route{};
+    mint_route_.struct_size = sizeof(mint_route_);
+    mint_route_.flags = BB_HTTP_AUTH;
+    mint_route_.path = sdk::str("/api/manage/jwt");
+    mint_route_.methods = sdk::str("POST");
+    mint_route_.summary = sdk::str("Mint a jwt token");
+    mint_route_.openapi = sdk::str(mint_openapi_);
+    mint_route_.handle = &JwtModule::mint;
+    const bb_status status = host().route(mint_route_, this);
+    if (status == BB_E_UNSUPPORTED) {
+      host().info("not serving /api/manage/jwt: " + host().last_error());
+      return BB_OK;
+    }
+    if (status != BB_OK) host().error("cannot serve /api/manage/jwt: " + host().last_error());
+    return status;
+  }
+
+  static void mint(void* user, const bb_http_request* r, bb_http_exchange ex) noexcept {
+    auto* self = static_cast<JwtModule*>(user);
+    const sdk::Host& host = self->host();
+    try {
+      if (!host.authorize(ex, "mgmt:generate-jwt", "jwt")) {
+        host.audit(*r, "mgmt:generate-jwt", "jwt", "denied");
+        host.respond_error(ex, 403, "forbidden", "not allowed: mgmt:generate-jwt on jwt");
+        return;
+      }
+      const auto text = sdk::view(r->body);
+      const Json body = Json::parse(text.begin(), text.end(), nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        host.respond_error(ex, 400, "bad_request", "the body must be a JSON object (UTF-8)");
+        return;
+      }
+      Json claims = Json::object();
+      for (const auto& [key, value] : body.items()) {
+        if (key == "statements") {
+          std::vector<Triple> triples;
+          std::string error;
+          if (!parse_statements(value, triples, error)) {
+            host.respond_error(ex, 400, "bad_request", "field 'statements': " + error);
+            return;
+          }
+          claims["statements"] = value;
+        } else if (key == "exp") {
+          if (!value.is_number_unsigned()) {
+            host.respond_error(ex, 400, "bad_request",
+                               "field 'exp': expected a Unix time in seconds");
+            return;
+          }
+          claims["exp"] = value;
+        } else if (key == "sub") {
+          if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
+            host.respond_error(ex, 400, "bad_request", "field 'sub': expected a non-empty string");
+            return;
+          }
+          claims["sub"] = value;
+        } else {
+          host.respond_error(ex, 400, "bad_request",
+                             "field '" + key + "': unknown (expected statements, exp, sub)");
+          return;
+        }
+      }
+      if (!claims.contains("statements")) {
+        host.respond_error(ex, 400, "bad_request", "field 'statements': missing");
+        return;
+      }
+      std::shared_ptr<const Verifier> verifier;
+      {
+        std::lock_guard lock(self->mutex_);
+        verifier = self->verifier_;
+      }
+      const Algorithm* hmac = nullptr;
+      for (const Algorithm* a : verifier->config().algorithms) {
+        if (!hmac && a->family == Family::kHmac) hmac = a;
+      }
+      if (!hmac) {
+        host.respond_error(ex, 409, "conflict",
+                           "the jwt provider verifies with a public key only and cannot sign");
+        return;
+      }
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (verifier->config().require_exp && !claims.contains("exp")) {
+        host.respond_error(ex, 400, "bad_request", "field 'exp': required by this provider");
+        return;
+      }
+      if (claims.contains("exp") && claims["exp"].get<int64_t>() <= now) {
+        host.respond_error(ex, 400, "bad_request", "field 'exp': already in the past");
+        return;
+      }
+      claims["iat"] = now;
+      if (verifier->config().issuer) claims["iss"] = *verifier->config().issuer;
+      if (verifier->config().audience) claims["aud"] = *verifier->config().audience;
+      std::string error;
+      std::string token = mint_hmac(hmac->name, verifier->config().secret, claims, error);
+      if (token.empty()) {
+        host.error("minting a token failed: " + error);
+        host.respond_error(ex, 500, "internal", "the token could not be signed");
+        return;
+      }
+      host.audit(*r, "mgmt:generate-jwt", claims.value("sub", "jwt"), "ok");
+      host.respond(ex, 200, Json{{"jwt", token}}.dump());
+      OPENSSL_cleanse(token.data(), token.size());
+    } catch (const std::exception& e) {
+      host.error(std::string("/api/manage/jwt failed: ") + e.what());
+      host.respond_error(ex, 500, "internal", "internal error");
+    }
+  }
+
   static const bb_authenticator kAuthenticator;
+
+  std::string mint_openapi_;
+  bb_http_route mint_route_{};
 
   std::mutex mutex_;
   std::shared_ptr<const Verifier> verifier_;

@@ -202,14 +202,9 @@ class HttpApiModule : public sdk::Module {
     return false;
   }
 
-  // One line per management change: who (provider and principal, never a
-  // token), what, result.
   void audit(const bb_http_request& r, std::string_view action, std::string_view target,
              std::string_view result) {
-    host().info("audit: provider=" + std::string(sdk::view(r.provider)) + " principal=" +
-                json(std::string(sdk::view(r.principal))).dump() + " peer=" +
-                std::string(sdk::view(r.peer)) + " action=" + std::string(action) + " target=" +
-                json(std::string(target)).dump() + " result=" + std::string(result));
+    host().audit(r, action, target, result);
   }
 
   // The part of the path after `base` + "/", or "" for `base` itself.

@@ -123,6 +123,16 @@ class Host {
     return api_->http_authorize(ctx_, ex, str(action), str(resource)) == 1;
   }
 
+  // The audit line of a management request: who (provider and principal,
+  // never a token), what, on which target, with which result.
+  void audit(const bb_http_request& r, std::string_view action, std::string_view target,
+             std::string_view result) const {
+    info("audit: provider=" + std::string(view(r.provider)) +
+         " principal=" + json_string(view(r.principal)) + " peer=" + std::string(view(r.peer)) +
+         " action=" + std::string(action) + " target=" + json_string(target) +
+         " result=" + std::string(result));
+  }
+
   std::optional<std::string> inspect(std::string_view what, std::string_view arg = {}) const {
     bb_str out{};
     if (!has_http() || api_->inspect(ctx_, str(what), str(arg), &out) != BB_OK) return std::nullopt;
