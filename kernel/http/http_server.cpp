@@ -38,7 +38,10 @@ constexpr auto kHandlerTimeout = std::chrono::seconds(30);
 // stop producing (MQTT back-pressure), below the low one to resume.
 constexpr size_t kWsHighWatermark = 1024 * 1024;
 constexpr size_t kWsLowWatermark = 256 * 1024;
-constexpr size_t kWsReadChunk = 64 * 1024;
+// Reads start small (idle WebSockets stay cheap) and double while they fill
+// the buffer (busy publishers get few, large reads).
+constexpr size_t kWsMinReadChunk = 4 * 1024;
+constexpr size_t kWsMaxReadChunk = 64 * 1024;
 
 std::string text(bb_str s) {
   return s.ptr ? std::string(s.ptr, s.len) : std::string();
@@ -309,7 +312,10 @@ class WebSocketConnection : public WebSocketBase,
     ws_.auto_fragment(false);
     ws_.binary(true);
     lowest(ws_.next_layer()).expires_never();
-    ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) {
+    // Kept until the handshake completes: the accept operation reads it.
+    upgrade_request_ = std::make_unique<bhttp::request<bhttp::string_body>>(std::move(req));
+    ws_.async_accept(*upgrade_request_, [self = this->shared_from_this()](beast::error_code ec) {
+      self->upgrade_request_.reset();
       if (ec) return self->closed("handshake: " + ec.message());
       self->accepted_ = true;
       self->flush();
@@ -345,10 +351,11 @@ class WebSocketConnection : public WebSocketBase,
   void read() {
     if (reading_ || paused_ || !open_) return;
     reading_ = true;
-    ws_.async_read_some(buffer_.prepare(kWsReadChunk), [self = this->shared_from_this()](
-                                                           beast::error_code ec, size_t n) {
+    ws_.async_read_some(buffer_.prepare(chunk_), [self = this->shared_from_this()](
+                                                     beast::error_code ec, size_t n) {
       self->reading_ = false;
       if (ec) return self->closed(ec == websocket::error::closed ? "" : ec.message());
+      if (n == self->chunk_ && self->chunk_ < kWsMaxReadChunk) self->chunk_ *= 2;
       self->buffer_.commit(n);
       if (!self->ws_.got_binary()) {
         // MQTT over WebSocket is binary only (MQTT 5 §6).
@@ -415,7 +422,9 @@ class WebSocketConnection : public WebSocketBase,
   std::string peer_, local_;
   bb_ws_id id_ = 0;
   void* user_ = nullptr;
+  std::unique_ptr<bhttp::request<bhttp::string_body>> upgrade_request_;
   beast::flat_buffer buffer_;
+  size_t chunk_ = kWsMinReadChunk;
   std::string out_, sending_;
   bool open_ = false, accepted_ = false, reading_ = false, writing_ = false, paused_ = false;
   bool closing_ = false, close_sent_ = false, above_high_ = false;

@@ -113,6 +113,7 @@ struct Options {
   bool has_password = false;
   std::string label = "broker";
   std::string client_prefix;
+  std::string ws_path;  // non-empty: MQTT over WebSocket at this path (subprotocol mqtt)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +288,14 @@ void parse_props(const uint8_t* p, size_t len, ConnackProps* props) {
 // Connections and roles
 
 enum class Role : uint8_t { kPublisher, kSubscriber, kIdle };
-enum class State : uint8_t { kConnecting, kAwaitConnack, kAwaitSuback, kReady, kClosed };
+enum class State : uint8_t {
+  kConnecting,
+  kWsUpgrade,  // --ws: HTTP upgrade sent, awaiting 101
+  kAwaitConnack,
+  kAwaitSuback,
+  kReady,
+  kClosed
+};
 
 struct Conn {
   int fd = -1;
@@ -301,9 +309,34 @@ struct Conn {
   size_t in_len = 0;
   std::vector<uint8_t> out;
   size_t out_off = 0;
+  // --ws: WebSocket bytes. MQTT bytes queued in `out` are framed into `wire`
+  // when flushed; received frames are unwrapped from `raw` into `in`.
+  std::vector<uint8_t> wire;
+  size_t wire_off = 0;
+  std::vector<uint8_t> raw;
 
   size_t pending() const { return out.size() - out_off; }
 };
+
+// One client-to-server WebSocket binary frame around `len` bytes. The mask
+// key is zero (legal, RFC 6455 §5.3 only asks for unpredictability), so the
+// generator spends no time masking while the broker still runs its unmasking
+// pass.
+void put_ws_frame(std::vector<uint8_t>& wire, const uint8_t* data, size_t len) {
+  wire.push_back(0x82);  // FIN, binary
+  if (len < 126) {
+    wire.push_back(static_cast<uint8_t>(0x80 | len));
+  } else if (len < 65536) {
+    wire.push_back(0x80 | 126);
+    wire.push_back(static_cast<uint8_t>(len >> 8));
+    wire.push_back(static_cast<uint8_t>(len));
+  } else {
+    wire.push_back(0x80 | 127);
+    for (int shift = 56; shift >= 0; shift -= 8) wire.push_back(static_cast<uint8_t>(len >> shift));
+  }
+  wire.insert(wire.end(), 4, 0);  // mask key
+  wire.insert(wire.end(), data, data + len);
+}
 
 struct Publisher {
   Conn* conn = nullptr;
@@ -561,6 +594,7 @@ class Bench {
 
   void flush(Conn* c) {
     if (c->state == State::kConnecting || c->state == State::kClosed) return;
+    if (!opt_.ws_path.empty()) return flush_ws(c);
     while (c->pending()) {
       ssize_t n = send(c->fd, c->out.data() + c->out_off, c->pending(), MSG_NOSIGNAL);
       if (n > 0) {
@@ -577,6 +611,95 @@ class Bench {
     c->out.clear();
     c->out_off = 0;
     set_epollout(c, false);
+  }
+
+  void flush_ws(Conn* c) {
+    if (c->state != State::kWsUpgrade && c->pending()) {
+      put_ws_frame(c->wire, c->out.data() + c->out_off, c->pending());
+      c->out.clear();
+      c->out_off = 0;
+    }
+    while (c->wire.size() > c->wire_off) {
+      ssize_t n = send(c->fd, c->wire.data() + c->wire_off, c->wire.size() - c->wire_off,
+                       MSG_NOSIGNAL);
+      if (n > 0) {
+        c->wire_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        set_epollout(c, true);
+        return;
+      }
+      fail_errno(conn_name(c) + ": send");
+    }
+    c->wire.clear();
+    c->wire_off = 0;
+    set_epollout(c, false);
+  }
+
+  void queue_ws_upgrade(Conn* c) {
+    const std::string req = "GET " + opt_.ws_path + " HTTP/1.1\r\nHost: " + opt_.host + ":" +
+                            std::to_string(opt_.port) +
+                            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+    c->wire.insert(c->wire.end(), req.begin(), req.end());
+  }
+
+  // Unwraps complete frames of `raw` into `in`; handles the 101 first.
+  void unwrap_ws(Conn* c) {
+    size_t off = 0;
+    const uint8_t* b = c->raw.data();
+    const size_t n = c->raw.size();
+    if (c->state == State::kWsUpgrade) {
+      static const char kEnd[] = "\r\n\r\n";
+      auto it = std::search(c->raw.begin(), c->raw.end(), kEnd, kEnd + 4);
+      if (it == c->raw.end()) return;
+      const std::string head(c->raw.begin(), it);
+      if (head.rfind("HTTP/1.1 101", 0) != 0)
+        fail(conn_name(c) + ": WebSocket upgrade refused: " + head.substr(0, head.find('\r')));
+      off = static_cast<size_t>(it - c->raw.begin()) + 4;
+      c->state = State::kAwaitConnack;
+      flush(c);  // the CONNECT queued meanwhile
+    }
+    while (n - off >= 2) {
+      const uint8_t opcode = b[off] & 0x0f;
+      size_t len = b[off + 1] & 0x7f;
+      size_t header = 2;
+      if (len == 126) {
+        if (n - off < 4) break;
+        len = (size_t{b[off + 2]} << 8) | b[off + 3];
+        header = 4;
+      } else if (len == 127) {
+        if (n - off < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = (len << 8) | b[off + 2 + i];
+        header = 10;
+      }
+      if (b[off + 1] & 0x80) fail(conn_name(c) + ": masked frame from the server");
+      if (n - off < header + len) break;
+      const uint8_t* payload = b + off + header;
+      if (opcode == 0x2 || opcode == 0x0) {
+        if (c->in_len + len > c->in.size()) {
+          if (c->in_len + len > kMaxPacket) fail(conn_name(c) + ": packet too large");
+          c->in.resize(std::max(c->in.size() * 2, c->in_len + len));
+        }
+        std::memcpy(c->in.data() + c->in_len, payload, len);
+        c->in_len += len;
+      } else if (opcode == 0x8) {
+        const int code = len >= 2 ? (payload[0] << 8) | payload[1] : 0;
+        fail(conn_name(c) + ": WebSocket closed by the broker, code " + std::to_string(code));
+      } else if (opcode == 0x9) {  // ping: answer with a pong of the same payload
+        c->wire.push_back(0x8A);
+        c->wire.push_back(static_cast<uint8_t>(0x80 | std::min<size_t>(len, 125)));
+        c->wire.insert(c->wire.end(), 4, 0);
+        c->wire.insert(c->wire.end(), payload, payload + std::min<size_t>(len, 125));
+        mark_dirty(c);
+      }
+      off += header + len;
+    }
+    c->raw.erase(c->raw.begin(), c->raw.begin() + static_cast<std::ptrdiff_t>(off));
   }
 
   void flush_dirty() {
@@ -602,7 +725,12 @@ class Bench {
       socklen_t len = sizeof err;
       getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err) fail(conn_name(c) + ": connect: " + std::strerror(err));
-      c->state = State::kAwaitConnack;
+      if (!opt_.ws_path.empty()) {
+        c->state = State::kWsUpgrade;
+        queue_ws_upgrade(c);
+      } else {
+        c->state = State::kAwaitConnack;
+      }
       flush(c);
       return;
     }
@@ -611,6 +739,7 @@ class Bench {
   }
 
   void do_read(Conn* c) {
+    if (!opt_.ws_path.empty()) return do_read_ws(c);
     for (int round = 0; round < 16; ++round) {
       if (c->in_len == c->in.size()) {
         if (c->in.size() >= kMaxPacket) fail(conn_name(c) + ": packet too large");
@@ -622,6 +751,24 @@ class Bench {
         c->in_len += static_cast<size_t>(n);
         parse(c, now_ns());
         if (static_cast<size_t>(n) < space) return;
+        continue;
+      }
+      if (n == 0) fail(conn_name(c) + ": broker closed the connection");
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      fail_errno(conn_name(c) + ": read");
+    }
+  }
+
+  void do_read_ws(Conn* c) {
+    uint8_t buf[65536];
+    for (int round = 0; round < 16; ++round) {
+      ssize_t n = read(c->fd, buf, sizeof buf);
+      if (n > 0) {
+        c->raw.insert(c->raw.end(), buf, buf + n);
+        unwrap_ws(c);
+        if (c->in_len) parse(c, now_ns());
+        if (static_cast<size_t>(n) < sizeof buf) return;
         continue;
       }
       if (n == 0) fail(conn_name(c) + ": broker closed the connection");
@@ -1155,6 +1302,7 @@ void usage() {
       "  --topology fan-in|fan-out|pairs (overload; fan-in)  --connections N (10000, idle)\n"
       "  --broker-pid PID (idle)  --settle S (1)  --connect-timeout S (30)  --keepalive S (600)\n"
       "  --username U  --password P  --label NAME  --client-prefix PREFIX\n"
+      "  --ws PATH (MQTT over WebSocket at PATH, subprotocol mqtt)\n"
       "  --json-payload (payload {\"v\":\"<hex header>\"} padded with spaces; --payload >= 56)\n");
 }
 
@@ -1246,6 +1394,9 @@ Options parse_args(int argc, char** argv) {
       o.label = v;
     } else if (a == "--client-prefix") {
       o.client_prefix = v;
+    } else if (a == "--ws") {
+      if (v.empty() || v[0] != '/') fail("--ws needs a path such as /ws");
+      o.ws_path = v;
     } else {
       fail("unknown option " + a);
     }

@@ -117,10 +117,13 @@ TEST(ConfigParse, ShippedExampleParses) {
       << path;
   path.replace(path.size() - self.size(), self.size(), "config/backbone.json");
   const Config cfg = load_config_file(path);
-  ASSERT_EQ(cfg.modules.size(), 4u);
+  ASSERT_EQ(cfg.modules.size(), 7u);
   EXPECT_EQ(cfg.modules[0].name, "env");
-  EXPECT_EQ(cfg.modules[3].name, "tcp");
-  EXPECT_EQ(cfg.modules[3].settings["port"], 1883);
+  EXPECT_EQ(cfg.modules[4].name, "tcp");
+  EXPECT_EQ(cfg.modules[4].settings["port"], 1883);
+  EXPECT_EQ(cfg.modules[5].name, "ws");
+  EXPECT_EQ(cfg.modules[6].name, "http-api");
+  EXPECT_EQ(cfg.http.port, 8883);
   EXPECT_EQ(cfg.limits.max_packet_size, 262144u);
   EXPECT_EQ(cfg.topics.count("sensor-topics"), 1u);
 }
