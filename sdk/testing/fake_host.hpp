@@ -82,6 +82,7 @@ struct HttpResponse {
 struct HttpRequest {
   std::string method = "GET";
   std::string path;
+  std::string query;  // without '?'
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string provider = "admin";
@@ -376,6 +377,7 @@ class FakeHost {
     r.struct_size = sizeof(r);
     r.method = make_str(req.method);
     r.path = make_str(req.path);
+    r.query = make_str(req.query);
     r.headers = headers.data();
     r.header_count = headers.size();
     r.body = bb_bytes{reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()};
