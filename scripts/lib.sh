@@ -12,9 +12,11 @@ BUILD_PACKAGES=(g++ cmake ninja-build ccache pkg-config libboost-dev libboost-sy
   libboost-filesystem-dev libpoco-dev libcpp-jwt-dev nlohmann-json3-dev libspdlog-dev
   libcli11-dev libvalijson-dev rapidjson-dev libssl-dev openssl mosquitto-clients)
 # Packages the tests need on top: GoogleTest, real MQTT clients and broker,
-# clang for the fuzzer, python3-cryptography for the stand-in OpenID provider.
+# clang for the fuzzer, python3-cryptography for the stand-in OpenID provider
+# and Kubernetes API server, the official Kubernetes client and YAML for the
+# Kubernetes tests.
 TEST_PACKAGES=(libgtest-dev libgmock-dev mosquitto python3 python3-paho-mqtt clang
-  libclang-rt-14-dev python3-cryptography)
+  libclang-rt-14-dev python3-cryptography python3-kubernetes python3-yaml)
 
 install_packages() {
   local missing=()
@@ -31,24 +33,35 @@ install_packages() {
 }
 
 # npm packages of the end-to-end tests (tests/integration/oidc-npm: the
-# oidc-provider package, a real OpenID Connect provider). `npm ci` runs when
+# oidc-provider package, a real OpenID Connect provider; mqttjs-npm: MQTT.js,
+# a WebSocket MQTT client). `npm ci` runs in each when
 # node_modules is missing or was installed from another package-lock.json
 # (a copy of the lock it installed is kept as the stamp). The machine image
 # ships Node.js 20 with npm (nodejs from NodeSource); Debian's nodejs and npm
 # are installed only where there is no npm at all, since Debian's npm package
 # conflicts with NodeSource's nodejs.
 install_npm_test_deps() {
-  local dir="$BACKBONE_ROOT/tests/integration/oidc-npm"
-  local stamp="$dir/node_modules/.backbone-lock-stamp"
+  local name dir stamp
   if ! command -v npm >/dev/null 2>&1; then
     install_packages nodejs npm
   fi
-  if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
-    return 0
-  fi
-  echo "==> npm ci (tests/integration/oidc-npm)"
-  (cd "$dir" && npm ci --silent --no-audit --no-fund)
-  cp "$dir/package-lock.json" "$stamp"
+  for name in oidc-npm mqttjs-npm; do
+    dir="$BACKBONE_ROOT/tests/integration/$name"
+    stamp="$dir/node_modules/.backbone-lock-stamp"
+    if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+      continue
+    fi
+    echo "==> npm ci (tests/integration/$name)"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    cp "$dir/package-lock.json" "$stamp"
+  done
+}
+
+# kubectl for the Kubernetes tests: Debian's kubernetes-client, unless a
+# kubectl is already installed (e.g. from another vendor's package).
+install_kubectl() {
+  command -v kubectl >/dev/null 2>&1 && return 0
+  install_packages kubernetes-client
 }
 
 # build DIR BUILD_TYPE [cmake args...] -- [targets...]

@@ -149,7 +149,10 @@ struct HttpServer::Impl {
   std::unique_ptr<asio::ssl::context> tls;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<bool> stopping{false};
-  std::atomic<uint32_t> http_connections{0};
+  // Shared with the connections: one still queued in a worker at shutdown
+  // is destroyed after the server.
+  std::shared_ptr<std::atomic<uint32_t>> http_connections =
+      std::make_shared<std::atomic<uint32_t>>(0);
 
   mutable std::shared_mutex routes_mutex;
   std::vector<std::unique_ptr<Route>> routes;
@@ -360,7 +363,7 @@ class WebSocketConnection : public WebSocketBase,
       if (!self->ws_.got_binary()) {
         // MQTT over WebSocket is binary only (MQTT 5 §6).
         self->closing_ = true;
-        self->close_code_ = websocket::close_code::bad_payload;
+        self->close_code_ = websocket::close_code::unknown_data;  // 1003
         self->buffer_.consume(self->buffer_.size());
         self->flush();
         return;
@@ -384,8 +387,10 @@ class WebSocketConnection : public WebSocketBase,
         ws_.async_close(websocket::close_reason(close_code_),
                         [self = this->shared_from_this()](beast::error_code ec) {
                           self->writing_ = false;
-                          if (ec) self->closed(ec.message());
-                          // Otherwise the pending read completes with "closed".
+                          // A pending read completes with "closed" and ends
+                          // the connection; without one (paused, or reading
+                          // stopped at a bad frame) it ends here.
+                          if (ec || !self->reading_) self->closed(ec ? ec.message() : "");
                         });
       }
       return;
@@ -444,9 +449,10 @@ class HttpConnection : public ConnectionBase,
         stream_(std::move(stream)),
         peer_(std::move(peer)),
         local_(std::move(local)),
-        timer_(worker.io()) {}
+        timer_(worker.io()),
+        count_(impl.http_connections) {}
 
-  ~HttpConnection() override { impl_.http_connections.fetch_sub(1); }
+  ~HttpConnection() override { count_->fetch_sub(1); }
 
   void run() {
     if constexpr (kIsTls<Stream>) {
@@ -767,6 +773,7 @@ class HttpConnection : public ConnectionBase,
   uint64_t current_ = 0;
   bool first_ = true, waiting_ = false, authenticating_ = false;
   std::chrono::steady_clock::time_point auth_started_{};
+  std::shared_ptr<std::atomic<uint32_t>> count_;
 };
 
 }  // namespace
@@ -776,19 +783,19 @@ void HttpServer::Impl::accept() {
   acceptor->async_accept(worker.io(), [this, &worker](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || stopping) return;
     if (!ec) {
-      if (http_connections.load() >= settings().max_connections) {
+      if (http_connections->load() >= settings().max_connections) {
         spdlog::warn("http: connection limit ({}) reached, refusing a connection",
                      settings().max_connections);
         beast::error_code ignored;
         socket.close(ignored);
       } else {
-        http_connections.fetch_add(1);
+        http_connections->fetch_add(1);
         worker.post([this, &worker, s = std::move(socket)]() mutable {
           beast::error_code e;
           const auto remote = s.remote_endpoint(e);
           const auto local = s.local_endpoint(e);
           if (e) {
-            http_connections.fetch_sub(1);
+            http_connections->fetch_sub(1);
             return;
           }
           s.set_option(tcp::no_delay(true), e);

@@ -29,10 +29,9 @@ Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
   traffic_.connections_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() {
-  traffic_.connections.fetch_sub(1, std::memory_order_relaxed);
-  if (provider_counters_) provider_counters_->sessions.fetch_sub(1, std::memory_order_relaxed);
-}
+// The gauges are released in on_transport_closed(), not here: a connection
+// still queued in a worker at shutdown is destroyed after the broker.
+Connection::~Connection() = default;
 
 void Connection::emit(std::string_view bytes) {
   const size_t offset = out_.size();
@@ -189,13 +188,15 @@ void Connection::close_transport() {
 }
 
 void Connection::on_transport_closed() {
+  if (!gauges_released_) {
+    gauges_released_ = true;
+    traffic_.connections.fetch_sub(1, std::memory_order_relaxed);
+    if (provider_counters_) provider_counters_->sessions.fetch_sub(1, std::memory_order_relaxed);
+    provider_counters_ = nullptr;
+  }
   if (state_ == State::kClosed) return;
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kClosed;
-  if (provider_counters_) {
-    provider_counters_->sessions.fetch_sub(1, std::memory_order_relaxed);
-    provider_counters_ = nullptr;
-  }
   if (was_connected && !graceful_disconnect_) publish_will_now();
   will_.reset();
   if (session_) broker_.detach_session(session_);

@@ -101,6 +101,7 @@ class Connection {
   std::string peer_;
   broker::TransportCounters& traffic_;
   broker::ProviderCounters* provider_counters_ = nullptr;  // set while logged in
+  bool gauges_released_ = false;
   std::chrono::steady_clock::time_point auth_started_{};
 
   State state_ = State::kAwaitConnect;

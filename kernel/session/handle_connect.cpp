@@ -222,8 +222,10 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   if (connect.will) will_ = std::make_unique<protocol::Will>(std::move(*connect.will));
   state_ = State::kConnected;
   broker_.stats().connections_total.fetch_add(1, std::memory_order_relaxed);
-  provider_counters_ = &broker_.metrics().provider(provider_.empty() ? "anonymous" : provider_);
-  provider_counters_->sessions.fetch_add(1, std::memory_order_relaxed);
+  if (!gauges_released_) {
+    provider_counters_ = &broker_.metrics().provider(provider_.empty() ? "anonymous" : provider_);
+    provider_counters_->sessions.fetch_add(1, std::memory_order_relaxed);
+  }
 
   protocol::Properties props;
   if (version_ == Version::kV5) {

@@ -415,9 +415,15 @@ class ClientModule : public sdk::Module {
     const std::string name =
         path.size() > 13 ? std::string(path.substr(13)) : std::string();  // "/api/clients/"
     if (name.empty()) {
-      if (method != "GET")
-        return void(host().respond_error(ex, 405, "method_not_allowed",
-                                         method + " needs a client name: /api/clients/{name}"));
+      if (method != "GET") {
+        const std::vector<bb_http_header> allow{bb_http_header{sdk::str("Allow"), sdk::str("GET")}};
+        return void(host().respond(ex, 405,
+                                   "{\"error\":\"method_not_allowed\",\"message\":" +
+                                       sdk::Host::json_string(method + " needs a client name: "
+                                                                       "/api/clients/{name}") +
+                                       "}",
+                                   "application/json", allow));
+      }
       if (!permitted(r, ex, "mgmt:list-clients", "clients")) return;
       json list = json::array();
       {

@@ -60,6 +60,17 @@ std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,
   return j;
 }
 
+// 405 with the Allow header (RFC 9110 §15.5.6) for a method the route
+// serves but not on this resource.
+void method_not_allowed(const sdk::Host& host, bb_http_exchange ex, std::string_view allow,
+                        std::string_view message) {
+  const std::vector<bb_http_header> headers{bb_http_header{sdk::str("Allow"), sdk::str(allow)}};
+  host.respond(
+      ex, 405,
+      "{\"error\":\"method_not_allowed\",\"message\":" + sdk::Host::json_string(message) + "}",
+      "application/json", headers);
+}
+
 const char* kErrorRef = "#/components/responses/BadRequest";
 
 json operation(std::string summary, std::string action, bool body = false) {
@@ -297,8 +308,8 @@ class HttpApiModule : public sdk::Module {
     const json all = json::parse(m.host().inspect("topics").value_or("{}"), nullptr, false);
     if (name.empty()) {
       if (method != "GET")
-        return void(m.host().respond_error(ex, 405, "method_not_allowed",
-                                           method + " needs a rule name: /api/topics/{name}"));
+        return method_not_allowed(m.host(), ex, "GET",
+                                  method + " needs a rule name: /api/topics/{name}");
       if (!m.permitted(r, ex, "mgmt:list-topics", "topics")) return;
       json list = json::array();
       for (const auto& [n, spec] : all.items()) list.push_back({{"name", n}, {"spec", spec}});
@@ -354,14 +365,14 @@ class HttpApiModule : public sdk::Module {
     const std::string client_id = name_after(r, "/api/sessions");
     if (client_id.empty()) {
       if (method != "GET")
-        return void(m.host().respond_error(ex, 405, "method_not_allowed",
-                                           method + " needs a client id: /api/sessions/{clientId}"));
+        return method_not_allowed(m.host(), ex, "GET",
+                                  method + " needs a client id: /api/sessions/{clientId}");
       if (!m.permitted(r, ex, "mgmt:list-sessions", "sessions")) return;
       return void(m.host().respond(ex, 200, m.host().inspect("sessions").value_or("[]")));
     }
     if (method != "DELETE")
-      return void(m.host().respond_error(ex, 405, "method_not_allowed",
-                                         "only DELETE is allowed on /api/sessions/{clientId}"));
+      return method_not_allowed(m.host(), ex, "DELETE",
+                                "only DELETE is allowed on /api/sessions/{clientId}");
     const std::string resource = "sessions/" + client_id;
     if (!m.permitted(r, ex, "mgmt:kick-session", resource)) return;
     const bb_status status =
