@@ -19,6 +19,7 @@
 #include "kernel/module_host/module_loader.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/reason_code.hpp"
+#include "kernel/state/state_dir.hpp"
 
 namespace {
 
@@ -171,6 +172,12 @@ int main(int argc, char** argv) {
   module_host::ModuleHost host(broker, workers, http_server);
   std::vector<std::string> file_rules;
   try {
+    // --check-config only reads: it neither creates nor writes the state.
+    if (check_config) {
+      cfg.state_dir.clear();
+    } else if (!cfg.state_dir.empty()) {
+      state::prepare_state_dir(cfg.state_dir);
+    }
     broker.set_anonymous_policy(anonymous_policy(cfg));
     apply_topic_rules(broker, cfg, file_rules);
     host.load_and_configure(cfg);

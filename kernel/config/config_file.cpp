@@ -138,8 +138,8 @@ Config parse_config(const std::string& text, const std::string& source) {
   cfg.source = source;
   check_keys(
       source, root, "top level",
-      {"$schema", "module_path", "workers", "log", "limits", "http", "anonymous", "topics",
-       "modules"});
+      {"$schema", "module_path", "workers", "log", "limits", "http", "state_dir", "anonymous",
+       "topics", "modules"});
   if (root.contains("module_path")) {
     const json& mp = root["module_path"];
     if (mp.is_string()) {
@@ -168,6 +168,12 @@ Config parse_config(const std::string& text, const std::string& source) {
   }
   if (root.contains("limits")) read_limits(source, root["limits"], cfg.limits);
   if (root.contains("http")) read_http_settings(source, root["http"], cfg.http);
+  if (root.contains("state_dir")) {
+    if (!root["state_dir"].is_string() || root["state_dir"].get<std::string>().empty() ||
+        root["state_dir"].get<std::string>().front() != '/')
+      fail(source, "state_dir", "expected an absolute directory path");
+    cfg.state_dir = root["state_dir"].get<std::string>();
+  }
   if (root.contains("anonymous")) {
     const json& anon = root["anonymous"];
     check_keys(source, anon, "anonymous", {"statements"});

@@ -53,6 +53,8 @@ struct Config {
   std::vector<ModuleEntry> modules;
   Limits limits;
   HttpSettings http;
+  // Durable state (modules' state_path); empty = everything in memory.
+  std::string state_dir;
   std::optional<std::vector<authz::Statement>> anonymous;
   std::map<std::string, nlohmann::json> topics;  // topic rules by name
   std::string log_level = "info";

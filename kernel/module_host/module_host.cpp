@@ -13,6 +13,7 @@
 
 #include "kernel/broker/broker.hpp"
 #include "kernel/http/http_server.hpp"
+#include "kernel/state/state_dir.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
 
@@ -33,6 +34,8 @@ struct ModuleHost::Instance {
   const bb_module_ops* ops = nullptr;
   bb_module* module = nullptr;
   std::string config_scratch;  // backs bb_str results of config_get
+  std::once_flag state_once;
+  std::string state_path;  // "<state_dir>/<name>" once created
   bool configured = false;
   bool started = false;
   bool ready = false;
@@ -573,6 +576,21 @@ struct HostApiImpl {
     }
   }
 
+  static bb_status state_path(bb_host_ctx* h, bb_str* out) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i || !out) return BB_E_INVALID;
+      const std::string& dir = h->host->state_dir_;
+      if (dir.empty()) return failed(BB_E_NOT_FOUND, "the broker runs without a state_dir");
+      std::call_once(i->state_once,
+                     [&] { i->state_path = state::ensure_subdirectory(dir, i->name()); });
+      *out = bb_str{i->state_path.c_str(), i->state_path.size()};
+      return BB_OK;
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
   static constexpr bb_host_api kApi{sizeof(bb_host_api),
                                     BB_ABI_MAJOR,
                                     BB_ABI_MINOR,
@@ -603,7 +621,8 @@ struct HostApiImpl {
                                     &ws_pause,
                                     &ws_close,
                                     &inspect,
-                                    &session_kick};
+                                    &session_kick,
+                                    &state_path};
 };
 
 const bb_host_api* ModuleHost::api() {
@@ -695,6 +714,7 @@ void ModuleHost::load_and_configure(const config::Config& cfg) {
   search_path_ = module_search_path(cfg.module_path);
   http_settings_ = cfg.http;
   http_.configure(http_settings_);
+  state_dir_ = cfg.state_dir;
   for (const auto& entry : cfg.modules) {
     if (entry.enabled) create_instance(entry);
   }

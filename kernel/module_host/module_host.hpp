@@ -64,6 +64,7 @@ class ModuleHost {
   net::WorkerPool& workers_;
   http::HttpServer& http_;
   config::HttpSettings http_settings_;
+  std::string state_dir_;
   bool started_ = false;
   std::vector<std::string> search_path_;
   std::vector<std::unique_ptr<Instance>> instances_;

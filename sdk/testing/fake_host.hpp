@@ -337,6 +337,12 @@ class FakeHost {
     publish_reason_ = reason;
     publish_reason_string_ = std::move(reason_string);
   }
+  // The directory state_path() answers (an existing directory the test
+  // made); empty = BB_E_NOT_FOUND, as without a state directory.
+  void set_state_path(std::string dir) {
+    std::lock_guard lock(mutex_);
+    state_path_ = std::move(dir);
+  }
   // What last_error() answers (e.g. after set_submit_status(BB_E_INVALID)).
   void set_last_error(std::string text) {
     std::lock_guard lock(mutex_);
@@ -742,6 +748,14 @@ class FakeHost {
     return BB_OK;
   }
 
+  static bb_status api_state_path(bb_host_ctx* h, bb_str* out) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (f->state_path_.empty()) return BB_E_NOT_FOUND;
+    *out = make_str(f->state_path_);
+    return BB_OK;
+  }
+
   static constexpr bb_host_api kApi{sizeof(bb_host_api),
                                     BB_ABI_MAJOR,
                                     BB_ABI_MINOR,
@@ -772,7 +786,8 @@ class FakeHost {
                                     &api_ws_pause,
                                     &api_ws_close,
                                     &api_inspect,
-                                    &api_session_kick};
+                                    &api_session_kick,
+                                    &api_state_path};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -805,6 +820,7 @@ class FakeHost {
   int32_t publish_reason_ = 0;
   std::string publish_reason_string_;
   std::vector<std::string> kicked_;
+  std::string state_path_;
   std::vector<std::string> violations_;
   std::deque<std::pair<bb_task_fn, void*>> posted_;
   int ready_calls_ = 0;

@@ -37,7 +37,8 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, last_error) == 16 + 17 * 8, "bb_host_api.
 BB_STATIC_ASSERT(offsetof(bb_host_api, http_route) == 16 + 18 * 8, "bb_host_api.http_route");
 BB_STATIC_ASSERT(offsetof(bb_host_api, ws_send) == 16 + 22 * 8, "bb_host_api.ws_send");
 BB_STATIC_ASSERT(offsetof(bb_host_api, session_kick) == 16 + 26 * 8, "bb_host_api.session_kick");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 27 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, state_path) == 16 + 27 * 8, "bb_host_api.state_path");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 28 * 8, "bb_host_api");
 BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");
 BB_STATIC_ASSERT(offsetof(bb_http_request, headers) == 56, "bb_http_request.headers");
 BB_STATIC_ASSERT(offsetof(bb_http_request, principal) == 120, "bb_http_request.principal");

@@ -121,10 +121,6 @@ class StartupErrors(unittest.TestCase):
         self.assertEqual(r.stderr.strip().splitlines(),
                          [f"backboned: {missing}: cannot read the config file"])
 
-    @unittest.skip("backboned has no state directory yet (nothing is persisted)")
-    def test_unwritable_state_directory(self):
-        pass
-
 
 class NotifySocket:
     """The receiving end of sd_notify(3): an AF_UNIX datagram socket."""

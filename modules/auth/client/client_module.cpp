@@ -47,6 +47,16 @@ std::string sha256(std::string_view data) {
   return std::string(reinterpret_cast<char*>(digest), len);
 }
 
+std::string to_hex(std::string_view raw) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
 bool from_hex(const std::string& hex, std::string& out) {
   if (hex.size() != 64) return false;
   out.clear();
@@ -203,6 +213,7 @@ class ClientModule : public sdk::Module {
       host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
     }
     if (!reloading) {
+      if (const bb_status s = load_api_clients(*table); s != BB_OK) return s;
       static const bb_authenticator kAuth{
           sizeof(bb_authenticator), 0, {"client", 6}, &ClientModule::authenticate, nullptr};
       if (host().api()->register_authenticator(host().ctx(), &kAuth, this) != BB_OK)
@@ -450,7 +461,7 @@ class ClientModule : public sdk::Module {
     if (method == "DELETE") {
       if (!permitted(r, ex, "mgmt:delete-client", resource)) return;
       {
-        std::unique_lock lock(mutex_);
+        std::shared_lock lock(mutex_);
         if (table_ && table_->contains(name)) {
           lock.unlock();
           host().audit(r, "mgmt:delete-client", resource, "refused (config file)");
@@ -458,12 +469,15 @@ class ClientModule : public sdk::Module {
                                            "client '" + name +
                                                "' is defined in the config file; remove it there"));
         }
-        if (api_.erase(name) == 0) {
-          lock.unlock();
-          return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
-        }
-        rebuild_index_locked();
       }
+      bool found = false;
+      std::string error;
+      if (!commit_api_clients([&](ApiClients& next) { found = next.erase(name) > 0; }, error)) {
+        host().error("deleting client '" + name + "' failed, nothing changed: " + error);
+        return void(host().respond_error(ex, 500, "internal", "the change could not be stored"));
+      }
+      if (!found)
+        return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
       host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
       host().audit(r, "mgmt:delete-client", resource, "ok");
       return void(host().respond(ex, 204, ""));
@@ -516,17 +530,28 @@ class ClientModule : public sdk::Module {
         return void(host().respond_error(ex, 500, "internal", "no random bytes for a token"));
       entry.token_sha256 = sha256(*token);
     }
-    {
-      std::unique_lock lock(mutex_);
-      auto it = api_.find(name);
-      if (it != api_.end() && !token) entry.token_sha256 = it->second.token_sha256;
-      if (it != api_.end() && token == std::nullopt && entry.token_sha256.empty()) {
-        lock.unlock();
-        return void(host().respond_error(ex, 409, "conflict", "the client changed meanwhile"));
-      }
-      api_[name] = entry;
-      rebuild_index_locked();
+    bool vanished = false;
+    error.clear();
+    const bool stored = commit_api_clients(
+        [&](ApiClients& next) {
+          auto it = next.find(name);
+          if (!token) {
+            // Same token; a client deleted meanwhile is not silently recreated.
+            if (it == next.end()) {
+              vanished = true;
+              return;
+            }
+            entry.token_sha256 = it->second.token_sha256;
+          }
+          next[name] = entry;
+        },
+        error);
+    if (!stored) {
+      host().error("storing client '" + name + "' failed, nothing changed: " + error);
+      return void(host().respond_error(ex, 500, "internal", "the change could not be stored"));
     }
+    if (vanished)
+      return void(host().respond_error(ex, 409, "conflict", "the client was deleted meanwhile"));
     if (exists && rotate) {
       // The old token stops working: sessions that used it end.
       host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
@@ -539,9 +564,93 @@ class ClientModule : public sdk::Module {
     if (token) OPENSSL_cleanse(token->data(), token->size());
   }
 
+  // --- durable API clients: <state_path>/clients.json ---
+
+  using ApiClients = std::map<std::string, ClientEntry>;
+
+  // Applies `change` to a copy of the API clients, stores the copy when the
+  // broker has a state directory, and only then makes it current: a change
+  // that cannot be stored changes nothing.
+  template <class Change>
+  bool commit_api_clients(Change&& change, std::string& error) {
+    std::lock_guard save(save_mutex_);
+    ApiClients next;
+    {
+      std::shared_lock lock(mutex_);
+      next = api_;
+    }
+    change(next);
+    if (!state_file_.empty()) {
+      json doc = json::object();
+      for (const auto& [name, e] : next) {
+        doc[name] = {{"token_sha256", to_hex(e.token_sha256)},
+                     {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+      }
+      if (!sdk::write_private_file(state_file_, doc.dump(2) + "\n", error)) return false;
+    }
+    std::unique_lock lock(mutex_);
+    api_ = std::move(next);
+    rebuild_index_locked();
+    return true;
+  }
+
+  // Reads the clients created through the API before a restart. A file that
+  // cannot be read or parsed stops start-up: silently dropping it would lose
+  // clients.
+  bb_status load_api_clients(const ClientTable& file_clients) {
+    const auto dir = host().state_path();
+    if (!dir) {
+      host().info("no state directory: clients created through the API live in memory");
+      return BB_OK;
+    }
+    state_file_ = *dir + "/clients.json";
+    std::string error;
+    const auto text = sdk::read_file(state_file_, error);
+    if (!text) {
+      if (error.empty()) return BB_OK;  // none stored yet
+      host().error("cannot read the stored clients: " + error);
+      return BB_E_INVALID;
+    }
+    const json doc = json::parse(*text, nullptr, false);
+    if (!doc.is_object()) {
+      host().error(state_file_ + ": not a JSON object; move it away to start without it");
+      return BB_E_INVALID;
+    }
+    ApiClients loaded;
+    for (const auto& [name, spec] : doc.items()) {
+      ClientEntry entry;
+      entry.name = name;
+      if (!valid_name(name) || !spec.is_object() || !spec.contains("token_sha256") ||
+          !spec["token_sha256"].is_string() ||
+          !from_hex(spec["token_sha256"].get<std::string>(), entry.token_sha256) ||
+          !spec.contains("statements") ||
+          !parse_statements(spec["statements"], "statements", entry.statements, error)) {
+        host().error(state_file_ + ": client '" + name + "' is invalid" +
+                     (error.empty() ? std::string() : ": " + error) +
+                     "; move the file away to start without it");
+        return BB_E_INVALID;
+      }
+      entry.statements_json = spec["statements"];
+      if (file_clients.contains(name)) {
+        host().warn("stored API client '" + name + "' is shadowed by the config file's");
+        continue;
+      }
+      loaded.emplace(name, std::move(entry));
+    }
+    {
+      std::unique_lock lock(mutex_);
+      api_ = std::move(loaded);
+      rebuild_index_locked();
+    }
+    host().info(std::to_string(api_.size()) + " client(s) created through the API restored");
+    return BB_OK;
+  }
+
   std::shared_mutex mutex_;
+  std::mutex save_mutex_;  // one stored change at a time, in order
+  std::string state_file_;
   std::shared_ptr<const ClientTable> table_;
-  std::map<std::string, ClientEntry> api_;  // created through the API; in memory
+  ApiClients api_;  // created through the API
   std::unordered_map<std::string, const ClientEntry*> by_hash_;
   std::string openapi_;
   bb_http_route route_{};

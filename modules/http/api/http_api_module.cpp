@@ -6,6 +6,7 @@
 #include <backbone/sdk.hpp>
 
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -102,6 +103,7 @@ class HttpApiModule : public sdk::Module {
       return fail("unknown setting '" + key + "' (the listener is configured under \"http\")");
     }
     if (!host().has_http()) return fail("this kernel has no HTTP listener (needs module ABI 1.1)");
+    if (const bb_status s = restore_topics(); s != BB_OK) return s;
     // Registered while configuring, so /health and /ready answer while the
     // other modules start and sync.
     add("/health", "GET", 0, "Liveness: 200 while the process serves requests", &health);
@@ -328,9 +330,16 @@ class HttpApiModule : public sdk::Module {
         return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
       }
       const bb_status status = m.host().submit("topic", name, "", true);
-      m.audit(r, "mgmt:delete-topic", resource, status == BB_OK ? "ok" : "failed");
-      if (status != BB_OK)
+      if (status != BB_OK) {
+        m.audit(r, "mgmt:delete-topic", resource, "failed");
         return void(m.host().respond_error(ex, 500, "internal", m.host().last_error()));
+      }
+      if (!m.store_topic(name, std::nullopt)) {
+        m.host().submit("topic", name, all[name].dump());  // back to what is stored
+        m.audit(r, "mgmt:delete-topic", resource, "failed (not stored)");
+        return void(m.host().respond_error(ex, 500, "internal", "the change could not be stored"));
+      }
+      m.audit(r, "mgmt:delete-topic", resource, "ok");
       return void(m.host().respond(ex, 204, ""));
     }
     // PUT
@@ -350,6 +359,16 @@ class HttpApiModule : public sdk::Module {
       const std::string why = m.host().last_error();
       m.audit(r, "mgmt:put-topic", resource, "refused");
       return void(m.host().respond_error(ex, 400, "bad_request", why));
+    }
+    if (!m.store_topic(name, *body)) {
+      // Back to what is stored: the previous rule, or none.
+      if (existed) {
+        m.host().submit("topic", name, all[name].dump());
+      } else {
+        m.host().submit("topic", name, "", true);
+      }
+      m.audit(r, "mgmt:put-topic", resource, "failed (not stored)");
+      return void(m.host().respond_error(ex, 500, "internal", "the change could not be stored"));
     }
     m.audit(r, "mgmt:put-topic", resource, existed ? "replaced" : "created");
     m.host().respond(ex, existed ? 200 : 201, json{{"name", name}, {"spec", *body}}.dump());
@@ -394,6 +413,57 @@ class HttpApiModule : public sdk::Module {
     return BB_E_INVALID;
   }
 
+  // --- durable topic rules of the API: <state_path>/topics.json ---
+
+  // Re-applies the rules stored before a restart. One the kernel refuses
+  // stops start-up: running without it would widen what clients may send.
+  bb_status restore_topics() {
+    const auto dir = host().state_path();
+    if (!dir) {
+      host().info("no state directory: topic rules created through the API live in memory");
+      return BB_OK;
+    }
+    state_file_ = *dir + "/topics.json";
+    std::string error;
+    const auto text = sdk::read_file(state_file_, error);
+    if (!text) return error.empty() ? BB_OK : fail("cannot read the stored topic rules: " + error);
+    json doc = json::parse(*text, nullptr, false);
+    if (!doc.is_object())
+      return fail(state_file_ + ": not a JSON object; move it away to start without it");
+    for (const auto& [name, spec] : doc.items()) {
+      if (host().submit("topic", name, spec.dump()) != BB_OK)
+        return fail(state_file_ + ": stored topic rule '" + name +
+                    "' is refused: " + host().last_error());
+    }
+    stored_topics_ = std::move(doc);
+    host().info(std::to_string(stored_topics_.size()) +
+                " topic rule(s) created through the API restored");
+    return BB_OK;
+  }
+
+  // Records `spec` (nullopt: the rule's deletion) in the state file.
+  bool store_topic(const std::string& name, const std::optional<json>& spec) {
+    std::lock_guard lock(store_mutex_);
+    json next = stored_topics_;
+    if (spec) {
+      next[name] = *spec;
+    } else {
+      next.erase(name);
+    }
+    if (!state_file_.empty()) {
+      std::string error;
+      if (!sdk::write_private_file(state_file_, next.dump(2) + "\n", error)) {
+        host().error("storing topic rule '" + name + "' failed: " + error);
+        return false;
+      }
+    }
+    stored_topics_ = std::move(next);
+    return true;
+  }
+
+  std::mutex store_mutex_;
+  std::string state_file_;
+  json stored_topics_ = json::object();
   std::vector<std::unique_ptr<RouteEntry>> routes_;
 };
 

@@ -396,6 +396,12 @@ typedef struct bb_host_api {
   /* Disconnects the client's connection (v5 reason 0x98) and ends its
    * session. BB_E_NOT_FOUND when there is no such session. */
   bb_status (*session_kick)(bb_host_ctx* h, bb_str client_id);
+
+  /* The module's own directory for durable state, "<state_dir>/<module>",
+   * created (0700) on first use; BB_E_NOT_FOUND when the broker runs without
+   * a state directory (then keep state in memory). *out stays valid for the
+   * module's lifetime. */
+  bb_status (*state_path)(bb_host_ctx* h, bb_str* out);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

@@ -7,6 +7,12 @@
 
 #include <backbone/module_abi.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <optional>
@@ -30,6 +36,76 @@ inline std::string_view view(bb_bytes b) noexcept {
 }
 inline bb_bytes bytes(std::string_view s) noexcept {
   return bb_bytes{reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// Replaces the file at `path` with `data`, durably and atomically: written
+// to a temporary file (mode 0600), fsync'ed, renamed over `path`, and the
+// directory fsync'ed. On failure returns false with `error` set and leaves
+// the old file as it was.
+inline bool write_private_file(const std::string& path, std::string_view data,
+                               std::string& error) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    error = tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = path + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
+// The whole file at `path`; nullopt with `error` empty when it does not
+// exist, nullopt with `error` set when it cannot be read.
+inline std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  error.clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) error = path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = path + ": " + std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 // The value of request header `name` (case-insensitive), or empty.
@@ -136,6 +212,14 @@ class Host {
   std::optional<std::string> inspect(std::string_view what, std::string_view arg = {}) const {
     bb_str out{};
     if (!has_http() || api_->inspect(ctx_, str(what), str(arg), &out) != BB_OK) return std::nullopt;
+    return std::string(view(out));
+  }
+
+  // The module's state directory, or nullopt without one (ABI 1.1).
+  std::optional<std::string> state_path() const {
+    bb_str out{};
+    if (!BB_HAS(api_, bb_host_api, state_path) || api_->state_path(ctx_, &out) != BB_OK)
+      return std::nullopt;
     return std::string(view(out));
   }
 

@@ -124,8 +124,17 @@ TEST(ConfigParse, ShippedExampleParses) {
   EXPECT_EQ(cfg.modules[5].name, "ws");
   EXPECT_EQ(cfg.modules[6].name, "http-api");
   EXPECT_EQ(cfg.http.port, 8883);
+  EXPECT_EQ(cfg.state_dir, "/var/lib/backbone");
   EXPECT_EQ(cfg.limits.max_packet_size, 262144u);
   EXPECT_EQ(cfg.topics.count("sensor-topics"), 1u);
+}
+
+TEST(ConfigErrors, StateDir) {
+  EXPECT_EQ(error_of(R"({"state_dir": "relative/dir"})"),
+            "test.json: state_dir: expected an absolute directory path");
+  EXPECT_EQ(error_of(R"({"state_dir": 5})"),
+            "test.json: state_dir: expected an absolute directory path");
+  EXPECT_EQ(parse_config(R"({"state_dir": "/srv/bb"})", "t.json").state_dir, "/srv/bb");
 }
 
 TEST(ConfigErrors, InvalidJsonGivesLineAndColumn) {

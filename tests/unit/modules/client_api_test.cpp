@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "module_test_support.hpp"
@@ -119,6 +122,57 @@ TEST(ClientApi, BadRequests) {
   host.set_authorization({}, false);
   EXPECT_EQ(host.http(request("PUT", "/api/clients/a", kStatements)).status, 403);
   EXPECT_EQ(host.http(request("GET", "/api/clients")).status, 403);
+}
+
+}  // namespace
+}  // namespace backbone::modules::client
+
+namespace backbone::modules::client {
+namespace {
+
+std::string make_state_dir(const std::string& name) {
+  const std::string dir = test::temp_path(name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(ClientApi, StoredClientsSurviveARestart) {
+  const std::string dir = make_state_dir("client_state");
+  std::string token;
+  {
+    FakeHost host;
+    host.set_state_path(dir);
+    ASSERT_EQ(host.load(descriptor()), BB_OK) << host.log_text();
+    token = json::parse(host.http(request("PUT", "/api/clients/kept", kStatements)).body)["token"];
+    host.http(request("PUT", "/api/clients/dropped", kStatements));
+    EXPECT_EQ(host.http(request("DELETE", "/api/clients/dropped")).status, 204);
+  }
+  const auto file = std::filesystem::path(dir) / "clients.json";
+  ASSERT_TRUE(std::filesystem::exists(file));
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::ifstream in(file);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find(token), std::string::npos) << "only the token's hash is stored";
+  EXPECT_EQ(json::parse(text).size(), 1u);
+
+  FakeHost restarted;
+  restarted.set_state_path(dir);
+  ASSERT_EQ(restarted.load(descriptor()), BB_OK) << restarted.log_text();
+  auto login = restarted.authenticate("client", token);
+  EXPECT_EQ(login.verdict, BB_AUTH_ALLOW);
+  EXPECT_EQ(login.principal, "kept");
+  EXPECT_EQ(restarted.http(request("GET", "/api/clients/dropped")).status, 404);
+}
+
+TEST(ClientApi, CorruptStoredClientsStopStartUp) {
+  const std::string dir = make_state_dir("client_corrupt");
+  std::ofstream(std::filesystem::path(dir) / "clients.json") << R"({"x": {"token_sha256": "zz"}})";
+  FakeHost host;
+  host.set_state_path(dir);
+  EXPECT_EQ(host.load(descriptor()), BB_E_INVALID);
+  EXPECT_TRUE(host.logged("client 'x' is invalid", BB_LOG_ERROR)) << host.log_text();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 
 #include "module_test_support.hpp"
@@ -192,6 +193,44 @@ TEST_F(HttpApi, OpenApiComesFromTheHost) {
   auto r = host.http(request("GET", "/api/openapi.json"));
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(body_of(r)["openapi"], "3.0.3");
+}
+
+}  // namespace
+}  // namespace backbone::modules::http_api
+
+namespace backbone::modules::http_api {
+namespace {
+
+TEST(HttpApiState, TopicRulesOfTheApiAreStoredAndRestored) {
+  const std::string dir = test::temp_path("http_api_state");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    FakeHost host;
+    host.set_state_path(dir);
+    ASSERT_EQ(host.load(descriptor()), BB_OK) << host.log_text();
+    EXPECT_EQ(host.http(request("PUT", "/api/topics/a", R"({"patterns": [{"pattern": "a"}]})")).status,
+              201);
+    EXPECT_EQ(host.http(request("PUT", "/api/topics/b", R"({"patterns": [{"pattern": "b"}]})")).status,
+              201);
+    host.set_inspect("topics", R"({"a": {"patterns": [{"pattern": "a"}]}, "b": {}})");
+    EXPECT_EQ(host.http(request("DELETE", "/api/topics/b")).status, 204);
+  }
+  FakeHost restarted;
+  restarted.set_state_path(dir);
+  ASSERT_EQ(restarted.load(descriptor()), BB_OK) << restarted.log_text();
+  ASSERT_EQ(restarted.submissions().size(), 1u);
+  EXPECT_EQ(restarted.submissions()[0].name, "a");
+  EXPECT_EQ(json::parse(restarted.submissions()[0].json), json::parse(R"({"patterns": [{"pattern": "a"}]})"));
+
+  // A stored rule the kernel now refuses stops start-up (fail closed).
+  FakeHost refusing;
+  refusing.set_state_path(dir);
+  refusing.set_submit_status(BB_E_INVALID);
+  refusing.set_last_error("patterns[0]: bad");
+  EXPECT_EQ(refusing.load(descriptor()), BB_E_INVALID);
+  EXPECT_TRUE(refusing.logged("stored topic rule 'a' is refused: patterns[0]: bad", BB_LOG_ERROR))
+      << refusing.log_text();
 }
 
 }  // namespace

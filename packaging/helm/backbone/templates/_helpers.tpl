@@ -85,6 +85,12 @@ broker: the garbage collector removes them with their Client. */}}
 - apiGroups: [backbone.mortenolsen.pro]
   resources: [clients/status, topics/status]
   verbs: [update, patch]
+# Secrets carry an ownerReference to their Client with blockOwnerDeletion,
+# which clusters enforcing OwnerReferencesPermissionEnforcement allow only
+# with update on the owner's finalizers.
+- apiGroups: [backbone.mortenolsen.pro]
+  resources: [clients/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, update, patch]
@@ -103,7 +109,7 @@ told which namespaces to watch when watchNamespaces is set. */}}
 {{- end }}
 {{- $modules = append $modules $m }}
 {{- end }}
-{{- $cfg := dict "log" .Values.config.log "modules" $modules }}
+{{- $cfg := dict "log" .Values.config.log "modules" $modules "state_dir" "/var/lib/backbone" }}
 {{- with .Values.config.limits }}{{ $_ := set $cfg "limits" . }}{{ end }}
 {{- with .Values.config.topics }}{{ $_ := set $cfg "topics" . }}{{ end }}
 {{- with .Values.config.anonymous }}{{ $_ := set $cfg "anonymous" . }}{{ end }}

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The `k8s` module: a config source (Client and Topic custom resources) and
+// an authenticator (username=k8s, password=<token of a Client's Secret>).
+//
+// Threads: one reflector per resource type and watched namespace lists and
+// watches the API server; one worker writes Secrets and status conditions.
+// All network I/O happens there, never on a kernel worker. start() returns
+// BB_PENDING and host->ready() follows the first full sync of Clients, Topics
+// and Secrets, so transports open only once the policies are in force.
+
+#include <backbone/module_abi.h>
+#include <openssl/crypto.h>
+#include <backbone/sdk.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "k8s/controller/controller.hpp"
+#include "k8s/controller/work_queue.hpp"
+#include "k8s/kube/api_paths.hpp"
+#include "k8s/kube/cluster_config.hpp"
+#include "k8s/kube/kube_http.hpp"
+#include "k8s/kube/reflector.hpp"
+#include "k8s/kube/watch_event.hpp"
+
+namespace backbone::modules::k8s {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::string_view kProvider = "k8s";
+constexpr size_t kMaxNamespaces = 64;
+// Steps one reconcile of a key may take (Secret, then status) before the
+// key goes back to the queue: a bound against a planning bug looping.
+constexpr int kMaxStepsPerKey = 8;
+
+struct Settings {
+  std::string kubeconfig;
+  std::string context;
+  std::vector<std::string> namespaces;  // empty: all namespaces
+  std::string api_server;
+  bool allow_insecure = false;
+  std::string service_account_dir = std::string(kServiceAccountDir);
+  int64_t watch_timeout_s = 300;
+  int64_t request_timeout_ms = 10000;
+  int64_t backoff_initial_ms = 500;
+  int64_t backoff_max_ms = 30000;
+};
+
+// The host API as the controller needs it.
+class HostSink final : public BrokerSink {
+ public:
+  explicit HostSink(sdk::Host host) : host_(host) {}
+
+  int32_t submit_topic(const std::string& name, const std::string* json,
+                       std::string& error) override {
+    const bb_status s = json != nullptr ? host_.submit("topic", name, *json)
+                                        : host_.submit("topic", name, "", true);
+    if (s != BB_OK) error = last_error();
+    return s;
+  }
+
+  int32_t update_principal(const std::string& principal, const std::vector<Statement>* statements,
+                           std::string& error) override {
+    std::vector<bb_statement> list;
+    if (statements != nullptr) {
+      list.reserve(statements->size());
+      for (const auto& s : *statements) {
+        list.push_back(bb_statement{s.effect, 0, sdk::str(s.action), sdk::str(s.resource)});
+      }
+    }
+    const bb_status s =
+        host_.api()->principal_update(host_.ctx(), sdk::str(kProvider), sdk::str(principal),
+                                      list.data(), list.size(), statements == nullptr ? 1 : 0);
+    if (s != BB_OK) error = last_error();
+    return s;
+  }
+
+  void log(int level, const std::string& message) override { host_.log(level, message); }
+
+ private:
+  // Why the last host call of this thread failed (ABI 1.1), or "".
+  std::string last_error() const {
+    const bb_host_api* api = host_.api();
+    if (!BB_HAS(api, bb_host_api, last_error) || api->last_error == nullptr) return {};
+    bb_str out{};
+    if (api->last_error(host_.ctx(), &out) != BB_OK) return {};
+    return std::string(sdk::view(out));
+  }
+
+  sdk::Host host_;
+};
+
+bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
+                const Json& v) {
+  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
+  return false;
+}
+
+std::optional<std::string> getenv_string(const std::string& name) {
+  const char* v = std::getenv(name.c_str());  // control thread; nothing calls setenv
+  return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+}
+
+bool file_exists(const std::string& path) {
+  std::string error;
+  return read_file(path, error).has_value();
+}
+
+class K8sModule final : public sdk::Module {
+ public:
+  using Module::Module;
+  ~K8sModule() override { shutdown(); }
+
+  bb_status configure(bool reloading) override {
+    std::optional<std::string> text = host().config("");
+    const std::string settings_text = text.value_or("{}");
+    if (reloading) {
+      if (settings_text == settings_text_) return BB_OK;
+      host().error("changed settings of the k8s module apply only after a restart");
+      return BB_E_UNSUPPORTED;
+    }
+    Settings settings;
+    if (!read_settings(settings_text, settings)) return BB_E_INVALID;
+    std::optional<ClusterConfig> cluster = resolve_cluster(settings);
+    if (!cluster) return BB_E_INVALID;
+    try {
+      KubeHttp::Options options;
+      options.request_timeout_ms = static_cast<int>(settings.request_timeout_ms);
+      http_ = std::make_unique<KubeHttp>(*cluster, options);
+    } catch (const std::exception& e) {
+      host().error(cluster->source + ": unusable TLS material: " + e.what());
+      return BB_E_INVALID;
+    }
+    if (host().api()->register_authenticator(host().ctx(), &kAuthenticator, this) != BB_OK) {
+      host().error("registering the authenticator 'k8s' failed");
+      return BB_E_INVALID;
+    }
+    settings_ = settings;
+    settings_text_ = settings_text;
+    std::string scope = "all namespaces";
+    if (!settings.namespaces.empty()) {
+      scope = "namespace(s) ";
+      for (size_t i = 0; i < settings.namespaces.size(); ++i) {
+        scope += (i ? ", " : "") + settings.namespaces[i];
+      }
+    }
+    host().info("Kubernetes API " + cluster->server + " from " + cluster->source + "; watching " +
+                scope + "; authenticator 'k8s' registered");
+    return BB_OK;
+  }
+
+  bb_status start() override {
+    if (!http_) return BB_E_STATE;
+    std::vector<std::string> scopes = settings_.namespaces;
+    if (scopes.empty()) scopes.push_back("");  // all namespaces
+    const ResourceType types[] = {kClients, kTopics, kSecrets};
+    const size_t reflector_count = scopes.size() * std::size(types);
+
+    queue_ = std::make_unique<WorkQueue>(Backoff::Ms(settings_.backoff_initial_ms),
+                                         Backoff::Ms(settings_.backoff_max_ms));
+    sink_ = std::make_unique<HostSink>(host());
+    WorkQueue* queue = queue_.get();
+    controller_ = std::make_unique<Controller>(
+        *sink_, [queue](const std::string& key) { queue->add(key); }, reflector_count,
+        [this] { on_synced(); });
+    controller_ptr_.store(controller_.get());
+
+    ReflectorOptions options;
+    options.watch_timeout_s = static_cast<int>(settings_.watch_timeout_s);
+    options.backoff_initial = Backoff::Ms(settings_.backoff_initial_ms);
+    options.backoff_max = Backoff::Ms(settings_.backoff_max_ms);
+    const sdk::Host h = host();
+    LogFn log = [h](int level, const std::string& message) { h.log(level, message); };
+    for (const auto& type : types) {
+      for (const auto& scope : scopes) {
+        ReflectorOptions for_type = options;
+        if (type.plural == kSecrets.plural) {
+          // Token Secrets are Opaque; the selector keeps the large ones of
+          // other types (Helm releases, service-account tokens, TLS) off the
+          // wire and out of memory.
+          for_type.selector = "fieldSelector=" + percent_encode("type=Opaque");
+          for_type.page_limit = 100;
+        }
+        auto runner = std::make_unique<Runner>();
+        runner->reflector =
+            std::make_unique<Reflector>(*http_, type, scope, *controller_, log, for_type);
+        runners_.push_back(std::move(runner));
+      }
+    }
+    for (auto& r : runners_) {
+      Runner* runner = r.get();
+      runner->thread = std::thread([runner] { runner->reflector->run(runner->cancel); });
+    }
+    worker_ = std::thread([this] { reconcile_loop(); });
+    return BB_PENDING;
+  }
+
+  void stop() override { shutdown(); }
+
+ private:
+  struct Runner {
+    Cancel cancel;
+    std::unique_ptr<Reflector> reflector;
+    std::thread thread;
+  };
+
+  // Reflector thread: the last reflector finished its first list.
+  void on_synced() {
+    host().info("synced " + std::to_string(controller_->client_count()) + " Client(s) and " +
+                std::to_string(controller_->topic_count()) + " Topic(s); ready");
+    queue_->set_paused(false);
+    host().ready();
+  }
+
+  void shutdown() {
+    if (queue_) queue_->stop();
+    worker_cancel_.cancel();
+    for (auto& r : runners_) r->cancel.cancel();
+    for (auto& r : runners_) {
+      if (r->thread.joinable()) r->thread.join();
+    }
+    if (worker_.joinable()) worker_.join();
+    // The controller stays: a kernel worker may still be in authenticate().
+  }
+
+  // Worker thread: writes Secrets and status conditions.
+  void reconcile_loop() {
+    while (std::optional<std::string> key = queue_->take()) {
+      bool retry = false;
+      try {
+        for (int step = 0; step < kMaxStepsPerKey; ++step) {
+          Action action = controller_->next_action(*key);
+          if (action.kind == Action::Kind::kNone) break;
+          if (!action.verify_path.empty()) {
+            const HttpResponse check =
+                http_->request("GET", action.verify_path, {}, {}, worker_cancel_);
+            if (worker_cancel_.cancelled()) return;
+            std::string error;
+            std::optional<ListPage> page =
+                check.status == 200 ? parse_list(check.body, error) : std::nullopt;
+            if (!page) {
+              host().warn(action.description + ": checking its Client failed: " +
+                          (check.status == 0     ? check.error
+                           : check.status != 200 ? "HTTP " + std::to_string(check.status)
+                                                 : error));
+              retry = true;
+              break;
+            }
+            bool exists = false;
+            for (const auto& item : page->items) {
+              exists = exists || meta_of(item).uid == action.verify_uid;
+            }
+            if (!exists) {
+              // Gone or replaced: the Client watch will say so; no orphan Secret.
+              host().debug("not " + action.description + ": its Client is gone");
+              break;
+            }
+          }
+          HttpResponse response = http_->request(action.method, action.path, action.body,
+                                                 action.content_type, worker_cancel_);
+          OPENSSL_cleanse(action.body.data(), action.body.size());  // may hold a token
+          if (worker_cancel_.cancelled()) return;
+          const Next next = controller_->action_done(*key, action, response);
+          if (next == Next::kRetryLater) retry = true;
+          if (next != Next::kContinue) break;
+        }
+      } catch (const std::exception& e) {
+        host().error("reconciling " + *key + ": " + e.what());
+        retry = true;
+      }
+      if (retry) {
+        queue_->retry(*key);
+      } else {
+        queue_->forget(*key);
+      }
+    }
+  }
+
+  // --- settings ---
+
+  bool read_settings(const std::string& text, Settings& s) const {
+    Json doc = Json::parse(text, nullptr, false, true);
+    if (doc.is_null()) doc = Json::object();
+    if (doc.is_discarded() || !doc.is_object()) {
+      host().error("settings: expected a JSON object");
+      return false;
+    }
+    auto integer = [&](const std::string& key, const Json& v, int64_t lo, int64_t hi,
+                       int64_t& dst) {
+      if (!v.is_number_integer()) return type_error(host(), key, "an integer", v);
+      const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi);
+      const int64_t n = too_big ? hi + 1 : v.get<int64_t>();
+      if (n < lo || n > hi) {
+        host().error("setting '" + key + "': expected an integer from " + std::to_string(lo) +
+                     " to " + std::to_string(hi) + ", got " + v.dump());
+        return false;
+      }
+      dst = n;
+      return true;
+    };
+    for (auto& [key, v] : doc.items()) {
+      if (v.is_null()) continue;  // same as absent
+      bool ok = true;
+      if (key == "enabled" || key == "allow_insecure") {
+        if (!v.is_boolean()) {
+          ok = type_error(host(), key, "a boolean", v);
+        } else if (key == "allow_insecure") {
+          s.allow_insecure = v.get<bool>();
+        }
+      } else if (key == "kubeconfig" || key == "context" || key == "api_server" ||
+                 key == "service_account_dir") {
+        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+          ok = type_error(host(), key, "a non-empty string", v);
+        } else {
+          std::string value = v.get<std::string>();
+          if (key == "kubeconfig") s.kubeconfig = value;
+          if (key == "context") s.context = value;
+          if (key == "api_server") s.api_server = value;
+          if (key == "service_account_dir") s.service_account_dir = value;
+        }
+      } else if (key == "namespaces") {
+        ok = read_namespaces(v, s.namespaces);
+      } else if (key == "watch_timeout_s") {
+        ok = integer(key, v, 1, 3600, s.watch_timeout_s);
+      } else if (key == "request_timeout_ms") {
+        ok = integer(key, v, 100, 120000, s.request_timeout_ms);
+      } else if (key == "backoff_initial_ms") {
+        ok = integer(key, v, 10, 60000, s.backoff_initial_ms);
+      } else if (key == "backoff_max_ms") {
+        ok = integer(key, v, 10, 600000, s.backoff_max_ms);
+      } else {
+        host().error("setting '" + key +
+                     "': unknown key (known: enabled, kubeconfig, context, namespaces, "
+                     "api_server, allow_insecure, service_account_dir, watch_timeout_s, "
+                     "request_timeout_ms, backoff_initial_ms, backoff_max_ms)");
+        ok = false;
+      }
+      if (!ok) return false;
+    }
+    if (s.backoff_max_ms < s.backoff_initial_ms) {
+      host().error("setting 'backoff_max_ms': must not be less than 'backoff_initial_ms' (" +
+                   std::to_string(s.backoff_initial_ms) + ")");
+      return false;
+    }
+    return true;
+  }
+
+  bool read_namespaces(const Json& v, std::vector<std::string>& out) const {
+    if (!v.is_array()) return type_error(host(), "namespaces", "an array of namespace names", v);
+    if (v.size() > kMaxNamespaces) {
+      host().error("setting 'namespaces': more than " + std::to_string(kMaxNamespaces) +
+                   " namespaces (leave it empty to watch all namespaces)");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string at = "namespaces[" + std::to_string(i) + "]";
+      if (!v[i].is_string()) return type_error(host(), at, "a string", v[i]);
+      const std::string& ns = v[i].get_ref<const std::string&>();
+      if (!valid_label(ns)) {
+        host().error("setting '" + at + "': '" + ns.substr(0, 80) +
+                     "' is not a valid namespace name (lower-case DNS label)");
+        return false;
+      }
+      if (!seen.insert(ns).second) {
+        host().error("setting '" + at + "': namespace '" + ns + "' listed twice");
+        return false;
+      }
+      out.push_back(ns);
+    }
+    return true;
+  }
+
+  std::optional<ClusterConfig> resolve_cluster(const Settings& s) const {
+    std::string error;
+    std::optional<ClusterConfig> cluster;
+    std::vector<std::string> paths;
+    if (!s.kubeconfig.empty()) {
+      paths.push_back(s.kubeconfig);
+    } else if (std::optional<std::string> env = getenv_string("KUBECONFIG"); env && !env->empty()) {
+      // kubectl skips files of the list that do not exist.
+      for (auto& p : split_kubeconfig_list(*env)) {
+        if (file_exists(p)) paths.push_back(p);
+      }
+      if (paths.empty()) {
+        host().error("KUBECONFIG='" + env->substr(0, 200) + "': none of its files is readable");
+        return std::nullopt;
+      }
+    }
+    if (!paths.empty()) {
+      std::vector<KubeconfigFile> files;
+      for (const auto& p : paths) {
+        std::optional<std::string> text = read_file(p, error);
+        if (!text) {
+          host().error("setting 'kubeconfig': " + error);
+          return std::nullopt;
+        }
+        files.push_back(KubeconfigFile{p, std::move(*text)});
+      }
+      cluster = parse_kubeconfig(files, s.context, &read_file, error);
+    } else {
+      if (!s.context.empty()) {
+        host().error("setting 'context': only meaningful with a kubeconfig");
+        return std::nullopt;
+      }
+      cluster = in_cluster_config(&getenv_string, s.service_account_dir, &read_file, error);
+    }
+    if (!cluster) {
+      host().error(error);
+      return std::nullopt;
+    }
+    if (!s.api_server.empty()) {
+      cluster->server = s.api_server;
+      while (cluster->server.size() > 1 && cluster->server.back() == '/')
+        cluster->server.pop_back();
+      cluster->source += ", server overridden by the setting 'api_server'";
+    }
+    if (std::string why = check_server_url(cluster->server, s.allow_insecure); !why.empty()) {
+      host().error((s.api_server.empty() ? cluster->source : "setting 'api_server'") + ": server " +
+                   why);
+      return std::nullopt;
+    }
+    if (cluster->insecure_skip_tls_verify && !s.allow_insecure) {
+      host().error(cluster->source +
+                   ": insecure-skip-tls-verify is refused unless the setting 'allow_insecure' is "
+                   "true");
+      return std::nullopt;
+    }
+    return cluster;
+  }
+
+  // --- authentication ---
+
+  // Thread: any kernel worker, concurrently. Never blocks on the network.
+  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
+                                bb_auth_result* out) noexcept {
+    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
+    auto* self = static_cast<K8sModule*>(user);
+    try {
+      // Kept until this thread calls the module again (the host copies first).
+      thread_local AuthDecision decision;
+      thread_local std::vector<bb_statement> statements;
+      statements.clear();
+      Controller* controller = self->controller_ptr_.load();
+      if (controller == nullptr || !controller->is_synced()) {
+        decision = AuthDecision{};
+        decision.verdict = BB_AUTH_UNAVAILABLE;
+        decision.reason = "Kubernetes resources not synced yet";
+      } else {
+        std::string_view password;
+        if (BB_HAS(req, bb_auth_request, password)) password = sdk::view(req->password);
+        decision = controller->authenticate(password);
+      }
+      out->verdict = decision.verdict;
+      out->principal = sdk::str(decision.principal);
+      out->log_reason = sdk::str(decision.reason);
+      out->statements = nullptr;
+      out->statement_count = 0;
+      if (BB_HAS(out, bb_auth_result, expires_at_unix_s)) out->expires_at_unix_s = 0;
+      if (decision.verdict == BB_AUTH_ALLOW && decision.statements) {
+        for (const auto& s : *decision.statements) {
+          statements.push_back(bb_statement{s.effect, 0, sdk::str(s.action), sdk::str(s.resource)});
+        }
+        out->statements = statements.data();
+        out->statement_count = statements.size();
+      }
+      return BB_OK;
+    } catch (const std::bad_alloc&) {
+      return BB_E_NOMEM;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static const bb_authenticator kAuthenticator;
+
+  // Control thread only.
+  Settings settings_;
+  std::string settings_text_;
+  std::unique_ptr<KubeHttp> http_;
+  std::unique_ptr<HostSink> sink_;
+  std::unique_ptr<WorkQueue> queue_;
+  std::unique_ptr<Controller> controller_;
+  std::vector<std::unique_ptr<Runner>> runners_;
+  std::thread worker_;
+  Cancel worker_cancel_;
+
+  std::atomic<Controller*> controller_ptr_{nullptr};  // read by authenticate()
+};
+
+const bb_authenticator K8sModule::kAuthenticator{sizeof(bb_authenticator),
+                                                 0,
+                                                 {kProvider.data(), kProvider.size()},
+                                                 &K8sModule::authenticate,
+                                                 nullptr};
+
+}  // namespace
+}  // namespace backbone::modules::k8s
+
+BACKBONE_MODULE(backbone::modules::k8s::K8sModule, "k8s", "1.0.0", BB_KIND_CONFIG | BB_KIND_AUTH, 0)
