@@ -14,7 +14,7 @@
 #include "k8s/controller/controller.hpp"
 #include "k8s/controller/statements.hpp"
 #include "k8s/controller/work_queue.hpp"
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

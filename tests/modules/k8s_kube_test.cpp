@@ -12,7 +12,7 @@
 
 #include "k8s/kube/api_paths.hpp"
 #include "k8s/kube/backoff.hpp"
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 #include "k8s/kube/cluster_config.hpp"
 #include "k8s/kube/watch_event.hpp"
 #include "k8s/kube/yaml_json.hpp"

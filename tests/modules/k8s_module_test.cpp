@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 #include "k8s/kube/cluster_config.hpp"
 #include "k8s/kube/kube_http.hpp"
 #include "module_test_support.hpp"

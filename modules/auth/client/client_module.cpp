@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 #include <backbone/sdk.hpp>
 
+#include "common/base64/base64.hpp"
+
 #include <map>
 #include <optional>
 #include <memory>
@@ -85,19 +87,7 @@ bool from_hex(const std::string& hex, std::string& out) {
 std::optional<std::string> random_token() {
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) return std::nullopt;
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char b : raw) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += alphabet[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += alphabet[(acc << (6 - bits)) & 63];
+  std::string out = base64url_encode(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
   OPENSSL_cleanse(raw, sizeof raw);
   return out;
 }

@@ -5,6 +5,8 @@
 // management action of each endpoint.
 #include <backbone/sdk.hpp>
 
+#include "common/base64/base64.hpp"
+
 #include <nlohmann/json.hpp>
 #include <mutex>
 #include <optional>
@@ -15,35 +17,6 @@ namespace backbone::modules::http_api {
 namespace {
 
 using nlohmann::json;
-
-// Strict base64 (RFC 4648 §4, padding optional); nullopt on any bad byte.
-std::optional<std::string> base64_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
 
 // The parsed JSON body, or an error already answered (400).
 std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,

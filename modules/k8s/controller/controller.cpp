@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "k8s/kube/api_paths.hpp"
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

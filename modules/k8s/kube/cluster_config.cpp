@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "k8s/kube/cluster_config.hpp"
 
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 #include "k8s/kube/yaml_json.hpp"
 
 #include <Poco/Exception.h>

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// Base64 as Kubernetes uses it: standard alphabet with padding in Secret
-// `data` and kubeconfig `*-data` fields.
+// Base64 (RFC 4648) for the modules: the standard alphabet with padding
+// (Kubernetes Secret `data`, kubeconfig `*-data`, HTTP API payloads) and the
+// URL-safe one without padding (generated tokens).
 
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace backbone::modules::k8s {
+namespace backbone::modules {
 
 std::string base64_encode(std::string_view bytes);
 // The URL-safe alphabet without padding (RFC 4648 §5): tokens travel as
@@ -18,4 +19,4 @@ std::string base64url_encode(std::string_view bytes);
 // nullopt for any other character or a truncated final group.
 std::optional<std::string> base64_decode(std::string_view text);
 
-}  // namespace backbone::modules::k8s
+}  // namespace backbone::modules

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/base64.hpp"
+#include "common/base64/base64.hpp"
 
 #include <cstdint>
 
-namespace backbone::modules::k8s {
+namespace backbone::modules {
 namespace {
 
 constexpr char kStandard[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -77,4 +77,4 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
-}  // namespace backbone::modules::k8s
+}  // namespace backbone::modules
