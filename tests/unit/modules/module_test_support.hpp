@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -37,8 +38,10 @@ inline std::string temp_path(const std::string& name) {
 
 // Defined (exported) symbols of the ELF64 shared object's dynamic symbol table.
 inline std::vector<std::string> exported_symbols(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::string file(static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0)), '\0');
+  in.seekg(0);
+  in.read(file.data(), static_cast<std::streamsize>(file.size()));
   std::vector<std::string> names;
   if (file.size() < sizeof(Elf64_Ehdr)) return names;
   Elf64_Ehdr eh;
