@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/rules/topic_rules.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <regex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "kernel/rules/rapidjson.hpp"
-
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -18,7 +17,6 @@
 #include <valijson/validator.hpp>
 
 #include "kernel/authz/resource_pattern.hpp"
-#include "kernel/protocol/codec.hpp"
 #include "kernel/rules/fast_schema.hpp"
 
 namespace backbone::kernel::rules {
@@ -296,8 +294,14 @@ namespace {
 // thread and per rule set: publishers reuse few topics, so matching becomes
 // one hash lookup instead of a pattern walk per rule per message.
 struct TopicMatches {
-  std::vector<std::pair<uint32_t, const ResourcePattern*>> entries;
-  bool any_schema = false;
+  using Match = std::pair<uint32_t, const ResourcePattern*>;
+  std::vector<Match> entries;
+  std::vector<Match> schemas;  // the entries with a schema, in the same order
+  // The cheap checks of all entries together: a message that passes these
+  // passes each entry's, so the entries are walked only to name a violation.
+  uint64_t max_size = UINT64_MAX;
+  uint8_t qos_mask = kAllQos;
+  uint8_t retain_mask = 0b11;  // bit 0: retain false allowed, bit 1: true
 };
 
 struct StringHash {
@@ -326,66 +330,27 @@ const TopicMatches& thread_matches(uint64_t generation, const std::vector<Entry>
   }
   TopicMatches m;
   for (uint32_t i = 0; i < entries.size(); ++i) {
-    if (const ResourcePattern* p = entries[i].match(topic)) {
-      m.entries.emplace_back(i, p);
-      m.any_schema = m.any_schema || entries[i].schema != nullptr;
-    }
+    const Entry& e = entries[i];
+    const ResourcePattern* p = e.match(topic);
+    if (!p) continue;
+    m.entries.emplace_back(i, p);
+    if (e.schema) m.schemas.emplace_back(i, p);
+    if (e.max_size) m.max_size = std::min(m.max_size, *e.max_size);
+    m.qos_mask &= e.qos_mask;
+    if (e.retain) m.retain_mask &= *e.retain ? 0b10 : 0b01;
   }
   last_topic.assign(topic);
   last = &cache.emplace(std::string(topic), std::move(m)).first->second;
   return *last;
 }
 
-// Payloads are parsed with RapidJSON into per-thread memory pools: no
-// allocation per message for typical payloads, unlike a node-per-value DOM.
-class PayloadDocument {
- public:
-  PayloadDocument()
-      : values_(value_buffer_, sizeof(value_buffer_)),
-        stack_(stack_buffer_, sizeof(stack_buffer_)) {}
-
-  const rapidjson::Value* parse(std::string_view payload) {
-    values_.Clear();
-    stack_.Clear();
-    doc_.emplace(&values_, sizeof(stack_buffer_) / 2, &stack_);
-    // JSON text is UTF-8 (RFC 8259); checked up front by the codec's fast
-    // validator rather than character by character inside the parser.
-    if (!protocol::valid_utf8(payload)) return nullptr;
-    // Parsed in place in a per-thread copy: strings then point into it
-    // instead of being copied again into the document.
-    // RapidJSON's SSE2 scanning loads whole aligned 16-byte blocks, so the
-    // text is padded with NULs to keep every load inside the buffer.
-    text_.assign(payload);
-    text_.append(16, '\0');
-    try {
-      doc_->ParseInsitu(text_.data());
-    } catch (const std::exception&) {
-      return nullptr;  // an internal assertion: treat as unparsable
-    }
-    return doc_->HasParseError() ? nullptr : &*doc_;
-  }
-
- private:
-  std::string text_;
-  char value_buffer_[16 * 1024];
-  char stack_buffer_[4 * 1024];
-  rapidjson::MemoryPoolAllocator<> values_;
-  rapidjson::MemoryPoolAllocator<> stack_;
-  std::optional<rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
-                                           rapidjson::MemoryPoolAllocator<>>>
-      doc_;
-};
-
-}  // namespace
-
-std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view payload,
-                                        uint8_t qos, bool retain) const {
-  if (topic.starts_with("$SYS/") || impl_->entries.empty()) return std::nullopt;
-  const auto& entries = impl_->entries;
-  const TopicMatches& matches = thread_matches(impl_->generation, entries, topic);
+// The first cheap check an entry fails, in entry order.
+std::optional<Violation> cheap_violation(const std::vector<Entry>& entries,
+                                         const TopicMatches& matches, size_t size, uint8_t qos,
+                                         bool retain) {
   for (const auto& [index, p] : matches.entries) {
     const Entry& e = entries[index];
-    if (e.max_size && payload.size() > *e.max_size) {
+    if (e.max_size && size > *e.max_size) {
       return Violation{e.rule, Violation::kPacketTooLarge,
                        prefix(e, *p) + "payload exceeds " + std::to_string(*e.max_size) + " bytes"};
     }
@@ -399,52 +364,74 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
                        prefix(e, *p) + "retain flag must be " + (*e.retain ? "true" : "false")};
     }
   }
-  if (!matches.any_schema) return std::nullopt;
+  return std::nullopt;
+}
 
-  thread_local PayloadDocument document;
-  const auto* doc = document.parse(payload);
-  // valijson's view of the payload, parsed only when a schema needs it: one
-  // the fast check cannot express, or a payload the fast check refused (then
-  // valijson decides and explains).
-  std::optional<json> slow_doc;
-  for (const auto& [index, p] : matches.entries) {
-    const Entry& e = entries[index];
-    if (!e.schema) continue;
-    if (!doc) {
-      return Violation{e.rule, Violation::kPayloadFormatInvalid,
-                       prefix(e, *p) + "payload is not valid JSON"};
-    }
-    if (e.fast && e.fast->valid(*doc)) continue;
-    if (!slow_doc) slow_doc = json::parse(payload.begin(), payload.end(), nullptr, false);
-    if (slow_doc->is_discarded()) {
-      return Violation{e.rule, Violation::kPayloadFormatInvalid,
-                       prefix(e, *p) + "payload is not valid JSON"};
-    }
-    const valijson::adapters::NlohmannJsonAdapter adapter(*slow_doc);
-    std::string detail;
-    bool valid = false;
-    // The regexes were checked at compile time, so nothing should throw here;
-    // if valijson still does, the message is refused rather than let through.
-    try {
-      valijson::Validator& validator = thread_validator(impl_->generation);
-      valid = validator.validate(*e.schema, adapter, nullptr);
-      if (!valid) {
-        valijson::ValidationResults results;
-        validator.validate(*e.schema, adapter, &results);
-        valijson::ValidationResults::Error first;
-        if (results.popError(first)) {
-          for (size_t i = 1; i < first.context.size(); ++i) detail += first.context[i];
-          detail = (detail.empty() ? std::string() : detail + ": ") + first.description;
-        }
-      }
-    } catch (const std::exception& ex) {
-      detail = std::string("schema validation failed: ") + ex.what();
-    }
+Violation not_json(const Entry& e, const ResourcePattern& p) {
+  return Violation{e.rule, Violation::kPayloadFormatInvalid,
+                   prefix(e, p) + "payload is not valid JSON"};
+}
+
+// valijson decides, and explains a refusal. `doc` is valijson's view of the
+// payload, parsed at the first call and shared by the entries of a message.
+std::optional<Violation> reference_check(const Entry& e, const ResourcePattern& p,
+                                         uint64_t generation, std::string_view payload,
+                                         std::optional<json>& doc) {
+  if (!doc) doc = json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (doc->is_discarded()) return not_json(e, p);
+  const valijson::adapters::NlohmannJsonAdapter adapter(*doc);
+  std::string detail;
+  bool valid = false;
+  // The regexes were checked at compile time, so nothing should throw here;
+  // if valijson still does, the message is refused rather than let through.
+  try {
+    valijson::Validator& validator = thread_validator(generation);
+    valid = validator.validate(*e.schema, adapter, nullptr);
     if (!valid) {
-      return Violation{e.rule, Violation::kPayloadFormatInvalid,
-                       prefix(e, *p) + "payload does not match schema" +
-                           (detail.empty() ? std::string() : ": " + detail)};
+      valijson::ValidationResults results;
+      validator.validate(*e.schema, adapter, &results);
+      valijson::ValidationResults::Error first;
+      if (results.popError(first)) {
+        for (size_t i = 1; i < first.context.size(); ++i) detail += first.context[i];
+        detail = (detail.empty() ? std::string() : detail + ": ") + first.description;
+      }
     }
+  } catch (const std::exception& ex) {
+    detail = std::string("schema validation failed: ") + ex.what();
+  }
+  if (valid) return std::nullopt;
+  return Violation{e.rule, Violation::kPayloadFormatInvalid,
+                   prefix(e, p) + "payload does not match schema" +
+                       (detail.empty() ? std::string() : ": " + detail)};
+}
+
+}  // namespace
+
+std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view payload,
+                                        uint8_t qos, bool retain) const {
+  if (topic.starts_with("$SYS/") || impl_->entries.empty()) return std::nullopt;
+  const auto& entries = impl_->entries;
+  const TopicMatches& matches = thread_matches(impl_->generation, entries, topic);
+  if (payload.size() > matches.max_size || qos > 2 || !(matches.qos_mask & (1u << qos)) ||
+      !(matches.retain_mask & (retain ? 0b10 : 0b01))) {
+    if (auto v = cheap_violation(entries, matches, payload.size(), qos, retain)) return v;
+  }
+  // Set once the payload is known to be JSON, to parse it only for the schemas.
+  bool is_json = false;
+  std::optional<json> slow_doc;
+  for (const auto& [index, p] : matches.schemas) {
+    const Entry& e = entries[index];
+    // valijson is asked when the fast check cannot express the schema or
+    // refuses the payload (then valijson decides and explains).
+    if (e.fast) {
+      const Verdict verdict = e.fast->check(payload);
+      if (verdict == Verdict::kValid) continue;
+      if (verdict == Verdict::kNotJson) return not_json(e, *p);
+    } else if (!is_json && !well_formed_json(payload)) {
+      return not_json(e, *p);
+    }
+    is_json = true;
+    if (auto v = reference_check(e, *p, impl_->generation, payload, slow_doc)) return v;
   }
   return std::nullopt;
 }

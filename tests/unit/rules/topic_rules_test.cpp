@@ -147,6 +147,42 @@ TEST(TopicRules, ChecksRunSizeThenQosThenRetainThenSchema) {
   EXPECT_FALSE(set->check("t", "12", 0, false).has_value());
 }
 
+TEST(TopicRules, SchemaOnFlatAndNestedPayloads) {
+  auto set = compile_ok(kSchemaRules);
+  EXPECT_FALSE(set->check("r/1", R"({"value":-3,"unit":"k","ok":true,"x":null})", 0, false));
+  auto v = set->check("r/1", R"({"value":{"a":1}})", 0, false);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->reason,
+            "topic rule 'readings' pattern 'r/+': payload does not match schema: [value]: "
+            "Value type not permitted by 'type' constraint.");
+  EXPECT_FALSE(set->check("r/1", R"({"value":1e3,"meta":[1,{"b":"é"}]})", 0, false));
+  EXPECT_EQ(set->check("r/1", R"({"value":01})", 0, false)->reason,
+            "topic rule 'readings' pattern 'r/+': payload is not valid JSON");
+}
+
+TEST(TopicRules, DeeplyNestedPayloadsAreParsedWithoutRecursion) {
+  auto set = compile_ok(kSchemaRules);
+  const std::string open(200000, '[');
+  EXPECT_EQ(set->check("r/1", open, 0, false)->reason,
+            "topic rule 'readings' pattern 'r/+': payload is not valid JSON");
+  const std::string deep = R"({"value": 1, "x": )" + open + std::string(200000, ']') + "}";
+  EXPECT_FALSE(set->check("r/1", deep, 0, false).has_value());
+}
+
+TEST(TopicRules, SchemasOnlyValijsonCanCheck) {
+  auto set = compile_ok(
+      {{"a-enum", json::parse(R"({"patterns": [{"pattern": "e", "schema": {"enum": [1, 2]}}]})")},
+       {"b-fast",
+        json::parse(R"({"patterns": [{"pattern": "e", "schema": {"type": "integer"}}]})")}});
+  EXPECT_FALSE(set->check("e", "2", 0, false).has_value());
+  EXPECT_EQ(set->check("e", "3", 0, false)->reason,
+            "topic rule 'a-enum' pattern 'e': payload does not match schema: Failed to match "
+            "against any enum values.");
+  EXPECT_EQ(set->check("e", "{", 0, false)->reason,
+            "topic rule 'a-enum' pattern 'e': payload is not valid JSON");
+  EXPECT_EQ(set->check("e", R"({"a":1})", 0, false)->reason_code, 0x99);
+}
+
 TEST(TopicRules, CheapChecksOfEveryRuleComeBeforeAnySchema) {
   auto set = compile_ok(
       {{"a-schema",
