@@ -14,12 +14,20 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <optional>
 
 #include "kernel/broker/broker.hpp"
 #include "kernel/net/worker_pool.hpp"
+#include "kernel/protocol/codec.hpp"
 
 namespace backbone::kernel::http {
 
@@ -436,6 +444,353 @@ class WebSocketConnection : public WebSocketBase,
   uint16_t close_code_ = websocket::close_code::normal;
 };
 
+// --- WebSocket over plain TCP: our own framing ---
+//
+// Beast's websocket stream costs a composed asynchronous operation per
+// message written; with one write per subscriber per event batch that made
+// MQTT over WebSocket several times slower than TCP. Over plain TCP the
+// server side of RFC 6455 is small: frames are written with one non-blocking
+// writev straight from the MQTT connection's chunks (only what the socket
+// does not take is copied), and read frames are unmasked in place. wss://
+// keeps Beast's stream over TLS.
+
+// The Sec-WebSocket-Accept value for `key` (RFC 6455 §4.2.2).
+std::string websocket_accept(std::string_view key) {
+  static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string text(key);
+  text += kGuid;
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  unsigned char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  const int n = EVP_EncodeBlock(out, digest, SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+}
+
+class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this<PlainWebSocket> {
+ public:
+  PlainWebSocket(HttpServer::Impl& impl, net::Worker& worker, tcp::socket socket,
+                 const Route& route, std::string peer, std::string local)
+      : impl_(impl),
+        worker_(worker),
+        socket_(std::move(socket)),
+        route_(route),
+        peer_(std::move(peer)),
+        local_(std::move(local)),
+        timer_(worker.io()) {}
+
+  // `handshake` is the 101 response, sent before anything else.
+  bool start(const std::string& method, const std::string& path, std::string handshake) {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return false;
+    id_ = impl_.add_websocket(worker_, shared_from_this());
+    const std::string transport = "ws";
+    bb_conn_info info{};
+    info.struct_size = sizeof(info);
+    info.transport = bb_str{transport.data(), transport.size()};
+    info.peer = bb_str{peer_.data(), peer_.size()};
+    info.local = bb_str{local_.data(), local_.size()};
+    bb_http_request r{};
+    r.struct_size = sizeof(r);
+    r.method = bb_str{method.data(), method.size()};
+    r.path = bb_str{path.data(), path.size()};
+    r.peer = info.peer;
+    if (route_.table->ws_open(route_.user, id_, &info, &r, &user_) != BB_OK) {
+      impl_.remove_websocket(id_);
+      // Best effort: the socket is fresh, so this small answer fits its buffer.
+      const std::string body = error_body("unavailable", "the server cannot accept this connection now");
+      const std::string answer = "HTTP/1.1 503 Service Unavailable\r\nServer: backbone\r\n"
+                                 "Content-Type: application/json\r\nConnection: close\r\n"
+                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      [[maybe_unused]] const ssize_t n =
+          ::send(socket_.native_handle(), answer.data(), answer.size(), MSG_NOSIGNAL);
+      socket_.close(ec);
+      return false;
+    }
+    open_ = true;
+    max_message_ = route_.max_message_size ? route_.max_message_size
+                                           : impl_.broker.limits().max_packet_size + 16;
+    out_ = std::move(handshake);
+    flush();
+    arm_read();
+    return true;
+  }
+
+  void send(const bb_bytes* chunks, size_t count) override {
+    if (!open_ || closing_) return;
+    size_t total = 0;
+    for (size_t i = 0; i < count; ++i) total += chunks[i].len;
+    if (total == 0) return;
+    uint8_t header[10];
+    const size_t header_len = frame_header(header, 0x2, total);
+    write_frame(header, header_len, chunks, count);
+  }
+
+  void pause(bool paused) override {
+    paused_ = paused;
+    if (!paused_) arm_read();
+  }
+
+  void close(uint16_t code) override { start_close(code); }
+
+ private:
+  static size_t frame_header(uint8_t* h, uint8_t opcode, size_t len) {
+    h[0] = static_cast<uint8_t>(0x80 | opcode);
+    if (len < 126) {
+      h[1] = static_cast<uint8_t>(len);
+      return 2;
+    }
+    if (len < 65536) {
+      h[1] = 126;
+      h[2] = static_cast<uint8_t>(len >> 8);
+      h[3] = static_cast<uint8_t>(len);
+      return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<uint8_t>(uint64_t{len} >> (56 - 8 * i));
+    return 10;
+  }
+
+  // Writes what the socket takes now; queues the rest (in order).
+  void write_frame(const uint8_t* header, size_t header_len, const bb_bytes* chunks,
+                   size_t count) {
+    if (out_.empty() && count < 63) {
+      iovec iov[64];
+      iov[0] = iovec{const_cast<uint8_t*>(header), header_len};
+      size_t total = header_len;
+      for (size_t i = 0; i < count; ++i) {
+        iov[i + 1] = iovec{const_cast<uint8_t*>(chunks[i].ptr), chunks[i].len};
+        total += chunks[i].len;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = count + 1;
+      ssize_t n;
+      do {
+        n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return fail("send: " + errno_text());
+      size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+      if (done == total) return;
+      // Keep the unsent tail.
+      for (size_t i = 0; i <= count; ++i) {
+        const auto* base = static_cast<const char*>(iov[i].iov_base);
+        if (done >= iov[i].iov_len) {
+          done -= iov[i].iov_len;
+          continue;
+        }
+        out_.append(base + done, iov[i].iov_len - done);
+        done = 0;
+      }
+    } else {
+      out_.append(reinterpret_cast<const char*>(header), header_len);
+      for (size_t i = 0; i < count; ++i)
+        out_.append(reinterpret_cast<const char*>(chunks[i].ptr), chunks[i].len);
+    }
+    if (!above_high_ && out_.size() > kWsHighWatermark) {
+      above_high_ = true;
+      route_.table->ws_backpressure(user_, 1);
+    }
+    flush();
+  }
+
+  void flush() {
+    while (!out_.empty()) {
+      ssize_t n;
+      do {
+        n = ::send(socket_.native_handle(), out_.data(), out_.size(), MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!write_armed_) {
+          write_armed_ = true;
+          socket_.async_wait(tcp::socket::wait_write,
+                             [self = shared_from_this()](boost::system::error_code ec) {
+                               self->write_armed_ = false;
+                               if (ec) return self->fail(ec == asio::error::operation_aborted
+                                                             ? ""
+                                                             : "write: " + ec.message());
+                               self->flush();
+                             });
+        }
+        return;
+      }
+      if (n <= 0) return fail("send: " + errno_text());
+      out_.erase(0, static_cast<size_t>(n));
+    }
+    if (above_high_ && out_.size() < kWsLowWatermark) {
+      above_high_ = false;
+      if (open_) route_.table->ws_backpressure(user_, 0);
+    }
+    if (out_.empty() && close_sent_ && !shut_down_) {
+      shut_down_ = true;
+      boost::system::error_code ec;
+      socket_.shutdown(tcp::socket::shutdown_send, ec);
+      // The peer answers with its close frame or closes; bounded either way.
+      timer_.expires_after(std::chrono::seconds(2));
+      timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+        if (!e) self->fail("");
+      });
+    }
+  }
+
+  void arm_read() {
+    if (!open_ || paused_ || read_armed_) return;
+    read_armed_ = true;
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](boost::system::error_code ec) {
+                         self->read_armed_ = false;
+                         if (ec) return self->fail(ec == asio::error::operation_aborted
+                                                       ? ""
+                                                       : "read: " + ec.message());
+                         self->on_readable();
+                       });
+  }
+
+  void on_readable() {
+    for (int round = 0; round < 16 && open_ && !paused_; ++round) {
+      if (in_.size() - in_len_ < chunk_) in_.resize(in_len_ + chunk_);
+      ssize_t n;
+      do {
+        n = ::recv(socket_.native_handle(), in_.data() + in_len_, in_.size() - in_len_, 0);
+      } while (n < 0 && errno == EINTR);
+      if (n == 0) return fail("");
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return fail("recv: " + errno_text());
+      }
+      if (static_cast<size_t>(n) == chunk_ && chunk_ < kWsMaxReadChunk) chunk_ *= 2;
+      in_len_ += static_cast<size_t>(n);
+      parse();
+    }
+    if (open_ && in_len_ == 0 && in_.capacity() > kWsMaxReadChunk) {
+      std::vector<uint8_t>().swap(in_);  // an idle connection gives its buffer back
+      chunk_ = kWsMinReadChunk;
+    }
+    arm_read();
+  }
+
+  // Handles every complete frame in in_[0, in_len_).
+  void parse() {
+    size_t off = 0;
+    while (open_ && in_len_ - off >= 2) {
+      uint8_t* f = in_.data() + off;
+      const bool fin = f[0] & 0x80;
+      const uint8_t rsv = f[0] & 0x70;
+      const uint8_t opcode = f[0] & 0x0f;
+      const bool masked = f[1] & 0x80;
+      uint64_t len = f[1] & 0x7f;
+      size_t header = 2;
+      if (len == 126) {
+        if (in_len_ - off < 4) break;
+        len = (uint64_t{f[2]} << 8) | f[3];
+        header = 4;
+      } else if (len == 127) {
+        if (in_len_ - off < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; ++i) len = (len << 8) | f[2 + i];
+        header = 10;
+        if (len >> 63) return start_close(websocket::close_code::protocol_error);
+      }
+      if (rsv || !masked) return start_close(websocket::close_code::protocol_error);
+      const bool control = opcode & 0x08;
+      if (control && (!fin || len > 125)) return start_close(websocket::close_code::protocol_error);
+      if (!control) {
+        if (opcode != 0x0 && opcode != 0x1 && opcode != 0x2)
+          return start_close(websocket::close_code::protocol_error);
+        if ((opcode == 0x0) != in_message_)  // continuation without start, or start within
+          return start_close(websocket::close_code::protocol_error);
+        if (message_len_ + len > max_message_) return start_close(websocket::close_code::too_big);
+      } else if (opcode != 0x8 && opcode != 0x9 && opcode != 0xA) {
+        return start_close(websocket::close_code::protocol_error);
+      }
+      if (in_len_ - off < header + 4 + len) {
+        // Incomplete: make sure the buffer can hold the whole frame.
+        if (header + 4 + len > in_.size() - off) in_.resize(off + header + 4 + len);
+        break;
+      }
+      uint8_t* mask = f + header;
+      uint8_t* payload = mask + 4;
+      for (uint64_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
+      off += header + 4 + len;
+      if (!control) {
+        const uint8_t kind = opcode == 0x0 ? message_opcode_ : opcode;
+        if (opcode != 0x0) message_opcode_ = opcode;
+        message_len_ = fin ? 0 : message_len_ + len;
+        in_message_ = !fin;
+        if (kind == 0x1) {
+          // MQTT over WebSocket is binary only (MQTT 5 §6).
+          const bool utf8 = protocol::valid_utf8(
+              std::string_view(reinterpret_cast<const char*>(payload), len));
+          return start_close(utf8 ? websocket::close_code::unknown_data
+                                  : websocket::close_code::bad_payload);
+        }
+        if (len > 0 && !closing_) route_.table->ws_data(user_, bb_bytes{payload, len});
+        continue;
+      }
+      if (opcode == 0x9) {  // ping: pong with the same payload
+        uint8_t h[10];
+        const size_t hl = frame_header(h, 0xA, len);
+        const bb_bytes body{payload, len};
+        write_frame(h, hl, &body, 1);
+      } else if (opcode == 0x8) {  // close: answer and end
+        uint16_t code = websocket::close_code::normal;
+        if (len >= 2) code = static_cast<uint16_t>((payload[0] << 8) | payload[1]);
+        if (len == 1) code = websocket::close_code::protocol_error;
+        peer_closed_ = true;
+        return start_close(code);
+      }
+    }
+    if (off > 0) {
+      std::memmove(in_.data(), in_.data() + off, in_len_ - off);
+      in_len_ -= off;
+    }
+  }
+
+  void start_close(uint16_t code) {
+    if (!open_ || closing_) return;
+    closing_ = true;
+    in_len_ = 0;
+    uint8_t frame[4] = {0x88, 2, static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)};
+    out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
+    close_sent_ = true;
+    flush();
+    if (peer_closed_ && out_.empty()) fail("");
+  }
+
+  void fail(const std::string& why) {
+    if (!open_) return;
+    open_ = false;
+    if (!why.empty()) spdlog::debug("http {}: WebSocket closed: {}", peer_, why);
+    impl_.remove_websocket(id_);
+    timer_.cancel();
+    boost::system::error_code ec;
+    socket_.close(ec);
+    route_.table->ws_closed(user_);
+  }
+
+  static std::string errno_text() { return std::strerror(errno); }
+
+  HttpServer::Impl& impl_;
+  net::Worker& worker_;
+  tcp::socket socket_;
+  const Route& route_;
+  std::string peer_, local_;
+  asio::steady_timer timer_;
+  bb_ws_id id_ = 0;
+  void* user_ = nullptr;
+  std::vector<uint8_t> in_;
+  size_t in_len_ = 0;
+  size_t chunk_ = kWsMinReadChunk;
+  std::string out_;
+  uint64_t max_message_ = 0;
+  uint64_t message_len_ = 0;
+  uint8_t message_opcode_ = 0;
+  bool in_message_ = false;
+  bool open_ = false, paused_ = false, read_armed_ = false, write_armed_ = false;
+  bool closing_ = false, close_sent_ = false, peer_closed_ = false, shut_down_ = false;
+  bool above_high_ = false;
+};
+
 // --- HTTP ---
 
 template <class Stream>
@@ -569,9 +924,35 @@ class HttpConnection : public ConnectionBase,
       for (const auto& s : route.subprotocols) list += (list.empty() ? "" : ", ") + s;
       return fail(400, "bad_request", "WebSocket subprotocol required: one of " + list, true);
     }
-    auto ws = std::make_shared<WebSocketConnection<Stream>>(impl_, worker_, std::move(stream_),
-                                                            route, peer_, local_);
-    ws->start(std::move(request_), chosen);
+    if constexpr (kIsTls<Stream>) {
+      auto ws = std::make_shared<WebSocketConnection<Stream>>(impl_, worker_, std::move(stream_),
+                                                              route, peer_, local_);
+      ws->start(std::move(request_), chosen);
+    } else {
+      const auto key = request_[bhttp::field::sec_websocket_key];
+      if (request_[bhttp::field::sec_websocket_version] != "13" || key.empty() ||
+          request_.method() != bhttp::verb::get) {
+        ResponseData r = error_response(400, "bad_request",
+                                        "a WebSocket upgrade needs GET, Sec-WebSocket-Key and "
+                                        "Sec-WebSocket-Version: 13");
+        r.headers.emplace_back("Sec-WebSocket-Version", "13");
+        r.close = true;
+        return write(std::move(r));
+      }
+      const std::string handshake =
+          "HTTP/1.1 101 Switching Protocols\r\nServer: backbone\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+          websocket_accept(key) + "\r\nSec-WebSocket-Protocol: " + chosen + "\r\n\r\n";
+      const std::string method(request_.method_string());
+      lowest(stream_).expires_never();
+      auto ws = std::make_shared<PlainWebSocket>(impl_, worker_, stream_.release_socket(), route,
+                                                 peer_, local_);
+      if (!ws->start(method, path_, handshake)) {
+        spdlog::info("http {}: WebSocket on {} refused by module '{}'", peer_, route.path,
+                     route.module);
+        // The socket is gone with `ws`; the client sees the connection close.
+      }
+    }
   }
 
   void authenticate(Exchange& ex) {
