@@ -133,13 +133,41 @@ def read_results(path):
             if key not in rows:
                 rows[key] = {}
                 order.append(key)
-            rows[key][r["broker"]] = r
+            rows[key].setdefault(r["broker"], []).append(r)
             if "error" in r:
                 errors.append("%s %s %s QoS %s: %s" % (r["broker"], r["scenario"], r["protocol"],
                                                        r["qos"], r["error"]))
     order.sort(key=lambda k: (SCENARIO_ORDER.index(k[0]) if k[0] in SCENARIO_ORDER else 99,
                               k[1], k[2]))
+    for key in rows:
+        for broker, runs in rows[key].items():
+            rows[key][broker] = combine(runs)
     return rows, order, errors
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def combine(runs):
+    """Repeated runs of one row on one broker: the median of throughput, p99 and CPU (each on
+    its own), the worst loss and duplicates; "repeats" says how many."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[-1]
+    if len(good) == 1:
+        return good[0]
+    out = dict(sorted(good, key=lambda r: r.get("delivered_per_s", 0))[len(good) // 2])
+    for field in ("delivered_per_s", "p50_ms", "p99_ms", "broker_cpu_pct", "rss_per_conn_bytes"):
+        if all(field in r for r in good):
+            out[field] = median([r[field] for r in good])
+    for field in ("loss", "duplicates"):
+        if all(field in r for r in good):
+            out[field] = max(r[field] for r in good)
+    out["repeats"] = len(good)
+    return out
 
 
 def print_table(table, right):
@@ -226,30 +254,7 @@ def main():
     if args.authz:
         return authz_report(args)
 
-    rows = {}
-    order = []
-    errors = []
-    with open(args.results) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError:
-                errors.append("unparsable result line: " + line[:200])
-                continue
-            key = (r["scenario"], r["protocol"], r["qos"])
-            if key not in rows:
-                rows[key] = {}
-                order.append(key)
-            rows[key][r["broker"]] = r
-            if "error" in r:
-                errors.append("%s %s %s QoS %s: %s" % (r["broker"], r["scenario"], r["protocol"],
-                                                       r["qos"], r["error"]))
-
-    order.sort(key=lambda k: (SCENARIO_ORDER.index(k[0]) if k[0] in SCENARIO_ORDER else 99,
-                              k[1], k[2]))
+    rows, order, errors = read_results(args.results)
     short = {"mosquitto": "mosq", "backbone": "bb"}
     sa = short.get(args.a, args.a)
     sb = args.b_title or short.get(args.b, args.b)
