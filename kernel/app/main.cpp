@@ -13,8 +13,8 @@
 
 #include "kernel/app/sd_notify.hpp"
 #include "kernel/broker/broker.hpp"
-#include "kernel/http/http_server.hpp"
 #include "kernel/config/config_file.hpp"
+#include "kernel/http/http_server.hpp"
 #include "kernel/module_host/module_host.hpp"
 #include "kernel/module_host/module_loader.hpp"
 #include "kernel/net/worker_pool.hpp"

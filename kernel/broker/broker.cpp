@@ -608,11 +608,12 @@ void Broker::publish_sys() {
   publish("uptime", uptime_s());
   publish("clients/connected", stats_.connections.load());
   publish("clients/total", session_count());
-  publish("messages/received", stats_.messages_in.load());
-  publish("messages/sent", stats_.messages_out.load());
+  const Metrics::Traffic traffic = metrics_.traffic();
+  publish("messages/received", traffic.messages_in);
+  publish("messages/sent", traffic.messages_out);
   publish("messages/dropped", stats_.messages_dropped.load());
-  publish("bytes/received", stats_.bytes_in.load());
-  publish("bytes/sent", stats_.bytes_out.load());
+  publish("bytes/received", traffic.bytes_in);
+  publish("bytes/sent", traffic.bytes_out);
   publish("subscriptions/count", subscription_count());
   publish("retained messages/count", retained_.size());
 }

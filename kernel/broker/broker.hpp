@@ -59,10 +59,8 @@ std::vector<authz::Statement> statements_from_abi(const bb_statement* statements
 struct Stats {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> connections_total{0};
-  std::atomic<uint64_t> messages_in{0};
-  std::atomic<uint64_t> messages_out{0};
-  std::atomic<uint64_t> bytes_in{0};
-  std::atomic<uint64_t> bytes_out{0};
+  // Messages and bytes in/out are counted once, per transport: see
+  // Metrics::traffic().
   std::atomic<uint64_t> messages_dropped{0};
   std::atomic<uint64_t> publish_denied{0};
   std::atomic<uint64_t> subscribe_denied{0};

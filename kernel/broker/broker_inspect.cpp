@@ -27,22 +27,23 @@ const char* version_name(protocol::Version v) {
 }  // namespace
 
 json Broker::stats_json() {
-  json out = {{"uptime_s", uptime_s()},
-              {"connections", stats_.connections.load()},
-              {"connections_total", stats_.connections_total.load()},
-              {"sessions", session_count()},
-              {"subscriptions", subscription_count()},
-              {"retained", retained_.size()},
-              {"messages",
-               {{"in", stats_.messages_in.load()},
-                {"out", stats_.messages_out.load()},
-                {"dropped", stats_.messages_dropped.load()}}},
-              {"bytes", {{"in", stats_.bytes_in.load()}, {"out", stats_.bytes_out.load()}}},
-              {"denied",
-               {{"publish", stats_.publish_denied.load()},
-                {"subscribe", stats_.subscribe_denied.load()}}},
-              {"rule_rejections", stats_.rule_rejected.load()},
-              {"auth_failures", stats_.auth_failures.load()}};
+  const Metrics::Traffic traffic = metrics_.traffic();
+  json out = {
+      {"uptime_s", uptime_s()},
+      {"connections", stats_.connections.load()},
+      {"connections_total", stats_.connections_total.load()},
+      {"sessions", session_count()},
+      {"subscriptions", subscription_count()},
+      {"retained", retained_.size()},
+      {"messages",
+       {{"in", traffic.messages_in},
+        {"out", traffic.messages_out},
+        {"dropped", stats_.messages_dropped.load()}}},
+      {"bytes", {{"in", traffic.bytes_in}, {"out", traffic.bytes_out}}},
+      {"denied",
+       {{"publish", stats_.publish_denied.load()}, {"subscribe", stats_.subscribe_denied.load()}}},
+      {"rule_rejections", stats_.rule_rejected.load()},
+      {"auth_failures", stats_.auth_failures.load()}};
   metrics_.write_json(out);
   return out;
 }
@@ -81,6 +82,7 @@ json Broker::topic_rules_json() {
 }
 
 std::string Broker::prometheus() {
+  const Metrics::Traffic traffic = metrics_.traffic();
   std::string out;
   out.reserve(8192);
   auto gauge = [&](const char* name, const char* type, const char* help, uint64_t value) {
@@ -93,13 +95,12 @@ std::string Broker::prometheus() {
   gauge("backbone_subscriptions", "gauge", "Subscriptions.", subscription_count());
   gauge("backbone_retained_messages", "gauge", "Retained messages.", retained_.size());
   gauge("backbone_messages_received_total", "counter", "PUBLISH packets received.",
-        stats_.messages_in.load());
-  gauge("backbone_messages_sent_total", "counter", "PUBLISH packets sent.",
-        stats_.messages_out.load());
+        traffic.messages_in);
+  gauge("backbone_messages_sent_total", "counter", "PUBLISH packets sent.", traffic.messages_out);
   gauge("backbone_messages_dropped_total", "counter", "Messages dropped (limits, expiry).",
         stats_.messages_dropped.load());
-  gauge("backbone_bytes_received_total", "counter", "Bytes received.", stats_.bytes_in.load());
-  gauge("backbone_bytes_sent_total", "counter", "Bytes sent.", stats_.bytes_out.load());
+  gauge("backbone_bytes_received_total", "counter", "Bytes received.", traffic.bytes_in);
+  gauge("backbone_bytes_sent_total", "counter", "Bytes sent.", traffic.bytes_out);
   metrics_.write_prometheus(out);
   return out;
 }

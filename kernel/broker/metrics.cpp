@@ -99,19 +99,31 @@ void Metrics::observe_login(std::string_view provider_name, int32_t verdict,
   p.latency_count.fetch_add(1, std::memory_order_relaxed);
 }
 
+Metrics::Traffic Metrics::traffic() const {
+  std::lock_guard lock(mutex_);
+  Traffic t;
+  for (const auto& [name, c] : transports_) {
+    t.messages_in += c->messages_in.load(std::memory_order_relaxed);
+    t.messages_out += c->messages_out.load(std::memory_order_relaxed);
+    t.bytes_in += c->bytes_in.load(std::memory_order_relaxed);
+    t.bytes_out += c->bytes_out.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
 void Metrics::count(std::mutex& mutex, CounterMap& map, std::string_view name) {
-  thread_local std::map<std::pair<const CounterMap*, std::string>, std::atomic<uint64_t>*,
-                        std::less<>>
-      known;
-  std::atomic<uint64_t>*& counter = known[{&map, std::string(name)}];
-  if (!counter) {
+  // A hit costs a lookup by string_view: no allocation per counted event.
+  thread_local std::map<const CounterMap*, KnownCounters> known;
+  KnownCounters& mine = known[&map];
+  auto hit = mine.find(name);
+  if (hit == mine.end()) {
     std::lock_guard lock(mutex);
     auto it = map.find(name);
     if (it == map.end())
       it = map.emplace(std::string(name), std::make_unique<std::atomic<uint64_t>>(0)).first;
-    counter = it->second.get();
+    hit = mine.emplace(std::string(name), it->second.get()).first;
   }
-  counter->fetch_add(1, std::memory_order_relaxed);
+  hit->second->fetch_add(1, std::memory_order_relaxed);
 }
 
 void Metrics::count_denial(std::string_view action) {
@@ -128,7 +140,7 @@ void Metrics::write_prometheus(std::string& out) const {
     const char* name;
     const char* type;
     const char* help;
-    std::atomic<uint64_t> TransportCounters::* field;
+    std::atomic<uint64_t> TransportCounters::*field;
   };
   const TransportFamily families[] = {
       {"backbone_transport_connections", "gauge", "Open MQTT connections by transport.",
@@ -195,20 +207,17 @@ void Metrics::write_prometheus(std::string& out) const {
   family(out, "backbone_topic_rule_rejections_total", "counter",
          "Messages refused by topic rules, by rule.");
   for (const auto& [rule, n] : rule_rejections_)
-    sample(out, "backbone_topic_rule_rejections_total", "rule=\"" + label(rule) + "\"",
-           n->load());
+    sample(out, "backbone_topic_rule_rejections_total", "rule=\"" + label(rule) + "\"", n->load());
 }
 
 void Metrics::write_json(nlohmann::json& out) const {
   std::lock_guard lock(mutex_);
   nlohmann::json transports = nlohmann::json::object();
   for (const auto& [name, c] : transports_) {
-    transports[name] = {{"connections", c->connections.load()},
-                        {"connections_total", c->connections_total.load()},
-                        {"messages_in", c->messages_in.load()},
-                        {"messages_out", c->messages_out.load()},
-                        {"bytes_in", c->bytes_in.load()},
-                        {"bytes_out", c->bytes_out.load()}};
+    transports[name] = {
+        {"connections", c->connections.load()}, {"connections_total", c->connections_total.load()},
+        {"messages_in", c->messages_in.load()}, {"messages_out", c->messages_out.load()},
+        {"bytes_in", c->bytes_in.load()},       {"bytes_out", c->bytes_out.load()}};
   }
   nlohmann::json providers = nlohmann::json::object();
   for (const auto& [name, p] : providers_) {

@@ -32,7 +32,8 @@ struct ProviderCounters {
   static constexpr std::array<double, 10> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                    0.025,  0.05,  0.1,    0.5,   1.0};
   std::atomic<uint64_t> sessions{0};  // connected MQTT clients logged in through it
-  std::array<std::atomic<uint64_t>, 5> logins{};  // by verdict: allow, deny, forbidden, unavailable, other
+  std::array<std::atomic<uint64_t>, 5>
+      logins{};  // by verdict: allow, deny, forbidden, unavailable, other
   std::array<std::atomic<uint64_t>, kBuckets.size() + 1> latency_buckets{};  // last = +Inf
   std::atomic<uint64_t> latency_sum_us{0};
   std::atomic<uint64_t> latency_count{0};
@@ -42,6 +43,12 @@ struct ProviderCounters {
 // mutex; they happen per connection or per login, never per message.
 class Metrics {
  public:
+  // Sums over every transport.
+  struct Traffic {
+    uint64_t messages_in = 0, messages_out = 0, bytes_in = 0, bytes_out = 0;
+  };
+  Traffic traffic() const;
+
   TransportCounters& transport(std::string_view name);
   ProviderCounters& provider(std::string_view name);
   void observe_login(std::string_view provider, int32_t verdict,
@@ -64,6 +71,7 @@ class Metrics {
   // A denial or rejection can happen per message: each thread remembers the
   // counter of a name after its first lookup, so counting is lock-free.
   static void count(std::mutex& mutex, CounterMap& map, std::string_view name);
+  using KnownCounters = std::map<std::string, std::atomic<uint64_t>*, std::less<>>;
   CounterMap denials_;
   CounterMap rule_rejections_;
 };

@@ -136,10 +136,9 @@ Config parse_config(const std::string& text, const std::string& source) {
   }
   Config cfg;
   cfg.source = source;
-  check_keys(
-      source, root, "top level",
-      {"$schema", "module_path", "workers", "log", "limits", "http", "state_dir", "anonymous",
-       "topics", "modules"});
+  check_keys(source, root, "top level",
+             {"$schema", "module_path", "workers", "log", "limits", "http", "state_dir",
+              "anonymous", "topics", "modules"});
   if (root.contains("module_path")) {
     const json& mp = root["module_path"];
     if (mp.is_string()) {

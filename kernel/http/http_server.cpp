@@ -183,10 +183,9 @@ struct HttpServer::Impl {
     size_t best_len = 0;
     path_known = false;
     for (const auto& r : routes) {
-      const bool match =
-          path == r->path ||
-          (r->prefix && path.size() > r->path.size() && path.substr(0, r->path.size()) == r->path &&
-           path[r->path.size()] == '/');
+      const bool match = path == r->path ||
+                         (r->prefix && path.size() > r->path.size() &&
+                          path.substr(0, r->path.size()) == r->path && path[r->path.size()] == '/');
       if (!match || r->path.size() < best_len) continue;
       if (r->path.size() > best_len) {
         best_len = r->path.size();
@@ -259,6 +258,24 @@ std::string endpoint_text(const tcp::endpoint& e) {
          std::to_string(e.port());
 }
 
+// Asks the route's module to take a new WebSocket (bb_http_route.ws_open).
+bb_status open_websocket(const Route& route, bb_ws_id id, const std::string& peer,
+                         const std::string& local, std::string_view method, std::string_view path,
+                         void** user) {
+  static constexpr std::string_view kTransport = "ws";
+  bb_conn_info info{};
+  info.struct_size = sizeof(info);
+  info.transport = bb_str{kTransport.data(), kTransport.size()};
+  info.peer = bb_str{peer.data(), peer.size()};
+  info.local = bb_str{local.data(), local.size()};
+  bb_http_request r{};
+  r.struct_size = sizeof(r);
+  r.method = bb_str{method.data(), method.size()};
+  r.path = bb_str{path.data(), path.size()};
+  r.peer = info.peer;
+  return route.table->ws_open(route.user, id, &info, &r, user);
+}
+
 // --- WebSocket ---
 
 template <class Stream>
@@ -276,19 +293,8 @@ class WebSocketConnection : public WebSocketBase,
 
   void start(bhttp::request<bhttp::string_body> req, std::string subprotocol) {
     id_ = impl_.add_websocket(worker_, this->shared_from_this());
-    const std::string transport = "ws";
-    bb_conn_info info{};
-    info.struct_size = sizeof(info);
-    info.transport = bb_str{transport.data(), transport.size()};
-    info.peer = bb_str{peer_.data(), peer_.size()};
-    info.local = bb_str{local_.data(), local_.size()};
-    bb_http_request r{};
-    r.struct_size = sizeof(r);
-    const std::string method(req.method_string()), target(req.target());
-    r.method = bb_str{method.data(), method.size()};
-    r.path = bb_str{target.data(), target.size()};
-    r.peer = info.peer;
-    const bb_status status = route_.table->ws_open(route_.user, id_, &info, &r, &user_);
+    const bb_status status =
+        open_websocket(route_, id_, peer_, local_, req.method_string(), req.target(), &user_);
     if (status != BB_OK) {
       impl_.remove_websocket(id_);
       spdlog::info("http {}: WebSocket on {} refused by module '{}' (status {})", peer_,
@@ -299,11 +305,12 @@ class WebSocketConnection : public WebSocketBase,
       res->body() = error_body("unavailable", "the server cannot accept this connection now");
       res->prepare_payload();
       res->keep_alive(false);
-      bhttp::async_write(ws_.next_layer(), *res,
-                         [self = this->shared_from_this(), res](beast::error_code, size_t) {
-                           beast::error_code ec;
-                           lowest(self->ws_.next_layer()).socket().shutdown(tcp::socket::shutdown_both, ec);
-                         });
+      bhttp::async_write(
+          ws_.next_layer(), *res,
+          [self = this->shared_from_this(), res](beast::error_code, size_t) {
+            beast::error_code ec;
+            lowest(self->ws_.next_layer()).socket().shutdown(tcp::socket::shutdown_both, ec);
+          });
       return;
     }
     open_ = true;
@@ -316,9 +323,8 @@ class WebSocketConnection : public WebSocketBase,
       res.set(bhttp::field::server, "backbone");
       res.set(bhttp::field::sec_websocket_protocol, subprotocol);
     }));
-    const uint32_t limit = route_.max_message_size
-                               ? route_.max_message_size
-                               : impl_.broker.limits().max_packet_size + 16;
+    const uint32_t limit = route_.max_message_size ? route_.max_message_size
+                                                   : impl_.broker.limits().max_packet_size + 16;
     ws_.read_message_max(limit);
     ws_.auto_fragment(false);
     ws_.binary(true);
@@ -362,28 +368,28 @@ class WebSocketConnection : public WebSocketBase,
   void read() {
     if (reading_ || paused_ || !open_) return;
     reading_ = true;
-    ws_.async_read_some(buffer_.prepare(chunk_), [self = this->shared_from_this()](
-                                                     beast::error_code ec, size_t n) {
-      self->reading_ = false;
-      if (ec) return self->closed(ec == websocket::error::closed ? "" : ec.message());
-      if (n == self->chunk_ && self->chunk_ < kWsMaxReadChunk) self->chunk_ *= 2;
-      self->buffer_.commit(n);
-      if (!self->ws_.got_binary()) {
-        // MQTT over WebSocket is binary only (MQTT 5 §6).
-        self->closing_ = true;
-        self->close_code_ = websocket::close_code::unknown_data;  // 1003
-        self->buffer_.consume(self->buffer_.size());
-        self->flush();
-        return;
-      }
-      const auto data = self->buffer_.cdata();
-      if (self->open_ && !self->closing_) {
-        self->route_.table->ws_data(
-            self->user_, bb_bytes{static_cast<const uint8_t*>(data.data()), data.size()});
-      }
-      self->buffer_.consume(n);
-      self->read();
-    });
+    ws_.async_read_some(
+        buffer_.prepare(chunk_), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+          self->reading_ = false;
+          if (ec) return self->closed(ec == websocket::error::closed ? "" : ec.message());
+          if (n == self->chunk_ && self->chunk_ < kWsMaxReadChunk) self->chunk_ *= 2;
+          self->buffer_.commit(n);
+          if (!self->ws_.got_binary()) {
+            // MQTT over WebSocket is binary only (MQTT 5 §6).
+            self->closing_ = true;
+            self->close_code_ = websocket::close_code::unknown_data;  // 1003
+            self->buffer_.consume(self->buffer_.size());
+            self->flush();
+            return;
+          }
+          const auto data = self->buffer_.cdata();
+          if (self->open_ && !self->closing_) {
+            self->route_.table->ws_data(
+                self->user_, bb_bytes{static_cast<const uint8_t*>(data.data()), data.size()});
+          }
+          self->buffer_.consume(n);
+          self->read();
+        });
   }
 
   void flush() {
@@ -405,17 +411,17 @@ class WebSocketConnection : public WebSocketBase,
     }
     sending_.swap(out_);
     writing_ = true;
-    ws_.async_write(asio::buffer(sending_), [self = this->shared_from_this()](beast::error_code ec,
-                                                                              size_t) {
-      self->writing_ = false;
-      self->sending_.clear();
-      if (ec) return self->closed(ec.message());
-      if (self->above_high_ && self->out_.size() < kWsLowWatermark) {
-        self->above_high_ = false;
-        if (self->open_) self->route_.table->ws_backpressure(self->user_, 0);
-      }
-      self->flush();
-    });
+    ws_.async_write(asio::buffer(sending_),
+                    [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                      self->writing_ = false;
+                      self->sending_.clear();
+                      if (ec) return self->closed(ec.message());
+                      if (self->above_high_ && self->out_.size() < kWsLowWatermark) {
+                        self->above_high_ = false;
+                        if (self->open_) self->route_.table->ws_backpressure(self->user_, 0);
+                      }
+                      self->flush();
+                    });
   }
 
   void closed(const std::string& why) {
@@ -484,24 +490,16 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
     socket_.non_blocking(true, ec);
     if (ec) return false;
     id_ = impl_.add_websocket(worker_, shared_from_this());
-    const std::string transport = "ws";
-    bb_conn_info info{};
-    info.struct_size = sizeof(info);
-    info.transport = bb_str{transport.data(), transport.size()};
-    info.peer = bb_str{peer_.data(), peer_.size()};
-    info.local = bb_str{local_.data(), local_.size()};
-    bb_http_request r{};
-    r.struct_size = sizeof(r);
-    r.method = bb_str{method.data(), method.size()};
-    r.path = bb_str{path.data(), path.size()};
-    r.peer = info.peer;
-    if (route_.table->ws_open(route_.user, id_, &info, &r, &user_) != BB_OK) {
+    if (open_websocket(route_, id_, peer_, local_, method, path, &user_) != BB_OK) {
       impl_.remove_websocket(id_);
       // Best effort: the socket is fresh, so this small answer fits its buffer.
-      const std::string body = error_body("unavailable", "the server cannot accept this connection now");
-      const std::string answer = "HTTP/1.1 503 Service Unavailable\r\nServer: backbone\r\n"
-                                 "Content-Type: application/json\r\nConnection: close\r\n"
-                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      const std::string body =
+          error_body("unavailable", "the server cannot accept this connection now");
+      const std::string answer =
+          "HTTP/1.1 503 Service Unavailable\r\nServer: backbone\r\n"
+          "Content-Type: application/json\r\nConnection: close\r\n"
+          "Content-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body;
       [[maybe_unused]] const ssize_t n =
           ::send(socket_.native_handle(), answer.data(), answer.size(), MSG_NOSIGNAL);
       socket_.close(ec);
@@ -552,8 +550,7 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
   }
 
   // Writes what the socket takes now; queues the rest (in order).
-  void write_frame(const uint8_t* header, size_t header_len, const bb_bytes* chunks,
-                   size_t count) {
+  void write_frame(const uint8_t* header, size_t header_len, const bb_bytes* chunks, size_t count) {
     if (out_.empty() && count < 63) {
       iovec iov[64];
       iov[0] = iovec{const_cast<uint8_t*>(header), header_len};
@@ -603,14 +600,14 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         if (!write_armed_) {
           write_armed_ = true;
-          socket_.async_wait(tcp::socket::wait_write,
-                             [self = shared_from_this()](boost::system::error_code ec) {
-                               self->write_armed_ = false;
-                               if (ec) return self->fail(ec == asio::error::operation_aborted
-                                                             ? ""
-                                                             : "write: " + ec.message());
-                               self->flush();
-                             });
+          socket_.async_wait(
+              tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+                self->write_armed_ = false;
+                if (ec)
+                  return self->fail(
+                      ec == asio::error::operation_aborted ? "" : "write: " + ec.message());
+                self->flush();
+              });
         }
         return;
       }
@@ -636,14 +633,13 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
   void arm_read() {
     if (!open_ || paused_ || read_armed_) return;
     read_armed_ = true;
-    socket_.async_wait(tcp::socket::wait_read,
-                       [self = shared_from_this()](boost::system::error_code ec) {
-                         self->read_armed_ = false;
-                         if (ec) return self->fail(ec == asio::error::operation_aborted
-                                                       ? ""
-                                                       : "read: " + ec.message());
-                         self->on_readable();
-                       });
+    socket_.async_wait(
+        tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+          self->read_armed_ = false;
+          if (ec)
+            return self->fail(ec == asio::error::operation_aborted ? "" : "read: " + ec.message());
+          self->on_readable();
+        });
   }
 
   void on_readable() {
@@ -719,8 +715,8 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
         in_message_ = !fin;
         if (kind == 0x1) {
           // MQTT over WebSocket is binary only (MQTT 5 §6).
-          const bool utf8 = protocol::valid_utf8(
-              std::string_view(reinterpret_cast<const char*>(payload), len));
+          const bool utf8 =
+              protocol::valid_utf8(std::string_view(reinterpret_cast<const char*>(payload), len));
           return start_close(utf8 ? websocket::close_code::unknown_data
                                   : websocket::close_code::bad_payload);
         }
@@ -812,15 +808,14 @@ class HttpConnection : public ConnectionBase,
   void run() {
     if constexpr (kIsTls<Stream>) {
       lowest(stream_).expires_after(std::chrono::milliseconds(impl_.settings().request_timeout_ms));
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) {
-                                  spdlog::debug("http {}: TLS handshake failed: {}", self->peer_,
-                                                ec.message());
-                                  return;
-                                }
-                                self->read();
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              spdlog::debug("http {}: TLS handshake failed: {}", self->peer_, ec.message());
+              return;
+            }
+            self->read();
+          });
     } else {
       read();
     }
@@ -847,10 +842,9 @@ class HttpConnection : public ConnectionBase,
     parser_->header_limit(impl_.settings().max_header_bytes);
     lowest(stream_).expires_after(std::chrono::milliseconds(
         first_ ? impl_.settings().request_timeout_ms : impl_.settings().idle_timeout_ms));
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        self->on_read(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -860,10 +854,10 @@ class HttpConnection : public ConnectionBase,
         ec == asio::error::operation_aborted)
       return shutdown();
     if (ec == bhttp::error::body_limit) {
-      return fail(413, "payload_too_large",
-                  "the request body exceeds " + std::to_string(impl_.settings().max_body_bytes) +
-                      " bytes",
-                  true);
+      return fail(
+          413, "payload_too_large",
+          "the request body exceeds " + std::to_string(impl_.settings().max_body_bytes) + " bytes",
+          true);
     }
     if (ec == bhttp::error::header_limit) {
       return fail(431, "headers_too_large", "the request headers are too large", true);
@@ -889,9 +883,9 @@ class HttpConnection : public ConnectionBase,
     const Route* route = impl_.find_route(path_, method, known, allow);
     if (!route) {
       if (!known) return fail(404, "not_found", "no such resource: " + path_, false);
-      ResponseData r = error_response(405, "method_not_allowed",
-                                      method + " is not allowed on " + path_ + " (allowed: " +
-                                          allow + ")");
+      ResponseData r =
+          error_response(405, "method_not_allowed",
+                         method + " is not allowed on " + path_ + " (allowed: " + allow + ")");
       r.headers.emplace_back("Allow", allow);
       return write(std::move(r));
     }
@@ -907,8 +901,8 @@ class HttpConnection : public ConnectionBase,
 
   void upgrade(const Route& route) {
     if (!websocket::is_upgrade(request_)) {
-      ResponseData r = error_response(426, "upgrade_required",
-                                      path_ + " serves WebSocket connections only");
+      ResponseData r =
+          error_response(426, "upgrade_required", path_ + " serves WebSocket connections only");
       r.headers.emplace_back("Upgrade", "websocket");
       return write(std::move(r));
     }
@@ -996,8 +990,7 @@ class HttpConnection : public ConnectionBase,
       timer_.async_wait([self = this->shared_from_this(), id = ex.id](beast::error_code ec) {
         if (ec || id != self->current_ || !self->authenticating_) return;
         self->authenticating_ = false;
-        spdlog::warn("http {}: provider '{}' did not answer in time", self->peer_,
-                     self->provider_);
+        spdlog::warn("http {}: provider '{}' did not answer in time", self->peer_, self->provider_);
         self->fail_exchange(503, "unavailable", "the authentication provider did not answer");
       });
       return;
@@ -1012,14 +1005,14 @@ class HttpConnection : public ConnectionBase,
 
   void authenticated(broker::AuthOutcome&& outcome) {
     impl_.broker.metrics().observe_login(provider_, outcome.verdict,
-                              std::chrono::steady_clock::now() - auth_started_);
+                                         std::chrono::steady_clock::now() - auth_started_);
     auto ex = impl_.find_exchange(current_);
     if (!ex) return;
     const std::string what = std::string(request_.method_string()) + " " + path_;
     if (outcome.verdict == BB_AUTH_ALLOW && outcome.expires_at_unix_s > 0 &&
         outcome.expires_at_unix_s <= std::chrono::duration_cast<std::chrono::seconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count()) {
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()) {
       outcome.verdict = BB_AUTH_DENY;
       outcome.log_reason = "credentials expired";
     }
@@ -1058,8 +1051,8 @@ class HttpConnection : public ConnectionBase,
     for (const auto& f : request_) {
       const auto name = f.name_string();
       const auto value = f.value();
-      headers.push_back(bb_http_header{bb_str{name.data(), name.size()},
-                                       bb_str{value.data(), value.size()}});
+      headers.push_back(
+          bb_http_header{bb_str{name.data(), name.size()}, bb_str{value.data(), value.size()}});
     }
     const std::string method(request_.method_string());
     const std::string& body = request_.body();
@@ -1426,14 +1419,12 @@ json HttpServer::openapi() const {
       for (char c : m) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       json op = {{"summary", r->summary}, {"responses", json::object()}};
       if (r->websocket) {
-        op["responses"]["101"] = {{"description", "Switching Protocols (subprotocols: " +
-                                                      [&] {
-                                                        std::string s;
-                                                        for (const auto& p : r->subprotocols)
-                                                          s += (s.empty() ? "" : ", ") + p;
-                                                        return s;
-                                                      }() +
-                                                      ")"}};
+        op["responses"]["101"] = {{"description", "Switching Protocols (subprotocols: " + [&] {
+                                     std::string s;
+                                     for (const auto& p : r->subprotocols)
+                                       s += (s.empty() ? "" : ", ") + p;
+                                     return s;
+                                   }() + ")"}};
       } else {
         op["responses"]["200"] = {{"description", "OK"}};
       }
@@ -1447,10 +1438,10 @@ json HttpServer::openapi() const {
     if (r->openapi.is_object()) item.update(r->openapi, true);
     paths[r->path].update(item);
   }
-  const json error_schema = {{"type", "object"},
-                             {"required", {"error", "message"}},
-                             {"properties",
-                              {{"error", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}};
+  const json error_schema = {
+      {"type", "object"},
+      {"required", {"error", "message"}},
+      {"properties", {{"error", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}};
   auto error_response = [](const char* description) {
     return json{{"description", description},
                 {"content",

@@ -13,9 +13,9 @@
 
 #include "kernel/broker/broker.hpp"
 #include "kernel/http/http_server.hpp"
-#include "kernel/state/state_dir.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
+#include "kernel/state/state_dir.hpp"
 
 // The per-instance context handed to a module: opaque to it.
 struct bb_host_ctx {
@@ -821,8 +821,10 @@ json ModuleHost::readiness() const {
   }
   const bool ready = started_ && waiting.empty();
   json out = {{"ready", ready}, {"waiting", waiting}};
-  if (!started_) out["reason"] = "starting";
-  else if (!ready) out["reason"] = "waiting for modules";
+  if (!started_)
+    out["reason"] = "starting";
+  else if (!ready)
+    out["reason"] = "waiting for modules";
   return out;
 }
 

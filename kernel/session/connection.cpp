@@ -42,7 +42,6 @@ void Connection::emit(std::string_view bytes) {
 bool Connection::feed(std::string_view data) {
   if (state_ == State::kClosed) return false;
   last_activity_ = broker::Clock::now();
-  broker_.stats().bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
   traffic_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
   // Parse straight from the transport's buffer when nothing is pending, so
   // the common case copies nothing.
@@ -347,7 +346,6 @@ bool Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
   chunks_.push_back(Chunk{offset, out_.size() - offset, nullptr});
   if (!m.payload.empty()) chunks_.push_back(Chunk{0, m.payload.size(), &m.payload});
   pinned_.push_back(d.msg);
-  broker_.stats().messages_out.fetch_add(1, std::memory_order_relaxed);
   traffic_.messages_out.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -363,7 +361,6 @@ void Connection::write_out() {
     total += c.length;
   }
   ops_->write(user_, iov_.data(), iov_.size());
-  broker_.stats().bytes_out.fetch_add(total, std::memory_order_relaxed);
   traffic_.bytes_out.fetch_add(total, std::memory_order_relaxed);
   chunks_.clear();
   out_.clear();

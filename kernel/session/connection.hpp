@@ -12,8 +12,8 @@
 #include <backbone/module_abi.h>
 
 #include "kernel/authz/decision_cache.hpp"
-#include "kernel/broker/metrics.hpp"
 #include "kernel/broker/message.hpp"
+#include "kernel/broker/metrics.hpp"
 #include "kernel/protocol/codec.hpp"
 #include "kernel/session/session.hpp"
 

@@ -17,7 +17,6 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   protocol::DecodeError err;
   if (!protocol::decode_publish(flags, body, version_, pub, err))
     return protocol_error(err.reason, err.message);
-  broker_.stats().messages_in.fetch_add(1, std::memory_order_relaxed);
   traffic_.messages_in.fetch_add(1, std::memory_order_relaxed);
 
   if (pub.props.topic_alias) {

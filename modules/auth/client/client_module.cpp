@@ -11,10 +11,10 @@
 #include "common/base64/base64.hpp"
 
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -334,18 +334,19 @@ class ClientModule : public sdk::Module {
     if (!host().has_http()) return BB_OK;
     const json item_ops = {
         {"parameters", json::array({{{"name", "name"},
-                                      {"in", "path"},
-                                      {"required", true},
-                                      {"schema", {{"type", "string"}}}}})},
+                                     {"in", "path"},
+                                     {"required", true},
+                                     {"schema", {{"type", "string"}}}}})},
         {"get", operation("Get a client", "mgmt:get-client")},
         {"put", operation("Create a client (201, the token is shown once) or replace its "
                           "statements (200); ?rotate=true issues a new token",
                           "mgmt:put-client", true)},
         {"delete", operation("Delete a client: its token stops working and its sessions are cut",
                              "mgmt:delete-client")}};
-    openapi_ = json{{"/api/clients", {{"get", operation("List clients", "mgmt:list-clients")}}},
-                    {"/api/clients/{name}", item_ops}}
-                   .dump();
+    openapi_ = json{
+        {"/api/clients", {{"get", operation("List clients", "mgmt:list-clients")}}},
+        {"/api/clients/{name}",
+         item_ops}}.dump();
     route_ = bb_http_route{};
     route_.struct_size = sizeof(route_);
     route_.flags = BB_HTTP_AUTH | BB_HTTP_PREFIX;
@@ -363,16 +364,15 @@ class ClientModule : public sdk::Module {
     return status;
   }
 
-  static json operation(const std::string& summary, const std::string& action,
-                        bool body = false) {
-    json op = {{"summary", summary},
-               {"description", "Requires the management action '" + action + "'."},
-               {"security",
-                json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
-               {"responses",
-                {{"200", {{"description", "OK"}}},
-                 {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
-                 {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+  static json operation(const std::string& summary, const std::string& action, bool body = false) {
+    json op = {
+        {"summary", summary},
+        {"description", "Requires the management action '" + action + "'."},
+        {"security", json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
+        {"responses",
+         {{"200", {{"description", "OK"}}},
+          {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
+          {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
     if (body) {
       json schema = {{"type", "object"},
                      {"required", {"statements"}},
@@ -416,15 +416,9 @@ class ClientModule : public sdk::Module {
     const std::string name =
         path.size() > 13 ? std::string(path.substr(13)) : std::string();  // "/api/clients/"
     if (name.empty()) {
-      if (method != "GET") {
-        const std::vector<bb_http_header> allow{bb_http_header{sdk::str("Allow"), sdk::str("GET")}};
-        return void(host().respond(ex, 405,
-                                   "{\"error\":\"method_not_allowed\",\"message\":" +
-                                       sdk::Host::json_string(method + " needs a client name: "
-                                                                       "/api/clients/{name}") +
-                                       "}",
-                                   "application/json", allow));
-      }
+      if (method != "GET")
+        return void(host().method_not_allowed(
+            ex, "GET", method + " needs a client name: /api/clients/{name}"));
       if (!permitted(r, ex, "mgmt:list-clients", "clients")) return;
       json list = json::array();
       {
@@ -455,9 +449,9 @@ class ClientModule : public sdk::Module {
         if (table_ && table_->contains(name)) {
           lock.unlock();
           host().audit(r, "mgmt:delete-client", resource, "refused (config file)");
-          return void(host().respond_error(ex, 409, "conflict",
-                                           "client '" + name +
-                                               "' is defined in the config file; remove it there"));
+          return void(host().respond_error(
+              ex, 409, "conflict",
+              "client '" + name + "' is defined in the config file; remove it there"));
         }
       }
       bool found = false;
@@ -477,8 +471,8 @@ class ClientModule : public sdk::Module {
     const auto text = sdk::view(r.body);
     const json body = json::parse(text.begin(), text.end(), nullptr, false);
     if (body.is_discarded() || !body.is_object())
-      return void(host().respond_error(ex, 400, "bad_request",
-                                       "the body must be a JSON object (UTF-8)"));
+      return void(
+          host().respond_error(ex, 400, "bad_request", "the body must be a JSON object (UTF-8)"));
     for (const auto& [key, value] : body.items()) {
       if (key != "statements")
         return void(host().respond_error(ex, 400, "bad_request",
@@ -573,8 +567,9 @@ class ClientModule : public sdk::Module {
     if (!state_file_.empty()) {
       json doc = json::object();
       for (const auto& [name, e] : next) {
-        doc[name] = {{"token_sha256", to_hex(e.token_sha256)},
-                     {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+        doc[name] = {
+            {"token_sha256", to_hex(e.token_sha256)},
+            {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
       }
       if (!sdk::write_private_file(state_file_, doc.dump(2) + "\n", error)) return false;
     }

@@ -5,8 +5,8 @@
 
 namespace backbone::modules::jwt {
 
-std::string mint_hmac(std::string_view alg, const std::string& secret,
-                      const nlohmann::json& claims, std::string& error) {
+std::string mint_hmac(std::string_view alg, const std::string& secret, const nlohmann::json& claims,
+                      std::string& error) {
   try {
     ::jwt::jwt_object token{::jwt::params::algorithm(::jwt::string_view(alg.data(), alg.size())),
                             ::jwt::params::secret(secret)};

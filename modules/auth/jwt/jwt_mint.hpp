@@ -9,7 +9,7 @@ namespace backbone::modules::jwt {
 
 // A compact JWS over `claims` signed with HMAC algorithm `alg` ("HS256"...)
 // and `secret` (cpp-jwt). Empty with `error` set on failure.
-std::string mint_hmac(std::string_view alg, const std::string& secret,
-                      const nlohmann::json& claims, std::string& error);
+std::string mint_hmac(std::string_view alg, const std::string& secret, const nlohmann::json& claims,
+                      std::string& error);
 
 }  // namespace backbone::modules::jwt

@@ -7,8 +7,8 @@
 
 #include "common/base64/base64.hpp"
 
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,17 +32,6 @@ std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,
     return std::nullopt;
   }
   return j;
-}
-
-// 405 with the Allow header (RFC 9110 §15.5.6) for a method the route
-// serves but not on this resource.
-void method_not_allowed(const sdk::Host& host, bb_http_exchange ex, std::string_view allow,
-                        std::string_view message) {
-  const std::vector<bb_http_header> headers{bb_http_header{sdk::str("Allow"), sdk::str(allow)}};
-  host.respond(
-      ex, 405,
-      "{\"error\":\"method_not_allowed\",\"message\":" + sdk::Host::json_string(message) + "}",
-      "application/json", headers);
 }
 
 const char* kErrorRef = "#/components/responses/BadRequest";
@@ -119,8 +108,8 @@ class HttpApiModule : public sdk::Module {
                                             {"in", "path"},
                                             {"required", true},
                                             {"schema", {{"type", "string"}}}}})},
-               {"delete", operation("Disconnect a client and end its session",
-                                    "mgmt:kick-session")}}}});
+               {"delete",
+                operation("Disconnect a client and end its session", "mgmt:kick-session")}}}});
     add("/api/openapi.json", "GET", BB_HTTP_AUTH, "This OpenAPI document", &openapi);
     for (auto& r : routes_) {
       const bb_status status = host().route(r->table, this);
@@ -165,8 +154,8 @@ class HttpApiModule : public sdk::Module {
     const std::string_view path = sdk::view(r->path);
     try {
       for (const auto& e : self->routes_) {
-        if (path == e->path || (path.size() > e->path.size() &&
-                                path.substr(0, e->path.size() + 1) == e->path + "/")) {
+        if (path == e->path ||
+            (path.size() > e->path.size() && path.substr(0, e->path.size() + 1) == e->path + "/")) {
           e->handler(*self, *r, ex);
           return;
         }
@@ -267,8 +256,8 @@ class HttpApiModule : public sdk::Module {
     if (status != BB_OK)
       return void(m.host().respond_error(ex, 500, "internal", "the message was not published"));
     if (reason == 0x87) {
-      return void(m.host().respond_error(ex, 403, "forbidden",
-                                         "not allowed: mqtt:publish on " + topic));
+      return void(
+          m.host().respond_error(ex, 403, "forbidden", "not allowed: mqtt:publish on " + topic));
     }
     if (reason >= 0x80) {
       return void(m.host().respond_error(ex, 422, "rejected_by_topic_rule",
@@ -283,8 +272,8 @@ class HttpApiModule : public sdk::Module {
     const json all = json::parse(m.host().inspect("topics").value_or("{}"), nullptr, false);
     if (name.empty()) {
       if (method != "GET")
-        return method_not_allowed(m.host(), ex, "GET",
-                                  method + " needs a rule name: /api/topics/{name}");
+        return void(m.host().method_not_allowed(ex, "GET",
+                                                method + " needs a rule name: /api/topics/{name}"));
       if (!m.permitted(r, ex, "mgmt:list-topics", "topics")) return;
       json list = json::array();
       for (const auto& [n, spec] : all.items()) list.push_back({{"name", n}, {"spec", spec}});
@@ -357,22 +346,20 @@ class HttpApiModule : public sdk::Module {
     const std::string client_id = name_after(r, "/api/sessions");
     if (client_id.empty()) {
       if (method != "GET")
-        return method_not_allowed(m.host(), ex, "GET",
-                                  method + " needs a client id: /api/sessions/{clientId}");
+        return void(m.host().method_not_allowed(
+            ex, "GET", method + " needs a client id: /api/sessions/{clientId}"));
       if (!m.permitted(r, ex, "mgmt:list-sessions", "sessions")) return;
       return void(m.host().respond(ex, 200, m.host().inspect("sessions").value_or("[]")));
     }
     if (method != "DELETE")
-      return method_not_allowed(m.host(), ex, "DELETE",
-                                "only DELETE is allowed on /api/sessions/{clientId}");
+      return void(m.host().method_not_allowed(
+          ex, "DELETE", "only DELETE is allowed on /api/sessions/{clientId}"));
     const std::string resource = "sessions/" + client_id;
     if (!m.permitted(r, ex, "mgmt:kick-session", resource)) return;
-    const bb_status status =
-        m.host().api()->session_kick(m.host().ctx(), sdk::str(client_id));
+    const bb_status status = m.host().api()->session_kick(m.host().ctx(), sdk::str(client_id));
     m.audit(r, "mgmt:kick-session", resource, status == BB_OK ? "ok" : "not found");
     if (status == BB_E_NOT_FOUND)
-      return void(
-          m.host().respond_error(ex, 404, "not_found", "no session '" + client_id + "'"));
+      return void(m.host().respond_error(ex, 404, "not_found", "no session '" + client_id + "'"));
     if (status != BB_OK) return void(m.host().respond_error(ex, 500, "internal", "kick failed"));
     m.host().respond(ex, 204, "");
   }

@@ -8,8 +8,8 @@
 
 #include <stdexcept>
 
-#include "k8s/kube/api_paths.hpp"
 #include "common/base64/base64.hpp"
+#include "k8s/kube/api_paths.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

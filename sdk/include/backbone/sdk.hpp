@@ -42,8 +42,7 @@ inline bb_bytes bytes(std::string_view s) noexcept {
 // to a temporary file (mode 0600), fsync'ed, renamed over `path`, and the
 // directory fsync'ed. On failure returns false with `error` set and leaves
 // the old file as it was.
-inline bool write_private_file(const std::string& path, std::string_view data,
-                               std::string& error) {
+inline bool write_private_file(const std::string& path, std::string_view data, std::string& error) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -189,9 +188,19 @@ class Host {
 
   // {"error": error, "message": message}, the API's error body.
   bb_status respond_error(bb_http_exchange ex, int32_t status, std::string_view error,
-                          std::string_view message) const {
-    return respond(ex, status,
-                   "{\"error\":" + json_string(error) + ",\"message\":" + json_string(message) + "}");
+                          std::string_view message,
+                          const std::vector<bb_http_header>& headers = {}) const {
+    return respond(
+        ex, status,
+        "{\"error\":" + json_string(error) + ",\"message\":" + json_string(message) + "}",
+        "application/json", headers);
+  }
+
+  // 405 with the Allow header (RFC 9110 §15.5.6).
+  bb_status method_not_allowed(bb_http_exchange ex, std::string_view allow,
+                               std::string_view message) const {
+    return respond_error(ex, 405, "method_not_allowed", message,
+                         {bb_http_header{str("Allow"), str(allow)}});
   }
 
   bool authorize(bb_http_exchange ex, std::string_view action,
