@@ -177,6 +177,12 @@ int main(int argc, char** argv) {
       cfg.state_dir.clear();
     } else if (!cfg.state_dir.empty()) {
       state::prepare_state_dir(cfg.state_dir);
+      if (cfg.store.enabled) {
+        store::State recovered;
+        auto st = store::Store::open(state::ensure_subdirectory(cfg.state_dir, "kernel"), cfg.store,
+                                     recovered);
+        broker.attach_store(std::move(st), recovered);
+      }
     }
     broker.set_anonymous_policy(anonymous_policy(cfg));
     apply_topic_rules(broker, cfg, file_rules);
@@ -252,6 +258,8 @@ int main(int argc, char** argv) {
   if (const auto left = broker.stats().connections.load(); left > 0)
     spdlog::warn("shutdown: {} connection(s) still open after {} ms; closing them", left,
                  cfg.limits.shutdown_grace_ms);
+  // Everything acknowledged is durable before the process ends.
+  broker.close_store();
   http_server.stop();
   host.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/authz/policy.hpp"
 
+#include <atomic>
+
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@ namespace backbone::kernel::authz {
 namespace {
 
 constexpr std::string_view kSubscribe = "mqtt:subscribe";
+constexpr std::string_view kRead = "mqtt:read";
 
 // Reads "actions" or "resources": a single string or a non-empty array of
 // non-empty strings.
@@ -184,10 +187,23 @@ bool Policy::allows(std::string_view action, std::string_view resource) const {
   return any_match(allow_) && !any_match(deny_);
 }
 
+Policy::Policy() {
+  static std::atomic<uint64_t> next{1};
+  id_ = next.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool Policy::allows_subscribe(std::string_view filter) const {
+  return covers(kSubscribe, filter);
+}
+
+bool Policy::allows_read_all(std::string_view filter) const {
+  return covers(kRead, filter);
+}
+
+bool Policy::covers(std::string_view action, std::string_view filter) const {
   bool covered = false;
   for (const auto& c : allow_) {
-    if (!c.action_matches(kSubscribe)) continue;
+    if (!c.action_matches(action)) continue;
     for (const auto& r : c.resources) {
       if (r.covers_filter(filter)) {
         covered = true;
@@ -198,7 +214,7 @@ bool Policy::allows_subscribe(std::string_view filter) const {
   }
   if (!covered) return false;
   for (const auto& c : deny_) {
-    if (!c.action_matches(kSubscribe)) continue;
+    if (!c.action_matches(action)) continue;
     for (const auto& r : c.resources) {
       if (r.overlaps_filter(filter)) return false;
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,14 @@ class Policy {
   // true iff one allow statement has a pattern covering every topic the filter
   // can match and no deny statement has a pattern matching any of them.
   bool allows_subscribe(std::string_view filter) const;
+  // The same coverage test for "mqtt:read": true when every message a
+  // subscription to `filter` can receive may be read, so deliveries through it
+  // need no per-topic decision.
+  bool allows_read_all(std::string_view filter) const;
+
+  // Unique for the process's lifetime (never reused, unlike an address): lets
+  // callers remember a decision made under this exact policy.
+  uint64_t id() const { return id_; }
 
   const std::vector<Statement>& statements() const { return statements_; }
 
@@ -67,7 +76,10 @@ class Policy {
     bool action_matches(std::string_view action) const;
   };
 
-  Policy() = default;
+  Policy();
+  bool covers(std::string_view action, std::string_view filter) const;
+
+  uint64_t id_;
 
   std::vector<Statement> statements_;
   std::vector<Compiled> allow_;

@@ -43,7 +43,59 @@ Broker::Broker(config::Limits limits, net::WorkerPool& workers)
   next_sys_ = Clock::now();
 }
 
-Broker::~Broker() = default;
+Broker::~Broker() {
+  // First: the store's thread runs completions that reach into the broker.
+  store_.reset();
+}
+
+// --- the store ---
+
+void Broker::attach_store(std::unique_ptr<store::Store> store, const store::State& state) {
+  for (const auto& [topic, msg] : state.retained) retained_.set(msg);
+  const auto now = Clock::now();
+  for (const auto& [key, rec] : state.sessions) {
+    auto s = std::make_shared<Session>(rec.client_id, next_session_id_.fetch_add(1));
+    s->version = static_cast<protocol::Version>(rec.version);
+    s->expiry_interval_s = rec.expiry_interval_s;
+    // The downtime is not counted against the session's expiry.
+    s->offline_since = now;
+    s->store_key = key;
+    for (const auto& [filter, sub] : rec.subscriptions) {
+      s->subscriptions[filter] = session::SubscriptionEntry{sub.options, sub.subscription_id};
+      tree_.subscribe(filter, topic_tree::Subscriber{s.get(), sub.options, sub.subscription_id, 0});
+    }
+    for (const auto& [id, ref] : rec.queue) {
+      auto it = state.messages.find(id);
+      if (it == state.messages.end()) continue;
+      session::Delivery d{it->second.message, ref.qos, ref.retain, {}, id};
+      for (uint32_t sid : ref.subscription_ids) d.sub_ids.add(sid);
+      s->queued_bytes += d.msg->payload.size();
+      s->queue.push_back(std::move(d));
+    }
+    sessions_[rec.client_id] = std::move(s);
+  }
+  store_ = std::move(store);
+}
+
+void Broker::close_store() {
+  if (store_) store_->sync();
+}
+
+void Broker::persist_session(Session& s) {
+  if (!store_) return;
+  std::lock_guard lock(s.mutex());
+  if (s.expiry_interval_s > 0) {
+    store_->put_session(s.store_key, s.client_id(), s.expiry_interval_s,
+                        static_cast<uint8_t>(s.version));
+  } else if (s.store_key != 0) {
+    store_->end_session(s.store_key);
+    s.store_key = 0;
+  }
+}
+
+void Broker::stored_done(Session& s, const session::Delivery& d) {
+  if (store_ && d.store_id != 0 && s.store_key != 0) store_->done(s.store_key, d.store_id);
+}
 
 void Broker::set_anonymous_policy(std::shared_ptr<const authz::Policy> p) {
   {
@@ -108,6 +160,7 @@ void Broker::apply_policy(const session::SessionPtr& s,
         kept.push_back(std::move(d));
       } else {
         s->queued_bytes -= d.msg->payload.size();
+        stored_done(*s, d);
       }
     }
     s->queue.swap(kept);
@@ -323,6 +376,10 @@ void Broker::end_session(const session::SessionPtr& s) {
   std::vector<std::string> filters;
   {
     std::lock_guard lock(s->mutex());
+    if (store_ && s->store_key != 0) {
+      store_->end_session(s->store_key);
+      s->store_key = 0;
+    }
     for (const auto& [filter, entry] : s->subscriptions) filters.push_back(filter);
     s->subscriptions.clear();
     s->queue.clear();
@@ -343,6 +400,9 @@ bool Broker::subscribe(Session& s, const std::string& filter, const topic_tree::
   {
     std::lock_guard lock(s.mutex());
     s.subscriptions[filter] = session::SubscriptionEntry{sub.options, sub.subscription_id};
+    if (store_ && s.store_key != 0)
+      store_->subscribe(s.store_key, filter,
+                        store::SubscriptionRecord{sub.options, sub.subscription_id});
   }
   std::unique_lock lock(tree_mutex_);
   return tree_.subscribe(filter, sub);
@@ -354,6 +414,7 @@ bool Broker::unsubscribe(Session& s, std::string_view filter) {
     auto it = s.subscriptions.find(filter);
     if (it == s.subscriptions.end()) return false;
     s.subscriptions.erase(it);
+    if (store_ && s.store_key != 0) store_->unsubscribe(s.store_key, filter);
   }
   std::unique_lock lock(tree_mutex_);
   return tree_.unsubscribe(filter, &s);
@@ -386,7 +447,8 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
     return result;
   }
   if (const rules::RuleSet* rules = rules_.local(); rules && !rules->empty()) {
-    if (auto violation = rules->check(msg->topic, msg->payload, msg->qos, msg->retain)) {
+    if (auto violation =
+            rules->check(msg->topic, msg->payload, msg->qos, msg->retain, origin.rule_memo)) {
       stats_.rule_rejected.fetch_add(1, std::memory_order_relaxed);
       metrics_.count_rule_rejection(violation->rule);
       spdlog::info("publish to '{}' rejected: {}", msg->topic, violation->reason);
@@ -395,7 +457,10 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
       return result;
     }
   }
-  if (msg->retain) retained_.set(msg);
+  if (msg->retain) {
+    retained_.set(msg);
+    if (store_) result.durable_seq = store_->set_retained(msg);
+  }
 
   thread_local Route route;
   route.matches.clear();
@@ -408,6 +473,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
   // One delivery per session, with the highest QoS and every subscription
   // identifier of its matching subscriptions (MQTT 5 §3.3.4).
   auto& m = route.matches;
+  Stored stored;
   if (m.size() > 1) {
     std::sort(m.begin(), m.end(),
               [](const auto& a, const auto& b) { return a.session < b.session; });
@@ -417,6 +483,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
     uint8_t qos = 0;
     bool retain_as_published = false;
     bool skip = false;
+    uint64_t read_policy = 0;
     session::SubIds ids;
     size_t j = i;
     for (; j < m.size() && m[j].session == s; ++j) {
@@ -427,26 +494,31 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
       qos = std::max(qos, m[j].options.qos);
       retain_as_published |= m[j].options.retain_as_published;
       ids.add(m[j].subscription_id);
+      if (m[j].read_policy) read_policy = m[j].read_policy;
     }
     const bool any = !skip || j - i > 1;
     if (any) {
       const uint8_t effective = std::min(qos, msg->qos);
-      if (deliver(*s, msg, effective, retain_as_published && msg->retain, ids, publisher_conn))
+      if (deliver(*s, msg, effective, retain_as_published && msg->retain, ids, publisher_conn,
+                  read_policy, stored))
         result.paused = true;
     }
     i = j;
   }
+  result.durable_seq = std::max(result.durable_seq, stored.seq);
   return result;
 }
 
 // Returns true when the publisher should pause (the queue is over its limit).
 bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
-                     const session::SubIds& ids, ConnId publisher_conn) {
+                     const session::SubIds& ids, ConnId publisher_conn, uint64_t read_policy,
+                     Stored& stored) {
   bool pause = false;
   bool wake = false;
   {
     std::lock_guard lock(s.mutex());
-    if (s.read_cache && !s.read_cache->allows(authz::Action::read, msg->topic)) {
+    if (s.read_cache && (read_policy == 0 || read_policy != s.read_cache->policy().id()) &&
+        !s.read_cache->allows(authz::Action::read, msg->topic)) {
       metrics_.count_denial("mqtt:read");
       return false;
     }
@@ -465,7 +537,14 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
       s.paused_publishers.insert(publisher_conn);
       pause = true;
     }
-    s.queue.push_back(session::Delivery{msg, qos, retain, ids});
+    uint64_t store_id = 0;
+    if (store_ && s.store_key != 0 && qos > 0) {
+      // Persistent sessions keep QoS 1/2 messages across restarts.
+      stored.seq = store_->enqueue(s.store_key, stored.message_id, msg, qos, retain, ids.ids.data(),
+                                   ids.count);
+      store_id = stored.message_id;
+    }
+    s.queue.push_back(session::Delivery{msg, qos, retain, ids, store_id});
     s.queued_bytes += msg->payload.size();
     if (online && !s.flush_scheduled) {
       s.flush_scheduled = true;
@@ -489,7 +568,8 @@ void Broker::deliver_retained(Session& s, std::string_view filter,
   for (const MessagePtr& msg : retained_.matching(filter)) {
     // Retained messages are sent with the retain flag set (MQTT 5 §3.3.1.3)
     // and pass the same read check as live messages (inside deliver()).
-    deliver(s, msg, std::min(opts.qos, msg->qos), true, ids, 0);
+    Stored stored;
+    deliver(s, msg, std::min(opts.qos, msg->qos), true, ids, 0, 0, stored);
   }
 }
 

@@ -28,6 +28,7 @@
 #include "kernel/retain/retained_store.hpp"
 #include "kernel/rules/topic_rules.hpp"
 #include "kernel/session/session.hpp"
+#include "kernel/store/store.hpp"
 #include "kernel/topic_tree/topic_tree.hpp"
 
 namespace backbone::kernel::session {
@@ -72,6 +73,7 @@ struct Stats {
 struct Origin {
   session::Session* session = nullptr;            // null for modules and the broker itself
   authz::DecisionCache* publish_cache = nullptr;  // null = trusted (module, $SYS)
+  rules::RuleMemo* rule_memo = nullptr;           // the publishing connection's
 };
 
 // Result of the ingress pipeline for one message.
@@ -79,6 +81,9 @@ struct IngressResult {
   uint8_t reason = 0;  // v5 reason code; 0 = accepted (0x10 when nobody matched)
   std::string reason_string;
   bool paused = false;  // a subscriber's queue is full: stop reading from the publisher
+  // The store's sequence number that must be durable before the message is
+  // acknowledged (it is retained or queued for a persistent session); 0 = none.
+  uint64_t durable_seq = 0;
 };
 
 class Broker {
@@ -105,6 +110,9 @@ class Broker {
   // null policy revokes: those sessions are disconnected and ended.
   void update_principal(std::string_view provider, std::string_view principal,
                         std::shared_ptr<const authz::Policy> policy);
+  // Puts a session under `p`: its read decisions, queued messages it may no
+  // longer read (dropped) and subscriptions no longer allowed (removed).
+  void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   const Authenticator* find_authenticator(std::string_view name) const;
   std::vector<std::string> authenticator_names() const;
 
@@ -123,6 +131,19 @@ class Broker {
 
   // --- authentication (any thread) ---
   bb_status auth_complete(bb_auth_ticket ticket, const bb_auth_result& r);
+
+  // --- the store (SPEC §10), attached before the workers start ---
+  // Restores what `state` holds and persists from now on.
+  void attach_store(std::unique_ptr<store::Store> store, const store::State& state);
+  // Writes what is pending and stops persisting (shutdown, connections gone).
+  void close_store();
+  store::Store* store() { return store_.get(); }
+  // Records the session's expiry and protocol version: persistent sessions
+  // (expiry > 0) are stored, others forgotten. After CONNECT and DISCONNECT.
+  void persist_session(session::Session& s);
+  // A stored queued message is no longer owed (acknowledged, expired or
+  // dropped). Caller holds s.mutex().
+  void stored_done(session::Session& s, const session::Delivery& d);
 
   // --- sessions ---
   // Finds or creates the session for a CONNECT; takes over an existing
@@ -172,10 +193,16 @@ class Broker {
  private:
   struct Route;
   static void collect(void* ctx, const topic_tree::Subscriber& s);
+  // What one message left in the store while being routed.
+  struct Stored {
+    uint64_t message_id = 0;
+    uint64_t seq = 0;
+  };
+  // `read_policy`: Subscriber::read_policy of a subscription that matched.
   bool deliver(session::Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
-               const session::SubIds& ids, session::ConnId publisher_conn);
+               const session::SubIds& ids, session::ConnId publisher_conn, uint64_t read_policy,
+               Stored& stored);
   void publish_sys();
-  void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   void tick_worker(uint32_t worker);
   void arm_timer(uint32_t worker);
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;
@@ -193,6 +220,8 @@ class Broker {
   std::mutex rules_mutex_;  // serializes rule changes; readers use rules_
   std::map<std::string, nlohmann::json> rule_specs_;
   Versioned<rules::RuleSet> rules_;
+
+  std::unique_ptr<store::Store> store_;
 
   mutable std::mutex sessions_mutex_;
   std::unordered_map<std::string, session::SessionPtr> sessions_;

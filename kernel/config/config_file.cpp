@@ -137,7 +137,7 @@ Config parse_config(const std::string& text, const std::string& source) {
   Config cfg;
   cfg.source = source;
   check_keys(source, root, "top level",
-             {"$schema", "module_path", "workers", "log", "limits", "http", "state_dir",
+             {"$schema", "module_path", "workers", "log", "limits", "http", "state_dir", "store",
               "anonymous", "topics", "modules"});
   if (root.contains("module_path")) {
     const json& mp = root["module_path"];
@@ -172,6 +172,27 @@ Config parse_config(const std::string& text, const std::string& source) {
         root["state_dir"].get<std::string>().front() != '/')
       fail(source, "state_dir", "expected an absolute directory path");
     cfg.state_dir = root["state_dir"].get<std::string>();
+  }
+  if (root.contains("store")) {
+    const json& st = root["store"];
+    check_keys(source, st, "store", {"enabled", "durability", "flush_interval_ms"});
+    if (st.contains("enabled")) {
+      if (!st["enabled"].is_boolean()) fail(source, "store.enabled", "expected true or false");
+      cfg.store.enabled = st["enabled"].get<bool>();
+    }
+    if (st.contains("durability")) {
+      const json& d = st["durability"];
+      if (d == "sync") {
+        cfg.store.durability = store::Durability::kSync;
+      } else if (d == "periodic") {
+        cfg.store.durability = store::Durability::kPeriodic;
+      } else {
+        fail(source, "store.durability", "expected \"sync\" or \"periodic\"");
+      }
+    }
+    read_uint(source, st, "store", "flush_interval_ms", cfg.store.flush_interval_ms);
+    if (cfg.store.flush_interval_ms == 0 || cfg.store.flush_interval_ms > 60000)
+      fail(source, "store.flush_interval_ms", "expected 1..60000");
   }
   if (root.contains("anonymous")) {
     const json& anon = root["anonymous"];

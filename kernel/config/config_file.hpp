@@ -11,6 +11,7 @@
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/config/limits.hpp"
+#include "kernel/store/store.hpp"
 
 namespace backbone::kernel::config {
 
@@ -53,8 +54,9 @@ struct Config {
   std::vector<ModuleEntry> modules;
   Limits limits;
   HttpSettings http;
-  // Durable state (modules' state_path); empty = everything in memory.
+  // Durable state (modules' state_path, the store); empty = everything in memory.
   std::string state_dir;
+  store::StoreSettings store;  // used with a state_dir
   std::optional<std::vector<authz::Statement>> anonymous;
   std::map<std::string, nlohmann::json> topics;  // topic rules by name
   std::string log_level = "info";

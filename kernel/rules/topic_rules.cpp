@@ -408,10 +408,23 @@ std::optional<Violation> reference_check(const Entry& e, const ResourcePattern& 
 }  // namespace
 
 std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view payload,
-                                        uint8_t qos, bool retain) const {
+                                        uint8_t qos, bool retain, RuleMemo* memo) const {
   if (topic.starts_with("$SYS/") || impl_->entries.empty()) return std::nullopt;
   const auto& entries = impl_->entries;
-  const TopicMatches& matches = thread_matches(impl_->generation, entries, topic);
+  const TopicMatches* found;
+  if (memo && memo->generation == impl_->generation && memo->topic == topic) {
+    found = static_cast<const TopicMatches*>(memo->matches.get());
+  } else {
+    found = &thread_matches(impl_->generation, entries, topic);
+    if (memo) {
+      // Generations are never reused, so a memo of a replaced set never hits.
+      memo->matches = std::make_shared<const TopicMatches>(*found);
+      memo->generation = impl_->generation;
+      memo->topic.assign(topic);
+      found = static_cast<const TopicMatches*>(memo->matches.get());
+    }
+  }
+  const TopicMatches& matches = *found;
   if (payload.size() > matches.max_size || qos > 2 || !(matches.qos_mask & (1u << qos)) ||
       !(matches.retain_mask & (retain ? 0b10 : 0b01))) {
     if (auto v = cheap_violation(entries, matches, payload.size(), qos, retain)) return v;

@@ -26,6 +26,15 @@ struct Violation {
   std::string reason;
 };
 
+// Which rules match a publisher's last topic, kept by the caller (one
+// connection; not thread-safe) so that a publisher repeating its topic skips
+// even the per-thread lookup. Tied to one RuleSet generation.
+struct RuleMemo {
+  uint64_t generation = 0;
+  std::string topic;
+  std::shared_ptr<const void> matches;
+};
+
 // The compiled topic rules of every source, keyed by rule name. Immutable and
 // shared as std::shared_ptr<const RuleSet>; the owner swaps in a new one
 // atomically when a rule changes. check() is thread-safe and does not throw.
@@ -50,7 +59,7 @@ class RuleSet {
   // size, QoS, retain, schema, and every cheap check of every matching rule runs
   // before any payload is parsed. Called per published message, any thread.
   std::optional<Violation> check(std::string_view topic, std::string_view payload, uint8_t qos,
-                                 bool retain) const;
+                                 bool retain, RuleMemo* memo = nullptr) const;
 
   bool empty() const;
 

@@ -278,12 +278,18 @@ void Connection::flush() {
         Delivery delivery = std::move(d);
         session_->queue.pop_front();
         session_->queued_bytes -= delivery.msg->payload.size();
-        if (delivery.msg->expired(now)) continue;
+        if (delivery.msg->expired(now)) {
+          broker_.stored_done(*session_, delivery);
+          continue;
+        }
         uint16_t packet_id = 0;
         if (delivery.qos > 0) {
           packet_id = session_->allocate_packet_id();
-          if (send_publish(delivery, packet_id, false, now))
+          if (send_publish(delivery, packet_id, false, now)) {
             session_->inflight.emplace(packet_id, Inflight{std::move(delivery), false});
+          } else {
+            broker_.stored_done(*session_, delivery);
+          }
         } else {
           send_publish(delivery, 0, false, now);
         }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "kernel/broker/message.hpp"
 #include "kernel/broker/metrics.hpp"
 #include "kernel/protocol/codec.hpp"
+#include "kernel/rules/topic_rules.hpp"
 #include "kernel/session/session.hpp"
 
 namespace backbone::kernel::broker {
@@ -57,6 +59,8 @@ class Connection {
   // Statements changed while connected (SPEC §6: live within a second).
   void set_policy(std::shared_ptr<const authz::Policy> policy);
   void resume_reading();
+  // Sends the acknowledgements held for the store, up to what is durable.
+  void release_held_acks();
   // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
   void tick(broker::Clock::time_point now);
 
@@ -80,8 +84,10 @@ class Connection {
   void finish_connect(std::shared_ptr<const authz::Policy> policy, const std::string& principal,
                       int64_t expires_at_unix_s);
   void send_connack(bool session_present, uint8_t reason, protocol::Properties props);
+  // `durable_seq` > 0: held until the store has made it durable (SPEC §10);
+  // acknowledgements leave in the order of their PUBLISH packets.
   void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
-                std::string_view reason_string = {});
+                std::string_view reason_string = {}, uint64_t durable_seq = 0);
   // False when the message was discarded as too large for the client.
   bool send_publish(const Delivery& d, uint16_t packet_id, bool dup, broker::Clock::time_point now);
   bool protocol_error(uint8_t reason, const char* why);
@@ -113,6 +119,7 @@ class Connection {
   std::unique_ptr<protocol::Will> will_;
   std::shared_ptr<const authz::Policy> policy_;
   std::optional<authz::DecisionCache> publish_cache_;
+  rules::RuleMemo rule_memo_;  // topic rules matching the last published topic
   std::string provider_;
 
   uint16_t keep_alive_s_ = 0;
@@ -132,6 +139,11 @@ class Connection {
 
   bool backpressured_ = false;
   bool reading_paused_ = false;
+  struct HeldAck {
+    uint64_t durable_seq;  // 0: waits only for those before it
+    std::string bytes;
+  };
+  std::deque<HeldAck> held_acks_;
   bool flush_pending_ = false;
   bool graceful_disconnect_ = false;
 

@@ -217,8 +217,12 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     session_->expiry_interval_s = expiry;
     session_->principal = principal;
     session_->provider = provider_;
-    session_->read_cache.emplace(policy);
+    if (!session_present) session_->read_cache.emplace(policy);
   }
+  // A resumed session (possibly restored from the store, or last used with
+  // other credentials) keeps only what this login's statements allow.
+  if (session_present) broker_.apply_policy(session_, policy);
+  broker_.persist_session(*session_);
   if (connect.will) will_ = std::make_unique<protocol::Will>(std::move(*connect.will));
   state_ = State::kConnected;
   broker_.stats().connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -293,6 +297,7 @@ bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
       }
     }
     if (refused) return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");
+    broker_.persist_session(*session_);
   }
   // Reason 0x04 asks for the will to be published despite a clean close.
   graceful_disconnect_ = d.reason_code != reason::kDisconnectWithWill;

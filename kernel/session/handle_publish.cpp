@@ -65,7 +65,7 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   if (pub.props.message_expiry)
     msg->expires_at = broker::Clock::now() + std::chrono::seconds(*pub.props.message_expiry);
 
-  broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr};
+  broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr, &rule_memo_};
   broker::IngressResult result = broker_.ingress(origin, std::move(msg), id_);
   const bool refused = result.reason >= 0x80;
   if (refused && version_ != Version::kV5 && broker_.limits().disconnect_on_denied_publish &&
@@ -76,13 +76,15 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   // MQTT 3.1.1 has no negative acknowledgement: acknowledge and drop.
   const uint8_t ack_reason = version_ == Version::kV5 ? result.reason : 0;
   if (pub.qos == 1) {
-    send_ack(PacketType::kPuback, pub.packet_id, ack_reason, result.reason_string);
+    send_ack(PacketType::kPuback, pub.packet_id, ack_reason, result.reason_string,
+             result.durable_seq);
   } else if (pub.qos == 2) {
     if (!refused) {
       std::lock_guard lock(session_->mutex());
       session_->incoming_qos2.insert(pub.packet_id);
     }
-    send_ack(PacketType::kPubrec, pub.packet_id, ack_reason, result.reason_string);
+    send_ack(PacketType::kPubrec, pub.packet_id, ack_reason, result.reason_string,
+             result.durable_seq);
   }
   if (result.paused && !reading_paused_) {
     // A subscriber cannot keep up: stop reading from this publisher until it
@@ -94,7 +96,7 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
 }
 
 void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_code,
-                          std::string_view reason_string) {
+                          std::string_view reason_string, uint64_t durable_seq) {
   protocol::AckPacket ack;
   ack.type = type;
   ack.packet_id = packet_id;
@@ -104,7 +106,33 @@ void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_co
     ack.props.reason_string = std::string(reason_string);
   std::string bytes;
   protocol::encode_ack(ack, version_, bytes);
+  store::Store* store = broker_.store();
+  if (durable_seq != 0 && store && !store->durable(durable_seq)) {
+    held_acks_.push_back(HeldAck{durable_seq, std::move(bytes)});
+    // Completed on the store's thread, after its group commit.
+    store->when_durable(durable_seq, [&broker = broker_, id = id_] {
+      broker.with_connection(id, [](Connection& c) { c.release_held_acks(); });
+    });
+    return;
+  }
+  if (!held_acks_.empty()) {
+    held_acks_.push_back(HeldAck{0, std::move(bytes)});
+    return;
+  }
   emit(bytes);
+}
+
+void Connection::release_held_acks() {
+  store::Store* store = broker_.store();
+  bool sent = false;
+  while (!held_acks_.empty()) {
+    HeldAck& front = held_acks_.front();
+    if (front.durable_seq != 0 && store && !store->durable(front.durable_seq)) break;
+    if (state_ != State::kClosed) emit(front.bytes);
+    held_acks_.pop_front();
+    sent = true;
+  }
+  if (sent) write_out();
 }
 
 bool Connection::handle_puback(const protocol::AckPacket& ack) {
@@ -113,6 +141,7 @@ bool Connection::handle_puback(const protocol::AckPacket& ack) {
     auto it = session_->inflight.find(ack.packet_id);
     // Unknown ids are ignored: a resent message may be acknowledged twice.
     if (it == session_->inflight.end() || it->second.delivery.qos != 1) return true;
+    broker_.stored_done(*session_, it->second.delivery);
     session_->inflight.erase(it);
   }
   last_progress_ = broker::Clock::now();
@@ -127,6 +156,8 @@ bool Connection::handle_pubrec(const protocol::AckPacket& ack) {
     auto it = session_->inflight.find(ack.packet_id);
     if (it != session_->inflight.end() && it->second.delivery.qos == 2) {
       known = true;
+      // The receiver owns the message now (or refused it): nothing left to resend.
+      broker_.stored_done(*session_, it->second.delivery);
       if (ack.reason_code >= 0x80) {
         session_->inflight.erase(it);  // the client refused the message
       } else {

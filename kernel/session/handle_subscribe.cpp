@@ -48,7 +48,9 @@ bool Connection::handle_subscribe(uint8_t flags, std::string_view body) {
                !session_->subscriptions.contains(s.filter)) {
       code = version_ == Version::kV5 ? reason::kQuotaExceeded : reason::kUnspecifiedError;
     } else {
-      topic_tree::Subscriber subscriber{session_.get(), s.options, sub_id};
+      const authz::Policy& policy = publish_cache_->policy();
+      topic_tree::Subscriber subscriber{session_.get(), s.options, sub_id,
+                                        policy.allows_read_all(filter) ? policy.id() : 0};
       const bool existed = broker_.subscribe(*session_, s.filter, subscriber);
       code = s.options.qos;
       granted.push_back(Granted{s.filter, s.options, existed});

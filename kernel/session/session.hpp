@@ -36,6 +36,7 @@ struct Delivery {
   uint8_t qos = 0;
   bool retain = false;
   SubIds sub_ids;
+  uint64_t store_id = 0;  // the message's id in the store; 0 = not stored
 };
 
 struct Inflight {
@@ -70,6 +71,7 @@ class Session {
   bool flush_scheduled = false;
   std::optional<authz::DecisionCache> read_cache;
   uint64_t dropped = 0;
+  uint64_t store_key = 0;  // the store's key of a persisted session; 0 = not persisted
   // Publishers paused because this session's queue was full; resumed when it
   // drains (push back instead of dropping QoS 1/2).
   std::unordered_set<ConnId> paused_publishers;

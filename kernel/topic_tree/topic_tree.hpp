@@ -20,6 +20,11 @@ struct Subscriber {
   session::Session* session = nullptr;
   protocol::SubscribeOptions options;
   uint32_t subscription_id = 0;  // 0 = none
+  // Policy::id() of the session's policy when it subscribed, if that policy
+  // lets it read every topic the filter matches (0 otherwise): deliveries
+  // through this subscription skip the per-topic read decision while the
+  // session keeps that policy.
+  uint64_t read_policy = 0;
 };
 
 // One delivery target found by match(): for shared subscriptions exactly one

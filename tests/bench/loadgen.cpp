@@ -114,6 +114,9 @@ struct Options {
   std::string label = "broker";
   std::string client_prefix;
   std::string ws_path;  // non-empty: MQTT over WebSocket at this path (subprotocol mqtt)
+  // > 0 (MQTT 5 only): every session is persistent for this many seconds, so a
+  // broker keeps its QoS 1 messages durably; ended by the final DISCONNECT.
+  uint32_t session_expiry = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -560,7 +563,14 @@ class Bench {
     if (opt_.has_password) flags |= 0x40;
     body.push_back(flags);
     put_u16(body, static_cast<uint16_t>(opt_.keepalive));
-    if (opt_.protocol == 5) body.push_back(0);  // no properties
+    if (opt_.protocol == 5 && opt_.session_expiry > 0) {
+      body.push_back(5);  // properties: Session Expiry Interval
+      body.push_back(0x11);
+      for (int shift = 24; shift >= 0; shift -= 8)
+        body.push_back(static_cast<uint8_t>(opt_.session_expiry >> shift));
+    } else if (opt_.protocol == 5) {
+      body.push_back(0);  // no properties
+    }
     put_str(body, cid);
     if (opt_.has_username) put_str(body, opt_.username);
     if (opt_.has_password) put_str(body, opt_.password);
@@ -620,8 +630,8 @@ class Bench {
       c->out_off = 0;
     }
     while (c->wire.size() > c->wire_off) {
-      ssize_t n = send(c->fd, c->wire.data() + c->wire_off, c->wire.size() - c->wire_off,
-                       MSG_NOSIGNAL);
+      ssize_t n =
+          send(c->fd, c->wire.data() + c->wire_off, c->wire.size() - c->wire_off, MSG_NOSIGNAL);
       if (n > 0) {
         c->wire_off += static_cast<size_t>(n);
         continue;
@@ -1083,8 +1093,14 @@ class Bench {
   void send_disconnects() {
     for (auto& c : conns_) {
       if (c->state != State::kReady) continue;
-      c->out.push_back(0xe0);
-      c->out.push_back(0x00);
+      if (opt_.session_expiry > 0) {
+        // Reason 0, Session Expiry Interval 0: the persistent session ends.
+        const uint8_t end[] = {0xe0, 0x07, 0x00, 0x05, 0x11, 0, 0, 0, 0};
+        c->out.insert(c->out.end(), std::begin(end), std::end(end));
+      } else {
+        c->out.push_back(0xe0);
+        c->out.push_back(0x00);
+      }
       flush(c.get());
     }
   }
@@ -1095,6 +1111,8 @@ class Bench {
       fail("--payload must be at least " + std::to_string(kJsonMin) + " bytes with --json-payload");
     }
     if (opt_.qos < 0 || opt_.qos > 1) fail("--qos must be 0 or 1");
+    if (opt_.session_expiry > 0 && opt_.protocol != 5)
+      fail("--session-expiry needs --protocol 5.0");
     mode_ = opt_.scenario == Scenario::kLatency    ? Mode::kPaced
             : opt_.scenario == Scenario::kOverload ? Mode::kOpen
                                                    : Mode::kClosed;
@@ -1303,6 +1321,7 @@ void usage() {
       "  --broker-pid PID (idle)  --settle S (1)  --connect-timeout S (30)  --keepalive S (600)\n"
       "  --username U  --password P  --label NAME  --client-prefix PREFIX\n"
       "  --ws PATH (MQTT over WebSocket at PATH, subprotocol mqtt)\n"
+      "  --session-expiry S (MQTT 5: persistent sessions for S seconds, ended at the end)\n"
       "  --json-payload (payload {\"v\":\"<hex header>\"} padded with spaces; --payload >= 56)\n");
 }
 
@@ -1394,6 +1413,8 @@ Options parse_args(int argc, char** argv) {
       o.label = v;
     } else if (a == "--client-prefix") {
       o.client_prefix = v;
+    } else if (a == "--session-expiry") {
+      o.session_expiry = static_cast<uint32_t>(std::stoul(v));
     } else if (a == "--ws") {
       if (v.empty() || v[0] != '/') fail("--ws needs a path such as /ws");
       o.ws_path = v;

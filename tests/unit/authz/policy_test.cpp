@@ -224,6 +224,28 @@ TEST(Policy, CompileRejectsInvalidPatternNamingIt) {
   EXPECT_EQ(error, "statements[1].resources[1]: '#' must occupy a whole level");
 }
 
+TEST(Policy, ReadAllNeedsCoverAndNoOverlappingReadDeny) {
+  auto p = policy_from(R"([
+      {"effect": "allow", "actions": ["mqtt:subscribe", "mqtt:read"], "resources": "bench/**"},
+      {"effect": "deny", "actions": "mqtt:read", "resources": "bench/secret/#"},
+      {"effect": "deny", "actions": "mqtt:publish", "resources": "bench/in/x"}])");
+  EXPECT_TRUE(p->allows_read_all("bench/in/+"));  // a publish deny does not matter
+  EXPECT_TRUE(p->allows_read_all("bench/out"));
+  EXPECT_FALSE(p->allows_read_all("bench/+/x"));  // '+' can be "secret"
+  EXPECT_FALSE(p->allows_read_all("bench/#"));
+  EXPECT_FALSE(p->allows_read_all("other/#"));
+  EXPECT_TRUE(p->allows_subscribe("bench/#"));  // subscribing is still allowed
+  EXPECT_FALSE(Policy::deny_all()->allows_read_all("bench/out"));
+}
+
+TEST(Policy, IdsAreNeverShared) {
+  auto a = policy_from(R"([{"effect": "allow", "actions": "*", "resources": "**"}])");
+  auto b = policy_from(R"([{"effect": "allow", "actions": "*", "resources": "**"}])");
+  EXPECT_NE(a->id(), 0u);
+  EXPECT_NE(a->id(), b->id());
+  EXPECT_NE(a->id(), Policy::deny_all()->id());
+}
+
 TEST(Policy, SubscribeNeedsCoverAndNoOverlappingDeny) {
   auto p = policy_from(R"([
       {"effect": "allow", "actions": "mqtt:subscribe", "resources": ["sensors/#", "cmd/+"]},

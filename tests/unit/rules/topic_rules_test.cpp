@@ -40,6 +40,26 @@ TEST(TopicRules, EmptySetAllowsEverything) {
   EXPECT_FALSE(set->check("any/topic", std::string(100000, 'x'), 2, true).has_value());
 }
 
+TEST(TopicRules, APublishersMemoFollowsItsTopicAndTheRuleSet) {
+  auto set = compile_ok(kSensorRules);
+  RuleMemo memo;
+  EXPECT_FALSE(set->check("sensors/1/data", "small", 0, false, &memo).has_value());
+  // Same topic through the memo: still checked.
+  EXPECT_TRUE(set->check("sensors/1/data", std::string(17, 'x'), 0, false, &memo).has_value());
+  // Another topic: the memo follows it.
+  EXPECT_FALSE(set->check("other/topic", std::string(17, 'x'), 0, false, &memo).has_value());
+  EXPECT_TRUE(set->check("sensors/2/data", std::string(17, 'x'), 0, false, &memo).has_value());
+  // A new rule set: the memo of the old one never applies.
+  auto stricter = compile_ok({{"tiny", json::parse(
+                                           R"({"patterns": [{"pattern": "sensors/**/data",
+                                                              "maxMessageSize": 2}]})")}});
+  auto v = stricter->check("sensors/2/data", "abc", 0, false, &memo);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->rule, "tiny");
+  auto loose = compile_ok({});
+  EXPECT_FALSE(loose->check("sensors/2/data", std::string(17, 'x'), 0, false, &memo).has_value());
+}
+
 TEST(TopicRules, SizeViolation) {
   auto set = compile_ok(kSensorRules);
   EXPECT_FALSE(set->empty());

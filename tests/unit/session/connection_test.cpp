@@ -1159,6 +1159,31 @@ TEST(ConnectionSubscribe, DeniedByPolicy) {
   }
 }
 
+TEST(ConnectionSubscribe, ReadRevokedWhileSubscribedStopsDeliveries) {
+  // Under allow-all the subscription is known readable as a whole; a
+  // narrower policy later must still be asked per message.
+  Harness h;
+  Client sub = h.connect_ok(Version::kV5, "reader");
+  sub.subscribe("r/+", {0});
+  sub.packets();
+  Client pub = h.connect_ok(Version::kV5, "writer");
+  pub.publish("r/secret", "before", 0);
+  auto packets = sub.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_publish(packets[0], Version::kV5).payload, "before");
+  std::string err;
+  auto narrower = authz::Policy::compile(
+      {authz::Statement{true, {"*"}, {"**"}}, authz::Statement{false, {"mqtt:read"}, {"r/secret"}}},
+      &err);
+  ASSERT_NE(narrower, nullptr) << err;
+  h.broker().update_principal("anonymous", "anonymous", narrower);
+  pub.publish("r/secret", "after", 0);
+  pub.publish("r/open", "open", 0);
+  packets = sub.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_publish(packets[0], Version::kV5).payload, "open");
+}
+
 TEST(ConnectionSubscribe, NoLocalOnSharedSubscriptionIsProtocolError) {
   Harness h;
   Client c = h.connect_ok(Version::kV5, "nl");
