@@ -144,6 +144,9 @@ class Connection {
     std::string bytes;
   };
   std::deque<HeldAck> held_acks_;
+  uint64_t held_max_seq_ = 0;
+  bool store_wait_armed_ = false;
+  void wait_for_store();
   bool flush_pending_ = false;
   bool graceful_disconnect_ = false;
 

@@ -2,6 +2,8 @@
 // PUBLISH from the client and the QoS 1/2 acknowledgement flows both ways.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "kernel/broker/broker.hpp"
 #include "kernel/protocol/reason_code.hpp"
 #include "kernel/session/connection.hpp"
@@ -109,10 +111,8 @@ void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_co
   store::Store* store = broker_.store();
   if (durable_seq != 0 && store && !store->durable(durable_seq)) {
     held_acks_.push_back(HeldAck{durable_seq, std::move(bytes)});
-    // Completed on the store's thread, after its group commit.
-    store->when_durable(durable_seq, [&broker = broker_, id = id_] {
-      broker.with_connection(id, [](Connection& c) { c.release_held_acks(); });
-    });
+    held_max_seq_ = std::max(held_max_seq_, durable_seq);
+    wait_for_store();
     return;
   }
   if (!held_acks_.empty()) {
@@ -120,6 +120,20 @@ void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_co
     return;
   }
   emit(bytes);
+}
+
+// One completion per connection and group commit, not one per message: the
+// whole batch becomes durable at once.
+void Connection::wait_for_store() {
+  if (store_wait_armed_) return;
+  store_wait_armed_ = true;
+  // Completed on the store's thread, after its group commit.
+  broker_.store()->when_durable(held_max_seq_, [&broker = broker_, id = id_] {
+    broker.with_connection(id, [](Connection& c) {
+      c.store_wait_armed_ = false;
+      c.release_held_acks();
+    });
+  });
 }
 
 void Connection::release_held_acks() {
@@ -132,6 +146,7 @@ void Connection::release_held_acks() {
     held_acks_.pop_front();
     sent = true;
   }
+  if (!held_acks_.empty()) wait_for_store();
   if (sent) write_out();
 }
 

@@ -18,6 +18,12 @@
 
 namespace backbone::kernel::store {
 
+namespace detail {
+// CRC-32C of the store's records (hardware instruction when available).
+uint32_t crc32c(const char* data, size_t n);
+uint32_t crc32c_portable(const char* data, size_t n);
+}  // namespace detail
+
 // How a record becomes durable before the broker acknowledges what it holds.
 enum class Durability : uint8_t {
   kSync,      // written and fdatasync'ed (group commit): survives a power loss
@@ -130,7 +136,8 @@ class Store {
   uint64_t log_size_ = 0;    // bytes in the file plus pending_
   uint64_t live_bytes_ = 0;  // size of the log when last rewritten
   bool stopping_ = false;
-  State state_;  // what the log says, kept current on every append
+  bool writer_idle_ = false;  // waiting for records: appends wake it
+  State state_;               // what the log says, kept current on every append
   std::deque<std::pair<uint64_t, std::function<void()>>> waiting_;
   std::thread thread_;
 };

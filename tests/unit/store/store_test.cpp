@@ -55,6 +55,16 @@ SubscriptionRecord sub(uint8_t qos, uint32_t id = 0) {
   return r;
 }
 
+TEST(StoreChecksum, Crc32cMatchesTheStandardCheckValue) {
+  // RFC 3720 B.4 / the CRC catalogue's check value for "123456789".
+  EXPECT_EQ(detail::crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(detail::crc32c_portable("123456789", 9), 0xE3069283u);
+  std::string long_text(1000, '\0');
+  for (size_t i = 0; i < long_text.size(); ++i) long_text[i] = static_cast<char>(i * 131);
+  for (size_t n : {0, 1, 7, 8, 9, 63, 1000})
+    EXPECT_EQ(detail::crc32c(long_text.data(), n), detail::crc32c_portable(long_text.data(), n));
+}
+
 TEST_F(StoreTest, EmptyDirectoryGivesEmptyStateAndAPrivateLog) {
   State state;
   auto store = open(state);
