@@ -630,7 +630,7 @@ const bb_host_api* ModuleHost::api() {
 }
 
 ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers, http::HttpServer& http)
-    : broker_(broker), workers_(workers), http_(http) {
+    : http_(http) {
   g_broker = &broker;
   g_workers = &workers;
   g_http = &http;

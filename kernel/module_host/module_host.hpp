@@ -60,8 +60,6 @@ class ModuleHost {
   Instance& create_instance(const config::ModuleEntry& entry);
   void apply_settings(const nlohmann::json& settings, const std::string& from);
 
-  broker::Broker& broker_;
-  net::WorkerPool& workers_;
   http::HttpServer& http_;
   config::HttpSettings http_settings_;
   std::string state_dir_;

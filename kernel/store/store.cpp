@@ -350,49 +350,88 @@ void sync_fd(int fd, const std::string& path) {
   if (::fdatasync(fd) != 0) throw std::runtime_error(path + ": fdatasync failed: " + errno_text());
 }
 
+// --- one encoder per record type, for appends and for rewriting the log ---
+
+void write_retained(Writer& w, const broker::Message& m) {
+  w.begin(kRetained);
+  put_message(w, m);
+  w.end();
+}
+
+void write_session(Writer& w, uint64_t key, std::string_view client_id, uint32_t expiry,
+                   uint8_t version) {
+  w.begin(kSession);
+  w.u64(key);
+  w.str(client_id);
+  w.u32(expiry);
+  w.u8(version);
+  w.end();
+}
+
+void write_subscribe(Writer& w, uint64_t key, std::string_view filter,
+                     const SubscriptionRecord& sub) {
+  w.begin(kSubscribe);
+  w.u64(key);
+  w.str(filter);
+  w.u8(pack_options(sub.options));
+  w.u32(sub.subscription_id);
+  w.end();
+}
+
+void write_message(Writer& w, uint64_t id, const broker::Message& m) {
+  w.begin(kMessage);
+  w.u64(id);
+  put_message(w, m);
+  w.end();
+}
+
+void write_enqueue(Writer& w, uint64_t key, uint64_t id, uint8_t qos, bool retain,
+                   const uint32_t* subscription_ids, size_t count) {
+  w.begin(kEnqueue);
+  w.u64(key);
+  w.u64(id);
+  w.u8(qos);
+  w.u8(retain ? 1 : 0);
+  w.u8(static_cast<uint8_t>(count));
+  for (size_t i = 0; i < count; ++i) w.u32(subscription_ids[i]);
+  w.end();
+}
+
+void write_session_end(Writer& w, uint64_t key) {
+  w.begin(kSessionEnd);
+  w.u64(key);
+  w.end();
+}
+
+void write_unsubscribe(Writer& w, uint64_t key, std::string_view filter) {
+  w.begin(kUnsubscribe);
+  w.u64(key);
+  w.str(filter);
+  w.end();
+}
+
+void write_done(Writer& w, uint64_t key, uint64_t id) {
+  w.begin(kDone);
+  w.u64(key);
+  w.u64(id);
+  w.end();
+}
+
 // The log that recreates `s`.
 std::string encode_state(const State& s) {
   std::string out;
   Writer w(out);
   for (const auto& [key, rec] : s.sessions) {
-    w.begin(kSession);
-    w.u64(key);
-    w.str(rec.client_id);
-    w.u32(rec.expiry_interval_s);
-    w.u8(rec.version);
-    w.end();
-    for (const auto& [filter, sub] : rec.subscriptions) {
-      w.begin(kSubscribe);
-      w.u64(key);
-      w.str(filter);
-      w.u8(pack_options(sub.options));
-      w.u32(sub.subscription_id);
-      w.end();
-    }
+    write_session(w, key, rec.client_id, rec.expiry_interval_s, rec.version);
+    for (const auto& [filter, sub] : rec.subscriptions) write_subscribe(w, key, filter, sub);
   }
-  for (const auto& [id, stored] : s.messages) {
-    w.begin(kMessage);
-    w.u64(id);
-    put_message(w, *stored.message);
-    w.end();
-  }
+  for (const auto& [id, stored] : s.messages) write_message(w, id, *stored.message);
   for (const auto& [key, rec] : s.sessions) {
-    for (const auto& [id, ref] : rec.queue) {
-      w.begin(kEnqueue);
-      w.u64(key);
-      w.u64(id);
-      w.u8(ref.qos);
-      w.u8(ref.retain ? 1 : 0);
-      w.u8(static_cast<uint8_t>(ref.subscription_ids.size()));
-      for (uint32_t sid : ref.subscription_ids) w.u32(sid);
-      w.end();
-    }
+    for (const auto& [id, ref] : rec.queue)
+      write_enqueue(w, key, id, ref.qos, ref.retain, ref.subscription_ids.data(),
+                    ref.subscription_ids.size());
   }
-  for (const auto& [topic, m] : s.retained) {
-    w.begin(kRetained);
-    put_message(w, *m);
-    w.end();
-  }
+  for (const auto& [topic, m] : s.retained) write_retained(w, *m);
   return out;
 }
 
@@ -492,9 +531,7 @@ uint64_t Store::append_locked() {
 uint64_t Store::set_retained(const broker::MessagePtr& msg) {
   std::lock_guard lock(mutex_);
   Writer w(scratch_);
-  w.begin(kRetained);
-  put_message(w, *msg);
-  w.end();
+  write_retained(w, *msg);
   apply_retained(state_, msg);
   return append_locked();
 }
@@ -508,12 +545,7 @@ uint64_t Store::put_session(uint64_t& key, std::string_view client_id, uint32_t 
   rec.expiry_interval_s = expiry_interval_s;
   rec.version = version;
   Writer w(scratch_);
-  w.begin(kSession);
-  w.u64(key);
-  w.str(client_id);
-  w.u32(expiry_interval_s);
-  w.u8(version);
-  w.end();
+  write_session(w, key, client_id, expiry_interval_s, version);
   return append_locked();
 }
 
@@ -521,9 +553,7 @@ uint64_t Store::end_session(uint64_t key) {
   std::lock_guard lock(mutex_);
   apply_session_end(state_, key);
   Writer w(scratch_);
-  w.begin(kSessionEnd);
-  w.u64(key);
-  w.end();
+  write_session_end(w, key);
   return append_locked();
 }
 
@@ -532,12 +562,7 @@ uint64_t Store::subscribe(uint64_t key, std::string_view filter, const Subscript
   if (auto it = state_.sessions.find(key); it != state_.sessions.end())
     it->second.subscriptions[std::string(filter)] = sub;
   Writer w(scratch_);
-  w.begin(kSubscribe);
-  w.u64(key);
-  w.str(filter);
-  w.u8(pack_options(sub.options));
-  w.u32(sub.subscription_id);
-  w.end();
+  write_subscribe(w, key, filter, sub);
   return append_locked();
 }
 
@@ -546,10 +571,7 @@ uint64_t Store::unsubscribe(uint64_t key, std::string_view filter) {
   if (auto it = state_.sessions.find(key); it != state_.sessions.end())
     it->second.subscriptions.erase(std::string(filter));
   Writer w(scratch_);
-  w.begin(kUnsubscribe);
-  w.u64(key);
-  w.str(filter);
-  w.end();
+  write_unsubscribe(w, key, filter);
   return append_locked();
 }
 
@@ -563,10 +585,7 @@ uint64_t Store::enqueue(uint64_t key, uint64_t& id, const broker::MessagePtr& ms
   if (id == 0 || !state_.messages.contains(id)) {
     if (id == 0) id = state_.next_message_id++;
     state_.messages[id] = State::StoredMessage{msg, 0};
-    w.begin(kMessage);
-    w.u64(id);
-    put_message(w, *msg);
-    w.end();
+    write_message(w, id, *msg);
   }
   QueuedRef ref;
   ref.message_id = id;
@@ -574,14 +593,7 @@ uint64_t Store::enqueue(uint64_t key, uint64_t& id, const broker::MessagePtr& ms
   ref.retain = retain;
   ref.subscription_ids.assign(subscription_ids, subscription_ids + subscription_id_count);
   if (session->second.queue.emplace(id, std::move(ref)).second) ++state_.messages[id].references;
-  w.begin(kEnqueue);
-  w.u64(key);
-  w.u64(id);
-  w.u8(qos);
-  w.u8(retain ? 1 : 0);
-  w.u8(subscription_id_count);
-  for (uint8_t i = 0; i < subscription_id_count; ++i) w.u32(subscription_ids[i]);
-  w.end();
+  write_enqueue(w, key, id, qos, retain, subscription_ids, subscription_id_count);
   return append_locked();
 }
 
@@ -589,10 +601,7 @@ uint64_t Store::done(uint64_t key, uint64_t id) {
   std::lock_guard lock(mutex_);
   apply_done(state_, key, id);
   Writer w(scratch_);
-  w.begin(kDone);
-  w.u64(key);
-  w.u64(id);
-  w.end();
+  write_done(w, key, id);
   return append_locked();
 }
 
