@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -170,6 +171,7 @@ struct RecordingSink : BrokerSink {
   int32_t topic_status = BB_OK;
   std::string topic_error;
   int32_t principal_status = BB_OK;
+  std::function<void(const std::string&)> on_update;  // runs inside update_principal
 
   int32_t submit_topic(const std::string& name, const std::string* json,
                        std::string& error) override {
@@ -181,6 +183,7 @@ struct RecordingSink : BrokerSink {
                            std::string& error) override {
     updates.push_back({principal, statements ? std::optional<std::vector<Statement>>(*statements)
                                              : std::nullopt});
+    if (on_update) on_update(principal);
     if (principal_status != BB_OK) error = "refused pattern";
     return statements ? principal_status : BB_OK;
   }
@@ -304,6 +307,19 @@ TEST_F(ControllerTest, DeletedClientIsRevokedAndForgotten) {
   EXPECT_EQ(sink.updates.back().principal, "prod/sensor");
   EXPECT_FALSE(sink.updates.back().statements);  // revoked
   EXPECT_EQ(controller.authenticate("tok").verdict, BB_AUTH_DENY);
+}
+
+TEST_F(ControllerTest, ARevokedTokenNoLongerLogsInWhenSessionsAreCut) {
+  // A client cut off and reconnecting at once must not get back in.
+  controller.apply(kClients, EventType::kAdded, client("prod", "sensor", kPublishA));
+  controller.apply(kSecrets, EventType::kAdded, secret("prod", "sensor-secret", "tok"));
+  std::vector<int32_t> verdicts_at_cut;
+  sink.on_update = [&](const std::string&) {
+    verdicts_at_cut.push_back(controller.authenticate("tok").verdict);
+  };
+  controller.apply(kSecrets, EventType::kModified, secret("prod", "sensor-secret", "tok-2"));
+  controller.apply(kClients, EventType::kDeleted, client("prod", "sensor", kPublishA));
+  EXPECT_EQ(verdicts_at_cut, (std::vector<int32_t>{BB_AUTH_DENY, BB_AUTH_DENY}));
 }
 
 TEST_F(ControllerTest, InvalidSpecAuthenticatesNobody) {

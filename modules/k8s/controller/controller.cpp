@@ -240,13 +240,10 @@ void Controller::remove_client(const std::string& key) {
   sink_.log(BB_LOG_INFO, "Client " + key + " deleted: its token no longer logs in");
 }
 
+// Sessions are cut by rebuild_index(), after the token is out of the index:
+// cut first, a client reconnecting at once could still log in with it.
 void Controller::revoke(const std::string& key, const std::string& why) {
-  std::string error;
-  const int32_t rc = sink_.update_principal(key, nullptr, error);
-  if (rc != BB_OK) {
-    sink_.log(BB_LOG_WARN, "Client " + key + ": cutting sessions (" + why + ") failed (status " +
-                               std::to_string(rc) + ")");
-  }
+  revocations_.emplace_back(key, why);
 }
 
 std::optional<std::string> Controller::client_token(const std::string& key,
@@ -389,8 +386,20 @@ void Controller::rebuild_index() {
       mark(std::string(kClientsPrefix), key);
     }
   }
-  std::lock_guard lock(index_mutex_);
-  index_ = std::move(index);
+  {
+    std::lock_guard lock(index_mutex_);
+    index_ = std::move(index);
+  }
+  std::vector<std::pair<std::string, std::string>> revocations;
+  revocations.swap(revocations_);
+  for (const auto& [key, why] : revocations) {
+    std::string error;
+    const int32_t rc = sink_.update_principal(key, nullptr, error);
+    if (rc != BB_OK) {
+      sink_.log(BB_LOG_WARN, "Client " + key + ": cutting sessions (" + why + ") failed (status " +
+                                 std::to_string(rc) + ")");
+    }
+  }
 }
 
 AuthDecision Controller::authenticate(std::string_view password) const {

@@ -180,11 +180,12 @@ class Controller final : public ReflectorHandler {
   TokenGenerator tokens_;
 
   mutable std::mutex mutex_;
-  std::map<std::string, ClientState> clients_;  // "ns/name"
-  std::map<std::string, SecretState> secrets_;  // "ns/<client>-secret"
-  std::map<std::string, TopicState> topics_;    // "ns/name"
-  std::map<std::string, Written> written_;      // queue key → last status write
-  std::set<std::string> warned_;                // one-time warnings
+  std::map<std::string, ClientState> clients_;                    // "ns/name"
+  std::map<std::string, SecretState> secrets_;                    // "ns/<client>-secret"
+  std::map<std::string, TopicState> topics_;                      // "ns/name"
+  std::map<std::string, Written> written_;                        // queue key → last status write
+  std::vector<std::pair<std::string, std::string>> revocations_;  // (client, why), see revoke()
+  std::set<std::string> warned_;                                  // one-time warnings
   size_t syncs_ = 0;
   std::atomic<bool> synced_{false};
 
