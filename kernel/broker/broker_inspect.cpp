@@ -44,6 +44,13 @@ json Broker::stats_json() {
        {{"publish", stats_.publish_denied.load()}, {"subscribe", stats_.subscribe_denied.load()}}},
       {"rule_rejections", stats_.rule_rejected.load()},
       {"auth_failures", stats_.auth_failures.load()}};
+  if (store_) {
+    const store::Store::Counters c = store_->counters();
+    out["store"] = {{"log_bytes", c.log_bytes},         {"records", c.records},
+                    {"bytes_written", c.bytes_written}, {"syncs", c.syncs},
+                    {"sync_seconds", c.sync_seconds},   {"rewrites", c.rewrites},
+                    {"write_errors", c.write_errors}};
+  }
   metrics_.write_json(out);
   return out;
 }
@@ -101,6 +108,24 @@ std::string Broker::prometheus() {
         stats_.messages_dropped.load());
   gauge("backbone_bytes_received_total", "counter", "Bytes received.", traffic.bytes_in);
   gauge("backbone_bytes_sent_total", "counter", "Bytes sent.", traffic.bytes_out);
+  if (store_) {
+    const store::Store::Counters c = store_->counters();
+    gauge("backbone_store_log_bytes", "gauge", "Size of the store's log.", c.log_bytes);
+    gauge("backbone_store_records_total", "counter", "Records appended to the store.", c.records);
+    gauge("backbone_store_bytes_written_total", "counter", "Bytes the store wrote.",
+          c.bytes_written);
+    gauge("backbone_store_syncs_total", "counter", "fdatasync calls of the store (group commits).",
+          c.syncs);
+    out +=
+        "# HELP backbone_store_sync_seconds_total Time the store spent in fdatasync.\n"
+        "# TYPE backbone_store_sync_seconds_total counter\n"
+        "backbone_store_sync_seconds_total " +
+        fmt::format("{:.6f}", c.sync_seconds) + "\n";
+    gauge("backbone_store_rewrites_total", "counter", "Rewrites of the log from the live state.",
+          c.rewrites);
+    gauge("backbone_store_write_errors_total", "counter",
+          "Failed writes (retried; acknowledgements wait).", c.write_errors);
+  }
   metrics_.write_prometheus(out);
   return out;
 }

@@ -633,6 +633,14 @@ uint64_t Store::log_bytes() const {
   return log_size_;
 }
 
+Store::Counters Store::counters() const {
+  std::lock_guard lock(mutex_);
+  Counters c = counters_;
+  c.records = appended_seq_;
+  c.log_bytes = log_size_;
+  return c;
+}
+
 // Writes the live state to a new file and puts it in place of the log.
 // Called with the mutex released, on the store's thread (or in open()).
 void Store::compact(const State& snapshot) {
@@ -659,6 +667,8 @@ void Store::compact(const State& snapshot) {
   const int old = fd_;
   std::lock_guard lock(mutex_);
   fd_ = fd;
+  ++counters_.rewrites;
+  counters_.bytes_written += text.size();
   live_bytes_ = text.size();
   log_size_ = text.size() + pending_.size();
   if (old >= 0) ::close(old);
@@ -700,6 +710,9 @@ void Store::run() {
     State snapshot;
     if (compact_due) snapshot = state_;
     const int fd = fd_;
+    uint64_t written = 0;
+    double sync_time = 0;
+    bool synced = false;
     lock.unlock();
     try {
       if (compact_due) {
@@ -708,8 +721,12 @@ void Store::run() {
         unsynced = false;
       } else {
         write_all(fd, batch, path_);
+        written = batch.size();
         if (!periodic || sync_due) {
+          const auto start = steady_clock::now();
           sync_fd(fd, path_);
+          sync_time = duration<double>(steady_clock::now() - start).count();
+          synced = true;
           unsynced = false;
           next_sync = steady_clock::now() + interval;
         } else {
@@ -724,6 +741,7 @@ void Store::run() {
         last_error_log = steady_clock::now();
       }
       lock.lock();
+      ++counters_.write_errors;
       batch.append(pending_);
       pending_.swap(batch);
       if (stopping_) break;
@@ -731,6 +749,11 @@ void Store::run() {
       continue;
     }
     lock.lock();
+    counters_.bytes_written += written;
+    if (synced) {
+      ++counters_.syncs;
+      counters_.sync_seconds += sync_time;
+    }
     durable_seq_ = seq;
     std::vector<std::function<void()>> ready;
     for (auto it = waiting_.begin(); it != waiting_.end();) {

@@ -115,6 +115,18 @@ class Store {
 
   uint64_t log_bytes() const;
 
+  // For /metrics and /api/stats.
+  struct Counters {
+    uint64_t records = 0;        // appended since start
+    uint64_t bytes_written = 0;  // by appends and rewrites
+    uint64_t syncs = 0;
+    double sync_seconds = 0;  // time spent in fdatasync
+    uint64_t rewrites = 0;    // log rewritten from the live state
+    uint64_t write_errors = 0;
+    uint64_t log_bytes = 0;
+  };
+  Counters counters() const;
+
  private:
   Store(std::string dir, const StoreSettings& settings, int fd, uint64_t size, State state);
   uint64_t append_locked();  // the record in scratch_ → pending_
@@ -135,6 +147,7 @@ class Store {
   uint64_t durable_seq_ = 0;
   uint64_t log_size_ = 0;    // bytes in the file plus pending_
   uint64_t live_bytes_ = 0;  // size of the log when last rewritten
+  Counters counters_;        // under mutex_ (records and log_bytes filled in on reading)
   bool stopping_ = false;
   bool writer_idle_ = false;  // waiting for records: appends wake it
   State state_;               // what the log says, kept current on every append

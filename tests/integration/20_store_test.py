@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.request
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -236,6 +237,24 @@ class Store(unittest.TestCase):
         with broker(self.state, store={"enabled": False}) as off:
             publish_acked(off, "r/x", ["kept only in memory"], retain=True)
         self.assertFalse(os.path.exists(os.path.join(self.state, "kernel", "store.log")))
+
+    def test_store_metrics_are_served(self):
+        b = Broker(anonymous=ALLOW_ALL, modules=["http-api"], extra={"state_dir": self.state})
+        with b:
+            publish_acked(b, "keep/m", ["x"], retain=True)
+            with urllib.request.urlopen(f"http://127.0.0.1:{b.http_port}/metrics",
+                                        timeout=5) as r:
+                metrics = r.read().decode()
+        values = {}
+        for line in metrics.splitlines():
+            if line.startswith("backbone_store_"):
+                name, value = line.split()
+                values[name] = float(value)
+        self.assertGreaterEqual(values["backbone_store_records_total"], 1)
+        self.assertGreaterEqual(values["backbone_store_syncs_total"], 1)
+        self.assertGreater(values["backbone_store_log_bytes"], 0)
+        self.assertEqual(values["backbone_store_write_errors_total"], 0)
+        self.assertIn("backbone_store_sync_seconds_total", values)
 
     def test_a_corrupt_log_tail_is_dropped_with_a_warning(self):
         with broker(self.state) as first:

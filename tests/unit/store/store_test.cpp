@@ -293,6 +293,23 @@ TEST_F(StoreTest, CompletionsRunOnceTheirRecordIsDurable) {
   }
 }
 
+TEST_F(StoreTest, CountersFollowAppendsSyncsAndRewrites) {
+  State state;
+  auto store = open(state);
+  const Store::Counters at_start = store->counters();
+  EXPECT_EQ(at_start.records, 0u);
+  EXPECT_EQ(at_start.rewrites, 1u);  // the log is rewritten once at start
+  store->set_retained(message("r/1", "one", 1, true));
+  store->set_retained(message("r/2", "two", 1, true));
+  store->sync();
+  const Store::Counters c = store->counters();
+  EXPECT_EQ(c.records, 2u);
+  EXPECT_GE(c.syncs, 1u);
+  EXPECT_GT(c.bytes_written, 0u);
+  EXPECT_EQ(c.log_bytes, fs::file_size(log_path()));
+  EXPECT_EQ(c.write_errors, 0u);
+}
+
 TEST_F(StoreTest, MessageExpiryIsKeptAsWallClockTime) {
   {
     State state;
