@@ -234,6 +234,24 @@ class ChartFiles(unittest.TestCase):
             rbac, r"^\s*-\s*(apiGroups|verbs|resources):", "rules only through the define"
         )
 
+    def test_state_can_live_on_a_persistent_volume_claim(self):
+        v = values()
+        self.assertFalse(v["persistence"]["enabled"])  # an emptyDir unless asked
+        pvc = read(os.path.join(TEMPLATES, "pvc.yaml"))
+        self.assertRegex(pvc, r"\{\{-? if and \.Values\.persistence\.enabled "
+                              r"\(not \.Values\.persistence\.existingClaim\) -?\}\}")
+        self.assertIn("kind: PersistentVolumeClaim", pvc)
+        self.assertIn("name: {{ include \"backbone.fullname\" . }}-state", pvc)
+        self.assertIn("helm.sh/resource-policy: keep", pvc)
+        deployment = read(os.path.join(TEMPLATES, "deployment.yaml"))
+        # Recreate and the claim only with persistence; the emptyDir otherwise.
+        self.assertRegex(deployment, r"if \.Values\.persistence\.enabled \}\}[^{]*"
+                                     r"strategy:\s+type: Recreate")
+        self.assertRegex(deployment, r"- name: state\s+\{\{- if \.Values\.persistence\.enabled "
+                                     r"\}\}\s+persistentVolumeClaim:\s+claimName: [^\n]*"
+                                     r"existingClaim[^\n]*-state")
+        self.assertRegex(deployment, r"\{\{- else \}\}\s+emptyDir: \{\}")
+
     def test_pod_hardening_probes_and_command(self):
         v = values()
         self.assertEqual(
