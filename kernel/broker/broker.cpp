@@ -87,7 +87,13 @@ void Broker::persist_session(Session& s) {
   if (s.expiry_interval_s > 0) {
     store_->put_session(s.store_key, s.client_id(), s.expiry_interval_s,
                         static_cast<uint8_t>(s.version));
-  } else if (s.store_key != 0) {
+  } else {
+    forget_stored_session(s);
+  }
+}
+
+void Broker::forget_stored_session(Session& s) {
+  if (store_ && s.store_key != 0) {
     store_->end_session(s.store_key);
     s.store_key = 0;
   }
@@ -376,10 +382,7 @@ void Broker::end_session(const session::SessionPtr& s) {
   std::vector<std::string> filters;
   {
     std::lock_guard lock(s->mutex());
-    if (store_ && s->store_key != 0) {
-      store_->end_session(s->store_key);
-      s->store_key = 0;
-    }
+    forget_stored_session(*s);
     for (const auto& [filter, entry] : s->subscriptions) filters.push_back(filter);
     s->subscriptions.clear();
     s->queue.clear();

@@ -144,6 +144,8 @@ class Broker {
   // A stored queued message is no longer owed (acknowledged, expired or
   // dropped). Caller holds s.mutex().
   void stored_done(session::Session& s, const session::Delivery& d);
+  // The session is no longer persisted. Caller holds s.mutex().
+  void forget_stored_session(session::Session& s);
 
   // --- sessions ---
   // Finds or creates the session for a CONNECT; takes over an existing

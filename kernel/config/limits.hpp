@@ -27,8 +27,8 @@ struct Limits {
   uint32_t slow_consumer_timeout_ms = 10000;
   uint32_t max_session_expiry_s = 7 * 24 * 3600;
   uint16_t topic_alias_maximum = 64;
-  uint32_t sys_interval_s = 10;       // $SYS statistics period, 0 = off
-  uint32_t shutdown_grace_ms = 5000;  // SIGTERM: time for connections to drain
+  uint32_t sys_interval_s = 10;               // $SYS statistics period, 0 = off
+  uint32_t shutdown_grace_ms = 5000;          // SIGTERM: time for connections to drain
   bool disconnect_on_denied_publish = false;  // v3.1.1 only; v5 always gets 0x87
 };
 

@@ -233,6 +233,12 @@ void apply_session_end(State& s, uint64_t key) {
   s.sessions.erase(it);
 }
 
+// A queue entry holds a reference to its message.
+void apply_enqueue(SessionRecord& session, State::StoredMessage& message, QueuedRef&& ref) {
+  const uint64_t id = ref.message_id;
+  if (session.queue.emplace(id, std::move(ref)).second) ++message.references;
+}
+
 void apply_done(State& s, uint64_t key, uint64_t id) {
   auto it = s.sessions.find(key);
   if (it == s.sessions.end() || it->second.queue.erase(id) == 0) return;
@@ -314,8 +320,7 @@ bool replay_record(State& s, uint8_t type, Reader& r) {
       auto session = s.sessions.find(key);
       auto message = s.messages.find(ref.message_id);
       if (session == s.sessions.end() || message == s.messages.end()) return true;
-      const uint64_t id = ref.message_id;
-      if (session->second.queue.emplace(id, std::move(ref)).second) ++message->second.references;
+      apply_enqueue(session->second, message->second, std::move(ref));
       return true;
     }
     case kDone: {
@@ -582,17 +587,16 @@ uint64_t Store::enqueue(uint64_t key, uint64_t& id, const broker::MessagePtr& ms
   auto session = state_.sessions.find(key);
   if (session == state_.sessions.end()) return appended_seq_;
   Writer w(scratch_);
-  if (id == 0 || !state_.messages.contains(id)) {
-    if (id == 0) id = state_.next_message_id++;
-    state_.messages[id] = State::StoredMessage{msg, 0};
-    write_message(w, id, *msg);
-  }
+  if (id == 0) id = state_.next_message_id++;
+  // Written once, by the first session that queues it.
+  auto [message, first] = state_.messages.try_emplace(id, State::StoredMessage{msg, 0});
+  if (first) write_message(w, id, *msg);
   QueuedRef ref;
   ref.message_id = id;
   ref.qos = qos;
   ref.retain = retain;
   ref.subscription_ids.assign(subscription_ids, subscription_ids + subscription_id_count);
-  if (session->second.queue.emplace(id, std::move(ref)).second) ++state_.messages[id].references;
+  apply_enqueue(session->second, message->second, std::move(ref));
   write_enqueue(w, key, id, qos, retain, subscription_ids, subscription_id_count);
   return append_locked();
 }
@@ -626,11 +630,6 @@ void Store::sync() {
   const uint64_t target = appended_seq_;
   wake_.notify_all();
   synced_.wait(lock, [&] { return durable_seq_ >= target || stopping_; });
-}
-
-uint64_t Store::log_bytes() const {
-  std::lock_guard lock(mutex_);
-  return log_size_;
 }
 
 Store::Counters Store::counters() const {

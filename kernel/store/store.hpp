@@ -113,8 +113,6 @@ class Store {
   // Blocks until everything appended so far is durable.
   void sync();
 
-  uint64_t log_bytes() const;
-
   // For /metrics and /api/stats.
   struct Counters {
     uint64_t records = 0;        // appended since start

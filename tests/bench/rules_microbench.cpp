@@ -2,18 +2,17 @@
 // ns per message of RuleSet::check with the topic rules of `scripts/bench --authz`
 // (tests/bench/authz_config.py TOPICS) and bb_loadgen's --json-payload payloads.
 // Target bb_rules_microbench (tests/bench/CMakeLists.txt); meaningful on a Release build:
-//   cmake --build build-release --target bb_rules_microbench && build-release/bin/bb_rules_microbench
+//   cmake --build build-release --target bb_rules_microbench &&
+//   build-release/bin/bb_rules_microbench
 #include <cstdio>
 #include <ctime>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "kernel/rules/topic_rules.hpp"
+#include "tests/bench/bench_topic_rules.hpp"
 
 using backbone::kernel::rules::RuleSet;
-using nlohmann::json;
 
 // The thread's CPU time: the machine is shared, wall time would count other processes.
 double cpu_ns() {
@@ -26,22 +25,7 @@ int main(int argc, char** argv) {
   // usage: rules_microbench [payload size >= 72] [nested]
   const size_t size = argc > 1 ? std::stoul(argv[1]) : 64;
   const bool nested = argc > 2 && std::string(argv[2]) == "nested";
-  const json schema =
-      json::parse(R"({"type":"object","required":["v"],"properties":{"v":{"type":"string"}}})");
-  std::map<std::string, json> topics = {
-      {"bench-size",
-       json::parse(R"({"patterns": [{"pattern": "bench/**", "maxMessageSize": 4096}]})")},
-      {"bench-qos",
-       json::parse(
-           R"({"patterns": [{"matches": ["bench/+/+", "bench/out"], "allowedQoS": [0, 1]}]})")},
-      {"bench-retain", json::parse(R"({"patterns": [{"pattern": "bench/#", "retain": false}]})")},
-      {"bench-levels", json::parse(R"({"patterns": [{"matches": ["bench/*", "bench/*/*"],
-          "maxMessageSize": 65536, "allowedQoS": [0, 1, 2]}]})")},
-      {"bench-schema", json{{"patterns", json::array({json{{"pattern", "bench/**"},
-                                                           {"maxMessageSize", 4096},
-                                                           {"allowedQoS", {0, 1}},
-                                                           {"retain", false},
-                                                           {"schema", schema}}})}}}};
+  const auto topics = backbone::bench::bench_topic_rules();
   std::string error;
   auto set = RuleSet::compile(topics, &error);
   if (!set) {

@@ -11,11 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include "common/base64/base64.hpp"
 #include "k8s/controller/conditions.hpp"
 #include "k8s/controller/controller.hpp"
 #include "k8s/controller/statements.hpp"
 #include "k8s/controller/work_queue.hpp"
-#include "common/base64/base64.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

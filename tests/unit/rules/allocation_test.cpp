@@ -8,9 +8,9 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "kernel/rules/topic_rules.hpp"
+#include "tests/bench/bench_topic_rules.hpp"
 
 namespace {
 thread_local size_t allocations = 0;
@@ -40,27 +40,9 @@ void operator delete(void* p, std::size_t) noexcept {
 namespace backbone::kernel::rules {
 namespace {
 
-using nlohmann::json;
-
 // The topic rules of `scripts/bench --authz` (tests/bench/authz_config.py).
 std::shared_ptr<const RuleSet> bench_rules() {
-  const json schema =
-      json::parse(R"({"type":"object","required":["v"],"properties":{"v":{"type":"string"}}})");
-  std::map<std::string, json> topics = {
-      {"bench-size",
-       json::parse(R"({"patterns": [{"pattern": "bench/**", "maxMessageSize": 4096}]})")},
-      {"bench-qos",
-       json::parse(
-           R"({"patterns": [{"matches": ["bench/+/+", "bench/out"], "allowedQoS": [0, 1]}]})")},
-      {"bench-retain", json::parse(R"({"patterns": [{"pattern": "bench/#", "retain": false}]})")},
-      {"bench-levels", json::parse(R"({"patterns": [{"matches": ["bench/*", "bench/*/*"],
-          "maxMessageSize": 65536, "allowedQoS": [0, 1, 2]}]})")},
-      {"bench-schema",
-       {{"patterns", json::array({{{"pattern", "bench/**"},
-                                   {"maxMessageSize", 4096},
-                                   {"allowedQoS", {0, 1}},
-                                   {"retain", false},
-                                   {"schema", schema}}})}}}};
+  const auto topics = bench::bench_topic_rules();
   std::string error;
   auto set = RuleSet::compile(topics, &error);
   EXPECT_NE(set, nullptr) << error;
