@@ -85,6 +85,25 @@ def puback(s, pid):
     s.sendall(b"\x40\x02" + pid.to_bytes(2, "big"))
 
 
+def raw_disconnect(s):
+    """DISCONNECT, then wait for the broker to close: everything sent before it was handled."""
+    s.sendall(b"\xe0\x00")
+    s.settimeout(10)
+    while s.recv(4096):
+        pass
+    s.close()
+
+
+def raw_ping(s):
+    """PINGREQ/PINGRESP: every packet sent before it has been handled."""
+    s.sendall(b"\xc0\x00")
+    while True:
+        kind, _ = read_packet(s)
+        assert kind is not None, "connection closed while waiting for PINGRESP"
+        if kind == 0xD0:
+            return
+
+
 class Store(unittest.TestCase):
     def setUp(self):
         self.state = tempfile.mkdtemp(prefix="backbone-store-e2e-")
@@ -132,8 +151,7 @@ class Store(unittest.TestCase):
             live = read_publishes(s, 1)
             self.assertEqual(live[0][1:], ("q/y", "live"))
             puback(s, live[0][0])
-            s.sendall(b"\xe0\x00")
-            s.close()
+            raw_disconnect(s)
         finally:
             self.assertEqual(second.stop(), 0)
         # Everything was acknowledged: nothing is sent again.
@@ -176,7 +194,8 @@ class Store(unittest.TestCase):
             got = read_publishes(s, 3)
             self.assertEqual([g[2] for g in got], ["one", "two", "three"])
             puback(s, got[0][0])  # only the first is acknowledged
-            harness.wait_for(lambda: False, 0.3)
+            raw_ping(s)
+            harness.wait_for(lambda: False, 0.3)  # the writer thread's turn
         finally:
             kill9(first)
         with broker(self.state) as second:
