@@ -10,13 +10,14 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/backbone-ccache}"
 # Packages needed to build and run the broker and its modules.
 BUILD_PACKAGES=(g++ cmake ninja-build ccache pkg-config libboost-dev libboost-system-dev
   libboost-filesystem-dev libpoco-dev libcpp-jwt-dev nlohmann-json3-dev libspdlog-dev
-  libcli11-dev libvalijson-dev rapidjson-dev libssl-dev openssl libyaml-dev mosquitto-clients)
+  libcli11-dev libvalijson-dev rapidjson-dev libssl-dev openssl libyaml-dev libhiredis-dev
+  mosquitto-clients)
 # Packages the tests need on top: GoogleTest, real MQTT clients and broker,
 # clang for the fuzzer, python3-cryptography for the stand-in OpenID provider
 # and Kubernetes API server, the official Kubernetes client and YAML for the
-# Kubernetes tests.
+# Kubernetes tests, a Redis server for the cluster tests.
 TEST_PACKAGES=(libgtest-dev libgmock-dev mosquitto python3 python3-paho-mqtt clang
-  libclang-rt-14-dev python3-cryptography python3-kubernetes python3-yaml)
+  libclang-rt-14-dev python3-cryptography python3-kubernetes python3-yaml redis-server)
 
 install_packages() {
   local missing=()

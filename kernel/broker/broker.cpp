@@ -438,27 +438,59 @@ void Broker::collect(void* ctx, const topic_tree::Subscriber& s) {
   static_cast<Route*>(ctx)->matches.push_back(s);
 }
 
-IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publisher_conn) {
-  IngressResult result;
-  if (origin.publish_cache && !origin.publish_cache->allows(authz::Action::publish, msg->topic)) {
+// The publisher's authorization and the topic rules; false (and `result`
+// says why) when the message is refused.
+bool Broker::admit(const Origin& origin, const Message& msg, IngressResult& result) {
+  if (origin.publish_cache && !origin.publish_cache->allows(authz::Action::publish, msg.topic)) {
     stats_.publish_denied.fetch_add(1, std::memory_order_relaxed);
     metrics_.count_denial("mqtt:publish");
     spdlog::info("client '{}': publish to '{}' denied",
-                 origin.session ? origin.session->client_id() : "", msg->topic);
+                 origin.session ? origin.session->client_id() : "", msg.topic);
     result.reason = reason::kNotAuthorized;
     result.reason_string = "not authorized to publish to this topic";
-    return result;
+    return false;
   }
   if (const rules::RuleSet* rules = rules_.local(); rules && !rules->empty()) {
     if (auto violation =
-            rules->check(msg->topic, msg->payload, msg->qos, msg->retain, origin.rule_memo)) {
+            rules->check(msg.topic, msg.payload, msg.qos, msg.retain, origin.rule_memo)) {
       stats_.rule_rejected.fetch_add(1, std::memory_order_relaxed);
       metrics_.count_rule_rejection(violation->rule);
-      spdlog::info("publish to '{}' rejected: {}", msg->topic, violation->reason);
+      spdlog::info("publish to '{}' rejected: {}", msg.topic, violation->reason);
       result.reason = violation->reason_code;
       result.reason_string = std::move(violation->reason);
-      return result;
+      return false;
     }
+  }
+  return true;
+}
+
+void Broker::tap_message(const Message& msg) {
+  bb_message m{};
+  m.struct_size = sizeof(m);
+  m.qos = msg.qos;
+  m.retain = msg.retain;
+  if (auto left = msg.remaining_expiry(Clock::now())) m.expiry_s = std::max<uint32_t>(*left, 1);
+  m.topic = {msg.topic.data(), msg.topic.size()};
+  m.payload = {reinterpret_cast<const uint8_t*>(msg.payload.data()), msg.payload.size()};
+  m.properties = {reinterpret_cast<const uint8_t*>(msg.forward_props.data()),
+                  msg.forward_props.size()};
+  for (const Tap& tap : taps_) {
+    if (tap.table->message) tap.table->message(tap.user, &m);
+  }
+}
+
+void Broker::session_started(std::string_view client_id) {
+  for (const Tap& tap : taps_) {
+    if (BB_HAS(tap.table, bb_message_tap, session_started) && tap.table->session_started)
+      tap.table->session_started(tap.user, {client_id.data(), client_id.size()});
+  }
+}
+
+IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publisher_conn) {
+  IngressResult result;
+  if (!origin.routed) {
+    if (!admit(origin, *msg, result)) return result;
+    if (!taps_.empty()) tap_message(*msg);
   }
   if (msg->retain) {
     retained_.set(msg);

@@ -74,6 +74,16 @@ struct Origin {
   session::Session* session = nullptr;            // null for modules and the broker itself
   authz::DecisionCache* publish_cache = nullptr;  // null = trusted (module, $SYS)
   rules::RuleMemo* rule_memo = nullptr;           // the publishing connection's
+  // Accepted by another broker of the cluster: its authorization and topic
+  // rules were applied there, and it is not handed to the taps again.
+  bool routed = false;
+};
+
+// A module's view of what this broker accepts (bb_message_tap), for sharing
+// messages and sessions with other brokers.
+struct Tap {
+  const bb_message_tap* table = nullptr;
+  void* user = nullptr;
 };
 
 // Result of the ingress pipeline for one message.
@@ -114,6 +124,10 @@ class Broker {
   // longer read (dropped) and subscriptions no longer allowed (removed).
   void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   const Authenticator* find_authenticator(std::string_view name) const;
+  // Before the workers start; read without a lock afterwards.
+  void add_tap(Tap tap) { taps_.push_back(tap); }
+  // A client's session started here (CONNACK sent): the taps hear of it.
+  void session_started(std::string_view client_id);
   std::vector<std::string> authenticator_names() const;
 
   // --- connections (transport side), on the connection's worker ---
@@ -188,9 +202,10 @@ class Broker {
   nlohmann::json sessions_json() const;
   nlohmann::json topic_rules_json();
   std::string prometheus();
-  // Disconnects the client (v5 0x98) and ends its session; false when there
-  // is no such session.
-  bool kick(const std::string& client_id);
+  // Disconnects the client with `reason` (v5 0x98 administrative action, 0x8E
+  // session taken over) and ends its session; false when there is no such
+  // session.
+  bool kick(const std::string& client_id, uint8_t reason);
 
  private:
   struct Route;
@@ -218,6 +233,9 @@ class Broker {
   mutable std::mutex policy_mutex_;
   std::shared_ptr<const authz::Policy> anonymous_policy_;
   std::map<std::string, Authenticator, std::less<>> authenticators_;
+  std::vector<Tap> taps_;
+  bool admit(const Origin& origin, const Message& msg, IngressResult& result);
+  void tap_message(const Message& msg);
 
   std::mutex rules_mutex_;  // serializes rule changes; readers use rules_
   std::map<std::string, nlohmann::json> rule_specs_;

@@ -130,7 +130,7 @@ std::string Broker::prometheus() {
   return out;
 }
 
-bool Broker::kick(const std::string& client_id) {
+bool Broker::kick(const std::string& client_id, uint8_t reason) {
   session::SessionPtr s;
   {
     std::lock_guard lock(sessions_mutex_);
@@ -139,15 +139,19 @@ bool Broker::kick(const std::string& client_id) {
     s = it->second;
     sessions_.erase(it);
   }
-  spdlog::info("session '{}' kicked by an administrator", client_id);
+  const bool takeover = reason == protocol::reason::kSessionTakenOver;
+  spdlog::info(
+      "session '{}' {}", client_id,
+      takeover ? "taken over by a connection to another broker" : "kicked by an administrator");
   const session::ConnId conn = s->conn();
   {
     std::lock_guard lock(s->mutex());
     s->expiry_interval_s = 0;
   }
   if (conn != 0) {
-    with_connection(conn, [](session::Connection& c) {
-      c.disconnect(protocol::reason::kAdministrativeAction, "disconnected by an administrator");
+    with_connection(conn, [reason, takeover](session::Connection& c) {
+      c.disconnect(reason, takeover ? "session taken over on another broker"
+                                    : "disconnected by an administrator");
     });
   }
   end_session(s);

@@ -15,6 +15,7 @@
 #include "kernel/http/http_server.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
+#include "kernel/protocol/reason_code.hpp"
 #include "kernel/state/state_dir.hpp"
 
 // The per-instance context handed to a module: opaque to it.
@@ -224,20 +225,90 @@ struct HostApiImpl {
     }
   }
 
+  // The kernel's message for a module's; nullptr (and last_error says why)
+  // when it is not one a client could publish.
+  static broker::MessagePtr message_of(const bb_message* m) {
+    auto refuse = [](std::string why) -> broker::MessagePtr {
+      failed(BB_E_INVALID, std::move(why));
+      return nullptr;
+    };
+    if (!m || m->qos > 2) return refuse("invalid message");
+    auto msg = std::make_shared<broker::Message>();
+    msg->topic = text(m->topic);
+    if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
+      return refuse("invalid topic name");
+    if (m->payload.ptr)
+      msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
+    msg->qos = m->qos;
+    msg->retain = m->retain != 0;
+    if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+    // The content type field and the property block become the properties a
+    // subscriber receives, checked as a PUBLISH's would be.
+    std::string props;
+    if (m->content_type.len) {
+      if (m->content_type.len > 0xFFFF || !protocol::valid_utf8(text(m->content_type)))
+        return refuse("invalid content type");
+      props.push_back(static_cast<char>(protocol::property::kContentType));
+      props.push_back(static_cast<char>(m->content_type.len >> 8));
+      props.push_back(static_cast<char>(m->content_type.len & 0xFF));
+      props.append(m->content_type.ptr, m->content_type.len);
+    }
+    if (BB_HAS(m, bb_message, properties) && m->properties.len) {
+      if (!m->properties.ptr) return refuse("invalid properties");
+      props.append(reinterpret_cast<const char*>(m->properties.ptr), m->properties.len);
+    }
+    if (!props.empty()) {
+      protocol::DecodeError err;
+      if (!protocol::forwardable_properties(props, msg->forward_props, err))
+        return refuse(std::string("invalid properties: ") + err.message);
+    }
+    return msg;
+  }
+
   static bb_status publish(bb_host_ctx* h, const bb_message* m) noexcept {
     try {
-      if (!inst(h) || !m || m->qos > 2) return BB_E_INVALID;
-      auto msg = std::make_shared<broker::Message>();
-      msg->topic = text(m->topic);
-      if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
-        return BB_E_INVALID;
-      if (m->payload.ptr)
-        msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
-      msg->qos = m->qos;
-      msg->retain = m->retain != 0;
-      if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+      if (!inst(h)) return BB_E_INVALID;
+      auto msg = message_of(m);
+      if (!msg) return BB_E_INVALID;
       auto result = g_broker->ingress(broker::Origin{}, std::move(msg), 0);
-      return result.reason >= 0x80 ? BB_E_INVALID : BB_OK;
+      return result.reason >= 0x80 ? failed(BB_E_INVALID, result.reason_string) : BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status publish_routed(bb_host_ctx* h, const bb_message* m) noexcept {
+    try {
+      if (!inst(h)) return BB_E_INVALID;
+      auto msg = message_of(m);
+      if (!msg) return BB_E_INVALID;
+      broker::Origin origin;
+      origin.routed = true;
+      g_broker->ingress(origin, std::move(msg), 0);
+      return BB_OK;
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
+  static bb_status register_message_tap(bb_host_ctx* h, const bb_message_tap* tap,
+                                        void* user) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i || !tap || !BB_HAS(tap, bb_message_tap, message)) return BB_E_INVALID;
+      if (i->configured) return BB_E_STATE;
+      g_broker->add_tap(broker::Tap{tap, user});
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
+  static bb_status session_takeover(bb_host_ctx* h, bb_str client_id) noexcept {
+    try {
+      if (!inst(h)) return BB_E_INVALID;
+      return g_broker->kick(text(client_id), protocol::reason::kSessionTakenOver) ? BB_OK
+                                                                                  : BB_E_NOT_FOUND;
     } catch (...) {
       return BB_E_INTERNAL;
     }
@@ -493,19 +564,11 @@ struct HostApiImpl {
   static bb_status http_publish(bb_host_ctx*, bb_http_exchange ex, const bb_message* m,
                                 int32_t* reason_code, bb_str* reason_string) noexcept {
     try {
-      if (!m || !reason_code || !reason_string || m->qos > 2) return BB_E_INVALID;
+      if (!reason_code || !reason_string) return BB_E_INVALID;
       auto policy = g_http->policy_of(ex);
       if (!policy) return BB_E_STALE;
-      auto msg = std::make_shared<broker::Message>();
-      msg->topic = text(m->topic);
-      if (msg->topic.empty() || !protocol::valid_topic_name(msg->topic) ||
-          !protocol::valid_utf8(msg->topic))
-        return failed(BB_E_INVALID, "invalid topic name");
-      if (m->payload.ptr)
-        msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
-      msg->qos = m->qos;
-      msg->retain = m->retain != 0;
-      if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+      auto msg = message_of(m);
+      if (!msg) return BB_E_INVALID;
       authz::DecisionCache cache(std::move(policy), 1);
       auto result = g_broker->ingress(broker::Origin{nullptr, &cache}, std::move(msg), 0);
       *reason_code = result.reason == 0x10 ? 0 : result.reason;  // no subscribers is success
@@ -570,7 +633,9 @@ struct HostApiImpl {
   static bb_status session_kick(bb_host_ctx* h, bb_str client_id) noexcept {
     try {
       if (!inst(h)) return BB_E_INVALID;
-      return g_broker->kick(text(client_id)) ? BB_OK : BB_E_NOT_FOUND;
+      return g_broker->kick(text(client_id), protocol::reason::kAdministrativeAction)
+                 ? BB_OK
+                 : BB_E_NOT_FOUND;
     } catch (...) {
       return BB_E_INTERNAL;
     }
@@ -622,7 +687,10 @@ struct HostApiImpl {
                                     &ws_close,
                                     &inspect,
                                     &session_kick,
-                                    &state_path};
+                                    &state_path,
+                                    &register_message_tap,
+                                    &publish_routed,
+                                    &session_takeover};
 };
 
 const bb_host_api* ModuleHost::api() {
@@ -762,9 +830,14 @@ void ModuleHost::start(int ready_timeout_ms) {
   for (auto& i : instances_) {
     if (i->entry.enabled) order.push_back(i.get());
   }
-  std::stable_sort(order.begin(), order.end(), [](Instance* a, Instance* b) {
-    return lowest_kind(a->descriptor->kinds) < lowest_kind(b->descriptor->kinds);
-  });
+  // Transports last, whatever else they are: every other module must be
+  // ready before the first client can connect.
+  auto rank = [](const Instance* i) {
+    const uint32_t kinds = i->descriptor->kinds;
+    return (kinds & BB_KIND_TRANSPORT) ? 64 : lowest_kind(kinds);
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&rank](Instance* a, Instance* b) { return rank(a) < rank(b); });
   for (Instance* i : order) {
     if (i->descriptor->kinds & BB_KIND_TRANSPORT) {
       // No client may slip in before the policies of config sources and

@@ -353,6 +353,18 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+bool forwardable_properties(std::string_view encoded, std::string& forward, DecodeError& err) {
+  if (encoded.size() > 268435455) return fail(err, reason::kMalformedPacket, "properties too long");
+  std::string block;
+  append_varint(static_cast<uint32_t>(encoded.size()), block);
+  block.append(encoded);
+  Reader r(block);
+  Properties props;
+  if (!read_properties(r, kInPublish, props, err)) return false;
+  forward = std::move(props.forward);
+  return true;
+}
+
 bool valid_topic_name(std::string_view topic) {
   if (topic.empty()) return false;
   return topic.find_first_of(std::string_view("+#\0", 3)) == std::string_view::npos;

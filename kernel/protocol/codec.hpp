@@ -94,6 +94,11 @@ size_t varint_size(uint32_t value);
 bool valid_utf8(std::string_view s);
 // A topic name a client may publish to: non-empty, no wildcards, no NUL.
 bool valid_topic_name(std::string_view topic);
+// The properties a broker forwards with a message (payload format, content
+// type, response topic, correlation data, user properties) out of `encoded`,
+// a PUBLISH's property block without its length; false when the block is
+// malformed or holds a property a PUBLISH may not carry.
+bool forwardable_properties(std::string_view encoded, std::string& forward, DecodeError& err);
 // A topic filter: '+' and '#' only as whole levels, '#' last.
 bool valid_topic_filter(std::string_view filter);
 

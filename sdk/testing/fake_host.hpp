@@ -112,6 +112,8 @@ struct PublishedMessage {
   uint8_t qos;
   bool retain;
   uint32_t expiry_s;
+  std::string properties;  // ABI 1.2
+  bool routed = false;     // through publish_routed
 };
 
 // A module shared object opened the way the kernel opens it (RTLD_NOW |
@@ -352,6 +354,21 @@ class FakeHost {
     std::lock_guard lock(mutex_);
     return kicked_;
   }
+  std::vector<std::string> taken_over() const {
+    std::lock_guard lock(mutex_);
+    return taken_over_;
+  }
+  // Plays the broker accepting a message or starting a client's session:
+  // every registered bb_message_tap hears of it, on the calling thread.
+  void tap_message(const bb_message& m) {
+    for (const auto& [tap, user] : taps()) tap->message(user, &m);
+  }
+  void tap_session_started(std::string_view client_id) {
+    for (const auto& [tap, user] : taps()) {
+      if (BB_HAS(tap, bb_message_tap, session_started) && tap->session_started)
+        tap->session_started(user, bb_str{client_id.data(), client_id.size()});
+    }
+  }
   // Sends `req` to the registered route that serves its path (longest
   // match, like the kernel) and waits up to `timeout` for the response.
   // Status 0 when no route serves the path or nobody answered.
@@ -365,8 +382,8 @@ class FakeHost {
       size_t best = 0;
       for (const auto& [r, u] : routes_) {
         const std::string path = to_string(r->path);
-        const bool match = req.path == path || ((r->flags & BB_HTTP_PREFIX) &&
-                                                req.path.rfind(path + "/", 0) == 0);
+        const bool match =
+            req.path == path || ((r->flags & BB_HTTP_PREFIX) && req.path.rfind(path + "/", 0) == 0);
         if (match && path.size() >= best) {
           best = path.size();
           route = r;
@@ -566,20 +583,59 @@ class FakeHost {
   }
 
   static bb_status api_publish(bb_host_ctx* h, const bb_message* m) {
+    return record_publish(h, m, false);
+  }
+
+  static bb_status api_publish_routed(bb_host_ctx* h, const bb_message* m) {
+    return record_publish(h, m, true);
+  }
+
+  static bb_status record_publish(bb_host_ctx* h, const bb_message* m, bool routed) {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
-    if (!f->callable_locked("publish")) return BB_E_STATE;
-    if (m == nullptr || m->struct_size < sizeof(bb_message)) {
+    if (!f->callable_locked(routed ? "publish_routed" : "publish")) return BB_E_STATE;
+    if (m == nullptr || !BB_HAS(m, bb_message, content_type)) {
       f->violation_locked("publish with a short bb_message");
       return BB_E_INVALID;
     }
+    auto bytes = [](bb_bytes b) {
+      return b.ptr == nullptr ? std::string()
+                              : std::string(reinterpret_cast<const char*>(b.ptr), b.len);
+    };
     f->published_.push_back(PublishedMessage{
-        to_string(m->topic),
-        m->payload.ptr == nullptr
-            ? std::string()
-            : std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len),
-        to_string(m->content_type), m->qos, m->retain != 0, m->expiry_s});
+        to_string(m->topic), bytes(m->payload), to_string(m->content_type), m->qos, m->retain != 0,
+        m->expiry_s, BB_HAS(m, bb_message, properties) ? bytes(m->properties) : std::string(),
+        routed});
     return BB_OK;
+  }
+
+  static bb_status api_register_message_tap(bb_host_ctx* h, const bb_message_tap* tap, void* user) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("register_message_tap")) return BB_E_STATE;
+    if (f->phase_ != Phase::kConfiguring) {
+      f->violation_locked("register_message_tap outside configure");
+      return BB_E_STATE;
+    }
+    if (tap == nullptr || !BB_HAS(tap, bb_message_tap, message) || tap->message == nullptr) {
+      f->violation_locked("register_message_tap with an incomplete table");
+      return BB_E_INVALID;
+    }
+    f->taps_.emplace_back(tap, user);
+    return BB_OK;
+  }
+
+  static bb_status api_session_takeover(bb_host_ctx* h, bb_str client_id) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("session_takeover")) return BB_E_STATE;
+    f->taken_over_.push_back(to_string(client_id));
+    return BB_OK;
+  }
+
+  std::vector<std::pair<const bb_message_tap*, void*>> taps() const {
+    std::lock_guard lock(mutex_);
+    return taps_;
   }
 
   static bb_status api_register_authenticator(bb_host_ctx* h, const bb_authenticator* a,
@@ -787,7 +843,10 @@ class FakeHost {
                                     &api_ws_close,
                                     &api_inspect,
                                     &api_session_kick,
-                                    &api_state_path};
+                                    &api_state_path,
+                                    &api_register_message_tap,
+                                    &api_publish_routed,
+                                    &api_session_takeover};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -820,6 +879,8 @@ class FakeHost {
   int32_t publish_reason_ = 0;
   std::string publish_reason_string_;
   std::vector<std::string> kicked_;
+  std::vector<std::string> taken_over_;
+  std::vector<std::pair<const bb_message_tap*, void*>> taps_;
   std::string state_path_;
   std::vector<std::string> violations_;
   std::deque<std::pair<bb_task_fn, void*>> posted_;

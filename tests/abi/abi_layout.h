@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Layout of ABI 1.0 and 1.1 on LP64 targets: any change here is an ABI break.
+/* Layout of ABI 1.0, 1.1 and 1.2 on LP64 targets: any change here is an ABI break.
  * Within major 1, fields are only appended. */
 #include <backbone/module_abi.h>
 #include <stddef.h>
@@ -16,7 +16,11 @@ BB_STATIC_ASSERT(offsetof(bb_message, qos) == 4, "bb_message.qos");
 BB_STATIC_ASSERT(offsetof(bb_message, expiry_s) == 8, "bb_message.expiry_s");
 BB_STATIC_ASSERT(offsetof(bb_message, topic) == 16, "bb_message.topic");
 BB_STATIC_ASSERT(offsetof(bb_message, content_type) == 48, "bb_message.content_type");
-BB_STATIC_ASSERT(sizeof(bb_message) == 64, "bb_message");
+BB_STATIC_ASSERT(offsetof(bb_message, properties) == 64, "bb_message.properties (1.2)");
+BB_STATIC_ASSERT(sizeof(bb_message) == 80, "bb_message");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, message) == 8, "bb_message_tap.message");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started) == 16, "bb_message_tap.session_started");
+BB_STATIC_ASSERT(sizeof(bb_message_tap) == 24, "bb_message_tap");
 BB_STATIC_ASSERT(sizeof(bb_statement) == 40, "bb_statement");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, conn) == 8, "bb_auth_request.conn");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, password) == 80, "bb_auth_request.password");
@@ -38,7 +42,11 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, http_route) == 16 + 18 * 8, "bb_host_api.
 BB_STATIC_ASSERT(offsetof(bb_host_api, ws_send) == 16 + 22 * 8, "bb_host_api.ws_send");
 BB_STATIC_ASSERT(offsetof(bb_host_api, session_kick) == 16 + 26 * 8, "bb_host_api.session_kick");
 BB_STATIC_ASSERT(offsetof(bb_host_api, state_path) == 16 + 27 * 8, "bb_host_api.state_path");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 28 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, register_message_tap) == 16 + 28 * 8,
+                 "bb_host_api.register_message_tap (1.2)");
+BB_STATIC_ASSERT(offsetof(bb_host_api, session_takeover) == 16 + 30 * 8,
+                 "bb_host_api.session_takeover");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 31 * 8, "bb_host_api");
 BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");
 BB_STATIC_ASSERT(offsetof(bb_http_request, headers) == 56, "bb_http_request.headers");
 BB_STATIC_ASSERT(offsetof(bb_http_request, principal) == 120, "bb_http_request.principal");
@@ -51,6 +59,7 @@ BB_STATIC_ASSERT(sizeof(bb_http_route) == 136, "bb_http_route");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
-BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 1, "version");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 2, "version");
+BB_STATIC_ASSERT(BB_KIND_TRANSPORT == 8 && BB_KIND_CLUSTER == 16, "kinds are never renumbered");
 BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
                  "status codes are never renumbered");

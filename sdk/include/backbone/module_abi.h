@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_MAJOR 1u
-#define BB_ABI_MINOR 1u
+#define BB_ABI_MINOR 2u
 
 #if defined(_WIN32)
 #define BB_EXPORT __declspec(dllexport)
@@ -63,7 +63,13 @@ enum { BB_LOG_TRACE = 0, BB_LOG_DEBUG = 1, BB_LOG_INFO = 2, BB_LOG_WARN = 3, BB_
 
 /* Module kinds (bb_module_descriptor.kinds, a bit set). Start order follows
  * the lowest bit set: config sources, authenticators, http, transports. */
-enum { BB_KIND_CONFIG = 1, BB_KIND_AUTH = 2, BB_KIND_HTTP = 4, BB_KIND_TRANSPORT = 8 };
+enum {
+  BB_KIND_CONFIG = 1,
+  BB_KIND_AUTH = 2,
+  BB_KIND_HTTP = 4,
+  BB_KIND_TRANSPORT = 8, /* always started last, once every other module is ready */
+  BB_KIND_CLUSTER = 16   /* ABI 1.2: shares messages and state with other brokers */
+};
 
 /* bb_module_descriptor.flags */
 enum { BB_MODULE_SERIALIZE = 1 /* authenticate() is never called concurrently */ };
@@ -113,7 +119,26 @@ typedef struct bb_message {
   bb_str topic;
   bb_bytes payload;
   bb_str content_type; /* may be empty */
+  /* ABI 1.2: the MQTT 5 properties that travel with the message (payload
+   * format, content type, response topic, correlation data, user
+   * properties), encoded as in a PUBLISH packet, without the length prefix.
+   * May be empty; a malformed block makes the publish BB_E_INVALID. */
+  bb_bytes properties;
 } bb_message;
+
+/* ABI 1.2: what a cluster module sees of this broker. Registered during
+ * configure(); the callbacks run on the thread that accepted the message or
+ * the client, on the per-message path: copy what is needed and return, never
+ * block. Messages delivered through publish_routed are not shown. */
+typedef struct bb_message_tap {
+  uint32_t struct_size;
+  uint32_t _pad;
+  /* A message passed authorization and the topic rules (a client's, a will,
+   * a module's); `m->expiry_s` is its remaining lifetime. */
+  void (*message)(void* user, const bb_message* m);
+  /* A client's session started on this broker (CONNACK sent). */
+  void (*session_started)(void* user, bb_str client_id);
+} bb_message_tap;
 
 /* One (effect, action pattern, resource pattern) triple. An IAM statement
  * with several actions and resources is sent as their cross product; the
@@ -402,6 +427,20 @@ typedef struct bb_host_api {
    * a state directory (then keep state in memory). *out stays valid for the
    * module's lifetime. */
   bb_status (*state_path)(bb_host_ctx* h, bb_str* out);
+
+  /* ---- ABI 1.2 (check with BB_HAS before use) ---- */
+
+  /* Thread: control thread, during configure() only. */
+  bb_status (*register_message_tap)(bb_host_ctx* h, const bb_message_tap* tap, void* user);
+  /* Delivers a message another broker accepted: it updates the retained
+   * messages and reaches the local subscribers, each subscriber's read
+   * permission checked; the publisher's authorization and the topic rules
+   * were applied where it was published, and no tap sees it. */
+  bb_status (*publish_routed)(bb_host_ctx* h, const bb_message* m);
+  /* The client connected to another broker: its connection here is closed
+   * (v5 reason 0x8E, session taken over) and its session here ended.
+   * BB_E_NOT_FOUND when there is no such session. */
+  bb_status (*session_takeover)(bb_host_ctx* h, bb_str client_id);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

@@ -1433,5 +1433,88 @@ TEST(ConnectionOutbound, DeniedPublishGets87WithReasonStringByDefault) {
   EXPECT_FALSE(v3.closed());
 }
 
+// --- what a cluster module sees (bb_message_tap) and sends (publish_routed) ---
+
+struct TapRecord {
+  std::mutex mutex;
+  std::vector<std::string> messages;  // "topic payload"
+  std::vector<std::string> sessions;
+};
+void record_message(void* user, const bb_message* m) {
+  auto* r = static_cast<TapRecord*>(user);
+  std::lock_guard lock(r->mutex);
+  r->messages.push_back(std::string(m->topic.ptr, m->topic.len) + " " +
+                        std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len));
+}
+void record_session(void* user, bb_str client_id) {
+  auto* r = static_cast<TapRecord*>(user);
+  std::lock_guard lock(r->mutex);
+  r->sessions.emplace_back(client_id.ptr, client_id.len);
+}
+const bb_message_tap kRecordingTap{sizeof(bb_message_tap), 0, &record_message, &record_session};
+
+std::shared_ptr<const authz::Policy> allow_all_but_reading_secrets() {
+  std::string err;
+  auto p = authz::Policy::compile(
+      {authz::Statement{true, {"*"}, {"**"}}, authz::Statement{false, {"mqtt:read"}, {"secret/#"}}},
+      &err);
+  EXPECT_NE(p, nullptr) << err;
+  return p;
+}
+
+TEST(ClusterTap, SeesAdmittedMessagesAndSessionsButNotRoutedOnes) {
+  Harness h({}, allow_all_but_reading_secrets());
+  TapRecord record;
+  h.broker().add_tap(broker::Tap{&kRecordingTap, &record});
+  const nlohmann::json rule = {{"patterns", {{{"pattern", "small/#"}, {"maxMessageSize", 4}}}}};
+  std::string error;
+  ASSERT_TRUE(h.broker().set_topic_rules("small", &rule, &error)) << error;
+
+  Client sub = h.connect_ok(Version::kV5, "sub");
+  SubscribeOptions opts;
+  sub.subscribe("#", opts);
+  sub.packets();
+  Client pub = h.connect_ok(Version::kV5, "pub");
+  pub.publish("open/a", "one", 0);
+  pub.publish("small/a", "too long", 0);  // refused by the rule: not shown to the tap
+  {
+    std::lock_guard lock(record.mutex);
+    EXPECT_EQ(record.messages, std::vector<std::string>{"open/a one"});
+    EXPECT_EQ(record.sessions, (std::vector<std::string>{"sub", "pub"}));
+  }
+
+  // A message another broker accepted skips this broker's rules and taps,
+  // but each subscriber's read permission still holds.
+  auto routed = [&](std::string topic, std::string payload) {
+    auto m = std::make_shared<broker::Message>();
+    m->topic = std::move(topic);
+    m->payload = std::move(payload);
+    broker::Origin origin;
+    origin.routed = true;
+    h.run([&] { h.broker().ingress(origin, m, 0); });
+    h.drain();
+  };
+  routed("small/b", "longer than four");
+  routed("secret/b", "hidden");
+  auto got = sub.packets();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(as_publish(got[0], Version::kV5).topic, "open/a");
+  EXPECT_EQ(as_publish(got[1], Version::kV5).payload, "longer than four");
+  std::lock_guard lock(record.mutex);
+  EXPECT_EQ(record.messages.size(), 1u);
+}
+
+TEST(ClusterTap, TakeoverDisconnectsWithSessionTakenOver) {
+  Harness h;
+  Client c = h.connect_ok(Version::kV5, "roamer");
+  EXPECT_TRUE(h.broker().kick("roamer", reason::kSessionTakenOver));
+  h.drain();
+  auto packets = c.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_disconnect(packets[0], Version::kV5).reason_code, reason::kSessionTakenOver);
+  EXPECT_TRUE(c.closed());
+  EXPECT_FALSE(h.broker().kick("roamer", reason::kSessionTakenOver));  // the session is gone
+}
+
 }  // namespace
 }  // namespace backbone::kernel::session

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// What the brokers of one cluster tell each other through Redis: one binary
+// frame per Redis pub/sub message (and per retained message in the Redis
+// hash). Versioned by its first byte so that a rolling upgrade can add kinds.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace backbone::modules::redis {
+
+using BrokerId = std::array<uint8_t, 16>;
+
+inline constexpr uint8_t kFrameVersion = 1;
+
+struct Frame {
+  enum Kind : uint8_t { kMessage = 1, kSessionStarted = 2 };
+  Kind kind = kMessage;
+  BrokerId origin{};  // the broker that accepted the message or the client
+  // kMessage
+  uint8_t qos = 0;
+  bool retain = false;
+  uint64_t expires_at_ms = 0;  // Unix time in milliseconds; 0 = never
+  std::string_view topic;
+  std::string_view properties;  // MQTT 5, as bb_message.properties
+  std::string_view payload;
+  // kSessionStarted
+  std::string_view client_id;
+};
+
+namespace detail {
+inline void put_be(uint64_t v, int bytes, std::string& out) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+inline bool get_be(std::string_view& in, int bytes, uint64_t& v) {
+  if (in.size() < static_cast<size_t>(bytes)) return false;
+  v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  in.remove_prefix(bytes);
+  return true;
+}
+inline bool get_bytes(std::string_view& in, size_t n, std::string_view& out) {
+  if (in.size() < n) return false;
+  out = in.substr(0, n);
+  in.remove_prefix(n);
+  return true;
+}
+}  // namespace detail
+
+// Appends the frame of `f` to `out`. The topic is at most 65535 bytes (an
+// MQTT topic is), the properties at most 2^32-1.
+inline void encode_frame(const Frame& f, std::string& out) {
+  out.push_back(static_cast<char>(kFrameVersion));
+  out.push_back(static_cast<char>(f.kind));
+  out.append(reinterpret_cast<const char*>(f.origin.data()), f.origin.size());
+  if (f.kind == Frame::kSessionStarted) {
+    out.append(f.client_id);
+    return;
+  }
+  out.push_back(static_cast<char>((f.qos & 3) | (f.retain ? 4 : 0)));
+  detail::put_be(f.expires_at_ms, 8, out);
+  detail::put_be(f.topic.size(), 2, out);
+  out.append(f.topic);
+  detail::put_be(f.properties.size(), 4, out);
+  out.append(f.properties);
+  out.append(f.payload);
+}
+
+// Reads a frame; views point into `in`. False for anything malformed or of
+// another version (the caller skips it).
+inline bool decode_frame(std::string_view in, Frame& f) {
+  uint64_t v;
+  if (!detail::get_be(in, 1, v) || v != kFrameVersion) return false;
+  if (!detail::get_be(in, 1, v) || (v != Frame::kMessage && v != Frame::kSessionStarted))
+    return false;
+  f.kind = static_cast<Frame::Kind>(v);
+  if (in.size() < f.origin.size()) return false;
+  for (auto& b : f.origin) b = static_cast<uint8_t>(in[&b - f.origin.data()]);
+  in.remove_prefix(f.origin.size());
+  if (f.kind == Frame::kSessionStarted) {
+    f.client_id = in;
+    return true;
+  }
+  if (!detail::get_be(in, 1, v) || (v & ~7u) || (v & 3) == 3) return false;
+  f.qos = static_cast<uint8_t>(v & 3);
+  f.retain = (v & 4) != 0;
+  if (!detail::get_be(in, 8, f.expires_at_ms)) return false;
+  if (!detail::get_be(in, 2, v) || !detail::get_bytes(in, v, f.topic)) return false;
+  if (!detail::get_be(in, 4, v) || !detail::get_bytes(in, v, f.properties)) return false;
+  f.payload = in;
+  return true;
+}
+
+}  // namespace backbone::modules::redis

@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The `redis` cluster module (SPEC §10): brokers that name the same Redis
+// server and prefix act as one broker towards their clients.
+//  - Every message a broker accepts (after its authorization and topic rules)
+//    reaches the subscribers of every other broker through one Redis pub/sub
+//    channel; each receiving broker checks its own subscribers' read rights.
+//  - Retained messages are also kept in a Redis hash, which a broker loads
+//    before it takes clients (and again after losing Redis).
+//  - A client connecting to one broker ends its connection and session on
+//    the others: one client id, one connection, cluster-wide.
+// Redis is reached with hiredis from two module threads, so broker workers
+// only append frames to an in-memory outbox and never wait on the network.
+
+#include <backbone/module_abi.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <backbone/sdk.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "frame.hpp"
+
+namespace backbone::modules::redis {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Settings {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string prefix = "backbone";
+  std::string username;  // Redis 6 ACL user; empty = the default user
+  std::string password;  // read from password_file
+  uint32_t timeout_ms = 2000;
+  uint64_t max_pending_bytes = 64ull << 20;
+
+  bool operator==(const Settings&) const = default;
+  std::string where() const { return host + ":" + std::to_string(port); }
+  std::string channel() const { return prefix + ":messages"; }
+  std::string retained_key() const { return prefix + ":retained"; }
+};
+
+uint64_t unix_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+struct ContextDeleter {
+  void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+using Context = std::unique_ptr<redisContext, ContextDeleter>;
+struct ReplyDeleter {
+  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// A command whose arguments are binary-safe views.
+class Command {
+ public:
+  Command& operator<<(std::string_view arg) {
+    argv_.push_back(arg.data());
+    lengths_.push_back(arg.size());
+    return *this;
+  }
+  int append_to(redisContext* c) const {
+    // hiredis 0.14 takes a non-const argv it never writes to.
+    return redisAppendCommandArgv(c, static_cast<int>(argv_.size()),
+                                  const_cast<const char**>(argv_.data()), lengths_.data());
+  }
+  Reply run(redisContext* c) const {
+    if (append_to(c) != REDIS_OK) return nullptr;
+    void* reply = nullptr;
+    if (redisGetReply(c, &reply) != REDIS_OK) return nullptr;
+    return Reply(static_cast<redisReply*>(reply));
+  }
+
+ private:
+  std::vector<const char*> argv_;
+  std::vector<size_t> lengths_;
+};
+
+// Frames waiting for the sender thread, sharded so that broker workers
+// appending at once rarely meet on a lock. Each entry: u32 length, frame.
+class Outbox {
+ public:
+  static constexpr size_t kShards = 16;
+
+  // False when over `limit` bytes (Redis is slow or away): the frame is dropped.
+  bool push(const Frame& f, uint64_t limit) {
+    if (pending_.load(std::memory_order_relaxed) > limit) return false;
+    thread_local const size_t index = next_index_.fetch_add(1) % kShards;
+    Shard& shard = shards_[index];
+    size_t added;
+    {
+      std::lock_guard lock(shard.mutex);
+      const size_t start = shard.frames.size();
+      shard.frames.append(4, '\0');
+      encode_frame(f, shard.frames);
+      const auto length = static_cast<uint32_t>(shard.frames.size() - start - 4);
+      std::memcpy(shard.frames.data() + start, &length, 4);
+      added = shard.frames.size() - start;
+    }
+    if (pending_.fetch_add(added, std::memory_order_relaxed) == 0 || waiting_.load()) {
+      std::lock_guard lock(wake_mutex_);
+      wake_.notify_one();
+    }
+    return true;
+  }
+
+  // Moves everything queued into `out` (cleared first); waits up to `wait`
+  // for something to arrive.
+  void take(std::string& out, std::chrono::milliseconds wait) {
+    out.clear();
+    if (pending_.load() == 0) {
+      std::unique_lock lock(wake_mutex_);
+      waiting_.store(true);
+      wake_.wait_for(lock, wait, [&] { return pending_.load() != 0 || interrupted_; });
+      waiting_.store(false);
+    }
+    for (Shard& shard : shards_) {
+      std::lock_guard lock(shard.mutex);
+      out.append(shard.frames);
+      shard.frames.clear();
+    }
+    pending_.fetch_sub(std::min(pending_.load(), out.size()));
+  }
+
+  void interrupt() {
+    std::lock_guard lock(wake_mutex_);
+    interrupted_ = true;
+    wake_.notify_all();
+  }
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mutex;
+    std::string frames;
+  };
+  Shard shards_[kShards];
+  std::atomic<size_t> next_index_{0};
+  std::atomic<uint64_t> pending_{0};
+  std::atomic<bool> waiting_{false};
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  bool interrupted_ = false;
+};
+
+class RedisModule final : public sdk::Module {
+ public:
+  using Module::Module;
+  ~RedisModule() override { stop(); }
+
+  bb_status configure(bool reloading) override {
+    Settings settings;
+    if (bb_status s = read_settings(settings); s != BB_OK) return s;
+    if (reloading) {
+      if (settings == settings_) return BB_OK;
+      host().error("changing the redis settings needs a restart");
+      return BB_E_UNSUPPORTED;
+    }
+    if (!BB_HAS(host().api(), bb_host_api, session_takeover)) {
+      host().error("this broker's module ABI has no message tap (needs 1.2)");
+      return BB_E_UNSUPPORTED;
+    }
+    settings_ = std::move(settings);
+    std::random_device random;
+    for (auto& b : id_) b = static_cast<uint8_t>(random());
+    return host().api()->register_message_tap(host().ctx(), &kTap, this);
+  }
+
+  bb_status start() override {
+    host().info("sharing messages through redis at " + settings_.where() + " (prefix '" +
+                settings_.prefix + "')");
+    sender_ = std::thread([this] { send_loop(); });
+    receiver_ = std::thread([this] { receive_loop(); });
+    return BB_PENDING;  // ready once the retained messages are loaded
+  }
+
+  void stop() override {
+    if (stopping_.exchange(true)) return;
+    outbox_.interrupt();
+    if (sender_.joinable()) sender_.join();
+    if (receiver_.joinable()) receiver_.join();
+    host().info("redis: " + std::to_string(sent_.load()) + " frame(s) sent, " +
+                std::to_string(received_.load()) + " received, " + std::to_string(dropped_.load()) +
+                " dropped");
+  }
+
+ private:
+  // {"address": "host:port", "prefix": "...", "username": "...",
+  //  "password_file": "...", "timeout_ms": n, "max_pending_bytes": n}
+  bb_status read_settings(Settings& out) const {
+    const std::optional<std::string> text = host().config("");
+    if (!text) return BB_OK;
+    const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
+    if (doc.is_null()) return BB_OK;
+    if (doc.is_discarded() || !doc.is_object()) {
+      host().error("settings: expected a JSON object");
+      return BB_E_INVALID;
+    }
+    auto bad = [this](const std::string& key, const std::string& why) {
+      host().error("setting '" + key + "': " + why);
+      return BB_E_INVALID;
+    };
+    for (const auto& [key, value] : doc.items()) {
+      if (key == "address") {
+        if (!value.is_string()) return bad(key, "expected \"host:port\"");
+        const std::string a = value.get<std::string>();
+        const size_t colon = a.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == a.size())
+          return bad(key, "expected \"host:port\", got \"" + a + "\"");
+        const std::string port = a.substr(colon + 1);
+        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(port) < 1 || std::stoi(port) > 65535)
+          return bad(key, "port must be 1-65535, got \"" + port + "\"");
+        out.host = a.substr(0, colon);
+        out.port = std::stoi(port);
+      } else if (key == "prefix" || key == "username") {
+        if (!value.is_string()) return bad(key, "expected a string");
+        std::string s = value.get<std::string>();
+        if (key == "prefix" && (s.empty() || s.size() > 128))
+          return bad(key, "expected 1-128 characters");
+        (key == "prefix" ? out.prefix : out.username) = std::move(s);
+      } else if (key == "password_file") {
+        if (!value.is_string()) return bad(key, "expected a file path");
+        std::string error;
+        std::optional<std::string> pw = sdk::read_file(value.get<std::string>(), error);
+        if (!pw) return bad(key, error);
+        while (!pw->empty() && (pw->back() == '\n' || pw->back() == '\r')) pw->pop_back();
+        out.password = std::move(*pw);
+      } else if (key == "timeout_ms" || key == "max_pending_bytes") {
+        const bool timeout = key == "timeout_ms";
+        if (!value.is_number_unsigned() || value.get<uint64_t>() == 0 ||
+            (timeout && value.get<uint64_t>() > 60000))
+          return bad(key, timeout ? "expected 1-60000" : "expected a positive integer");
+        if (timeout)
+          out.timeout_ms = value.get<uint32_t>();
+        else
+          out.max_pending_bytes = value.get<uint64_t>();
+      } else {
+        return bad(key,
+                   "unknown key (known: address, prefix, username, password_file, timeout_ms, "
+                   "max_pending_bytes)");
+      }
+    }
+    return BB_OK;
+  }
+
+  // --- the tap: broker workers, per message ---
+
+  static void on_message(void* user, const bb_message* m) noexcept {
+    auto* self = static_cast<RedisModule*>(user);
+    const std::string_view topic = sdk::view(m->topic);
+    if (topic.starts_with("$SYS/")) return;  // each broker's own
+    Frame f;
+    f.origin = self->id_;
+    f.qos = m->qos;
+    f.retain = m->retain != 0;
+    f.expires_at_ms = m->expiry_s ? unix_ms() + uint64_t{m->expiry_s} * 1000 : 0;
+    f.topic = topic;
+    if (BB_HAS(m, bb_message, properties)) f.properties = sdk::view(m->properties);
+    f.payload = sdk::view(m->payload);
+    self->enqueue(f);
+  }
+
+  static void on_session_started(void* user, bb_str client_id) noexcept {
+    auto* self = static_cast<RedisModule*>(user);
+    Frame f;
+    f.kind = Frame::kSessionStarted;
+    f.origin = self->id_;
+    f.client_id = sdk::view(client_id);
+    self->enqueue(f);
+  }
+
+  void enqueue(const Frame& f) noexcept {
+    try {
+      if (outbox_.push(f, settings_.max_pending_bytes)) return;
+    } catch (...) {  // out of memory: dropped like an overflow
+    }
+    if (dropped_.fetch_add(1) % 10000 == 0)
+      host().warn("redis: outbox full (Redis slow or unreachable): dropping messages");
+  }
+
+  // --- Redis connections (module threads) ---
+
+  Context connect(const char* role) {
+    const auto ms = settings_.timeout_ms;
+    const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+    Context c(redisConnectWithTimeout(settings_.host.c_str(), settings_.port, tv));
+    if (!c || c->err) {
+      warn_once(std::string("redis ") + role + ": cannot connect to " + settings_.where() + ": " +
+                (c ? c->errstr : "out of memory"));
+      return nullptr;
+    }
+    redisSetTimeout(c.get(), tv);
+    redisEnableKeepAlive(c.get());
+    if (!settings_.password.empty()) {
+      Command auth;
+      auth << "AUTH";
+      if (!settings_.username.empty()) auth << settings_.username;
+      auth << settings_.password;
+      Reply r = auth.run(c.get());
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        warn_once(std::string("redis ") + role + ": authentication refused by " +
+                  settings_.where());
+        return nullptr;
+      }
+    }
+    return c;
+  }
+
+  // One warning per outage, not one per retry.
+  void warn_once(const std::string& line) {
+    if (!outage_.exchange(true)) host().warn(line + " (retrying)");
+  }
+
+  // Sleeps up to `ms`, or less when stopping.
+  void pause(uint32_t ms) {
+    const auto until = Clock::now() + std::chrono::milliseconds(ms);
+    while (!stopping_ && Clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  // Sends what the outbox holds: a message as PUBLISH; a retained one also
+  // sets (or clears) its hash entry in the same MULTI/EXEC, so the hash and
+  // the channel agree on the order of retained updates.
+  void send_loop() {
+    Context c;
+    std::string batch;
+    uint32_t backoff = 100;
+    const std::string channel = settings_.channel();
+    const std::string retained = settings_.retained_key();
+    for (;;) {
+      const bool last = stopping_;  // one more round after stop: wills, final messages
+      if (!c) {
+        if (last) break;
+        c = connect("sender");
+        if (!c) {
+          pause(backoff);
+          backoff = std::min(backoff * 2, 2000u);
+          continue;
+        }
+        backoff = 100;
+      }
+      outbox_.take(batch, std::chrono::milliseconds(last ? 0 : 100));
+      size_t replies = 0, frames = 0;
+      for (size_t pos = 0; pos + 4 <= batch.size();) {
+        uint32_t length;
+        std::memcpy(&length, batch.data() + pos, 4);
+        const std::string_view frame(batch.data() + pos + 4, length);
+        pos += 4 + length;
+        ++frames;
+        Frame f;
+        decode_frame(frame, f);  // ours: always well formed
+        if (f.kind == Frame::kMessage && f.retain) {
+          (Command() << "MULTI").append_to(c.get());
+          if (f.payload.empty())
+            (Command() << "HDEL" << retained << f.topic).append_to(c.get());
+          else
+            (Command() << "HSET" << retained << f.topic << frame).append_to(c.get());
+          (Command() << "PUBLISH" << channel << frame).append_to(c.get());
+          (Command() << "EXEC").append_to(c.get());
+          replies += 4;
+        } else {
+          (Command() << "PUBLISH" << channel << frame).append_to(c.get());
+          replies += 1;
+        }
+      }
+      bool ok = true;
+      for (size_t i = 0; i < replies && ok; ++i) {
+        void* reply = nullptr;
+        ok = redisGetReply(c.get(), &reply) == REDIS_OK;
+        Reply r(static_cast<redisReply*>(reply));
+        if (ok && r->type == REDIS_REPLY_ERROR) host().warn(std::string("redis: ") + r->str);
+      }
+      if (!ok) {
+        warn_once("redis sender: lost " + settings_.where() + ": " + c->errstr);
+        dropped_ += frames;
+        c.reset();
+        continue;
+      }
+      sent_ += frames;
+      if (frames) outage_ = false;
+      if (last) break;
+    }
+  }
+
+  // Subscribes, loads the retained messages, then delivers what the other
+  // brokers send until stopped; starts over after losing Redis.
+  void receive_loop() {
+    uint32_t backoff = 100;
+    const std::string channel = settings_.channel();
+    while (!stopping_) {
+      Context c = connect("receiver");
+      Reply r;
+      if (c) r = (Command() << "SUBSCRIBE" << channel).run(c.get());
+      if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (c && !r) warn_once("redis receiver: lost " + settings_.where() + ": " + c->errstr);
+        pause(backoff);
+        backoff = std::min(backoff * 2, 2000u);
+        continue;
+      }
+      // Subscribed first, loaded second: no retained update falls in between.
+      // Only once: loading again after an outage would send every retained
+      // message to the current subscribers a second time.
+      if (!ready_ && !load_retained()) {
+        pause(backoff);
+        backoff = std::min(backoff * 2, 2000u);
+        continue;
+      }
+      backoff = 100;
+      if (outage_.exchange(false)) host().info("redis: connected to " + settings_.where());
+      if (!ready_.exchange(true)) host().ready();
+      receive(c.get());
+    }
+  }
+
+  bool load_retained() {
+    Context c = connect("loader");
+    if (!c) return false;
+    Reply r = (Command() << "HGETALL" << settings_.retained_key()).run(c.get());
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+      warn_once("redis: reading the retained messages failed" +
+                std::string(r && r->type == REDIS_REPLY_ERROR ? std::string(": ") + r->str : ""));
+      return false;
+    }
+    size_t loaded = 0;
+    for (size_t i = 1; i < r->elements; i += 2) {
+      const redisReply* v = r->element[i];
+      if (v->type == REDIS_REPLY_STRING && deliver(std::string_view(v->str, v->len))) ++loaded;
+    }
+    host().info("redis: " + std::to_string(loaded) + " retained message(s) loaded");
+    return true;
+  }
+
+  void receive(redisContext* c) {
+    while (!stopping_) {
+      void* reply = nullptr;
+      if (redisGetReplyFromReader(c, &reply) != REDIS_OK) break;
+      if (!reply) {
+        pollfd p{c->fd, POLLIN, 0};
+        const int n = ::poll(&p, 1, 100);
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0 && redisBufferRead(c) != REDIS_OK) break;
+        continue;
+      }
+      Reply r(static_cast<redisReply*>(reply));
+      // ["message", channel, frame]
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+          r->element[2]->type == REDIS_REPLY_STRING) {
+        deliver(std::string_view(r->element[2]->str, r->element[2]->len));
+      }
+    }
+    if (!stopping_) warn_once("redis receiver: lost " + settings_.where() + ": " + c->errstr);
+  }
+
+  // A frame from Redis; true when a message was handed to the broker.
+  bool deliver(std::string_view bytes) {
+    Frame f;
+    if (!decode_frame(bytes, f)) {
+      host().debug("redis: skipped a frame this broker cannot read");
+      return false;
+    }
+    if (f.origin == id_) return false;  // our own, already delivered here
+    ++received_;
+    if (f.kind == Frame::kSessionStarted) {
+      host().api()->session_takeover(host().ctx(), sdk::str(f.client_id));
+      return false;
+    }
+    bb_message m{};
+    m.struct_size = sizeof(m);
+    m.qos = f.qos;
+    m.retain = f.retain;
+    if (f.expires_at_ms) {
+      const uint64_t now = unix_ms();
+      if (f.expires_at_ms <= now) return false;
+      m.expiry_s = static_cast<uint32_t>((f.expires_at_ms - now + 999) / 1000);
+    }
+    m.topic = sdk::str(f.topic);
+    m.payload = sdk::bytes(f.payload);
+    m.properties = sdk::bytes(f.properties);
+    if (host().api()->publish_routed(host().ctx(), &m) != BB_OK) {
+      host().warn("redis: a message for '" + std::string(f.topic) +
+                  "' was refused: " + host().last_error());
+      return false;
+    }
+    return true;
+  }
+
+  static const bb_message_tap kTap;
+
+  Settings settings_;
+  BrokerId id_{};
+  Outbox outbox_;
+  std::thread sender_, receiver_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> outage_{false};
+  std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
+};
+
+const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap), 0, &RedisModule::on_message,
+                                       &RedisModule::on_session_started};
+
+}  // namespace
+}  // namespace backbone::modules::redis
+
+BACKBONE_MODULE(backbone::modules::redis::RedisModule, "redis", "1.0.0", BB_KIND_CLUSTER, 0)

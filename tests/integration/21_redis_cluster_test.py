@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The redis cluster module (SPEC §10): brokers sharing one real Redis server
+route each other's messages, share retained messages, hand a client over
+from one broker to another, and ride out a Redis restart."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import ALLOW_ALL, Broker, Client  # noqa: E402
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis:
+    """A redis-server on a loopback port, without persistence."""
+
+    def __init__(self, port=None, password=None):
+        self.port = port or harness.free_port()
+        self.password = password
+        self.dir = tempfile.mkdtemp(prefix="backbone-redis-")
+        self.proc = None
+
+    def start(self):
+        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.log = open(os.path.join(self.dir, "redis.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        assert harness.wait_port(self.port), "redis-server did not start"
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True, text=True, timeout=10,
+                              env=dict(os.environ, REDISCLI_AUTH=self.password or "")).stdout
+
+
+def clustered(redis, anonymous=ALLOW_ALL, settings=None, **kw):
+    s = {"address": f"127.0.0.1:{redis.port}", "prefix": "e2e"}
+    s.update(settings or {})
+    return Broker(anonymous=anonymous, modules=[{"name": "redis", "settings": s}], **kw)
+
+
+def v5_props(**values):
+    p = Properties(PacketTypes.PUBLISH)
+    for k, v in values.items():
+        setattr(p, k, v)
+    return p
+
+
+class RedisCluster(unittest.TestCase):
+    def setUp(self):
+        self.redis = Redis().start()
+        self.addCleanup(self.redis.stop)
+
+    def brokers(self, n=2, **kw):
+        out = []
+        for _ in range(n):
+            b = clustered(self.redis, **kw).start()
+            self.addCleanup(b.stop)
+            out.append(b)
+        return out
+
+    def test_messages_reach_subscribers_of_every_broker_with_their_properties(self):
+        a, b = self.brokers()
+        sub_a = Client(a, client_id="sub-a").connect()
+        sub_a.subscribe("t/#", qos=1)
+        sub_b = Client(b, client_id="sub-b").connect()
+        sub_b.subscribe("t/#", qos=1)
+        pub = Client(b, client_id="pub-b").connect()
+        props = v5_props(ContentType="text/plain", UserProperty=[("k", "v")],
+                         ResponseTopic="reply/here", CorrelationData=b"\x01\x02")
+        info = pub.publish("t/one", b"hello", qos=1, properties=props)
+        self.assertTrue(info.is_published())
+        got = sub_a.wait_messages(1, timeout=5)
+        self.assertEqual([(m.topic, m.payload, m.qos) for m in got], [("t/one", b"hello", 1)])
+        p = got[0].properties
+        self.assertEqual(p.ContentType, "text/plain")
+        self.assertEqual(p.UserProperty, [("k", "v")])
+        self.assertEqual(p.ResponseTopic, "reply/here")
+        self.assertEqual(p.CorrelationData, b"\x01\x02")
+        # The publisher's own broker delivers once, and the echo from Redis
+        # never comes back to it.
+        self.assertEqual(len(sub_b.wait_messages(1)), 1)
+        pub.publish("t/two", b"second", qos=0)
+        harness.wait_for(lambda: len(sub_a.messages) == 2 and len(sub_b.messages) == 2, 5)
+        time.sleep(0.3)
+        self.assertEqual([m.payload for m in sub_a.messages], [b"hello", b"second"])
+        self.assertEqual([m.payload for m in sub_b.messages], [b"hello", b"second"])
+        for c in (sub_a, sub_b, pub):
+            c.disconnect()
+
+    def test_each_broker_checks_its_readers_and_rules_hold_where_published(self):
+        reader = [{"effect": "allow", "actions": ["mqtt:*"], "resources": ["**"]},
+                  {"effect": "deny", "actions": ["mqtt:read"], "resources": ["secret/#"]}]
+        topics = {"small": {"patterns": [{"pattern": "small/#", "maxMessageSize": 4}]}}
+        a = clustered(self.redis, anonymous=reader).start()
+        self.addCleanup(a.stop)
+        b = clustered(self.redis, topics=topics).start()
+        self.addCleanup(b.stop)
+        sub = Client(a, client_id="reader").connect()
+        sub.subscribe("#", qos=0)
+        pub = Client(b, client_id="writer").connect()
+        pub.publish("secret/x", b"hidden", qos=1)
+        # Refused by b's rule (0x95); a has no rule, so only b can have stopped it.
+        r = harness.pub(b, "small/x", "too long", "-q", "1", "-V", "mqttv5")
+        self.assertIn("rejected", b.read_log(), r.stdout + r.stderr)
+        pub.publish("open/x", b"visible", qos=1)
+        sub.wait_messages(1)
+        time.sleep(0.3)
+        self.assertEqual([(m.topic, m.payload) for m in sub.messages], [("open/x", b"visible")])
+        pub.disconnect()
+        sub.disconnect()
+
+    def test_retained_messages_are_shared_and_loaded_by_a_new_broker(self):
+        a, b = self.brokers()
+        harness.pub(a, "r/kept", "v1", "-r", "-q", "1")
+        harness.pub(a, "r/gone", "x", "-r", "-q", "1")
+        harness.pub(b, "r/gone", "", "-r", "-q", "1")  # cleared on another broker
+        harness.wait_for(lambda: "r/kept" in self.redis.cli("HKEYS", "e2e:retained"), 5)
+        self.assertEqual(self.redis.cli("HKEYS", "e2e:retained").split(), ["r/kept"])
+        # b got the retained message over the channel.
+        p = harness.sub_start(b, "r/#", count=1, timeout=5)
+        rc, lines = harness.sub_finish(p)
+        self.assertEqual((rc, lines), (0, ["r/kept v1"]))
+        # A broker started later loads it from Redis before taking clients.
+        (c,) = self.brokers(1)
+        self.assertIn("1 retained message(s) loaded", c.read_log())
+        p = harness.sub_start(c, "r/#", count=1, timeout=5)
+        rc, lines = harness.sub_finish(p)
+        self.assertEqual((rc, lines), (0, ["r/kept v1"]))
+
+    def test_a_client_connecting_to_another_broker_takes_its_session_over(self):
+        a, b = self.brokers()
+        first = Client(a, client_id="roamer").connect()
+        second = Client(b, client_id="roamer").connect()
+        self.assertTrue(harness.wait_for(lambda: first.disconnected is not None, 5),
+                        "the connection on the first broker stayed open")
+        self.assertEqual(first.disconnected, 0x8E)  # session taken over
+        self.assertIn("taken over by a connection to another broker", a.read_log())
+        self.assertIsNone(second.disconnected)
+        first.c.loop_stop()
+        second.disconnect()
+
+    def test_brokers_ride_out_a_redis_restart(self):
+        a, b = self.brokers()
+        sub = Client(a, client_id="patient").connect()
+        sub.subscribe("o/#", qos=0)
+        self.redis.stop()
+        # Without Redis each broker keeps serving its own clients.
+        local = Client(a, client_id="local").connect()
+        local.publish("o/local", b"still here", qos=1)
+        self.assertEqual(sub.wait_messages(1)[0].payload, b"still here")
+        self.redis = Redis(port=self.redis.port).start()
+        pub = Client(b, client_id="remote").connect()
+
+        def crossed():
+            pub.publish("o/remote", b"across", qos=0)
+            return harness.wait_for(lambda: any(m.payload == b"across" for m in sub.messages),
+                                    0.3)
+        self.assertTrue(harness.wait_for(crossed, 15), "no message crossed after the restart")
+        self.assertIn("redis: connected to", a.read_log())
+        for c in (sub, local, pub):
+            c.disconnect()
+
+    def test_a_broker_waits_for_redis_before_taking_clients(self):
+        self.redis.stop()
+        b = clustered(self.redis)
+        log = open(b.log_path, "w")
+        proc = subprocess.Popen([harness.BACKBONED, "--config", b.config_path], stdout=log,
+                                stderr=subprocess.STDOUT, env=b.env)
+        try:
+            time.sleep(1.0)
+            self.assertFalse(harness.wait_port(b.port, 0.2), "clients accepted without Redis")
+            self.redis = Redis(port=self.redis.port).start()
+            self.assertTrue(harness.wait_port(b.port, 10), b.read_log())
+            self.assertIn("[redis] ready", b.read_log())
+        finally:
+            proc.terminate()
+            self.assertEqual(proc.wait(10), 0)
+            log.close()
+
+    def test_password_and_bad_settings(self):
+        self.redis.stop()
+        self.redis = Redis(password="s3cret-pass").start()
+        pw = os.path.join(tempfile.mkdtemp(prefix="backbone-redis-pw-"), "password")
+        with open(pw, "w") as f:
+            f.write("s3cret-pass\n")
+        a, b = self.brokers(settings={"password_file": pw})
+        sub = Client(a, client_id="s").connect()
+        sub.subscribe("p/#")
+        harness.pub(b, "p/x", "authenticated")
+        self.assertEqual(sub.wait_messages(1)[0].payload, b"authenticated")
+        sub.disconnect()
+        for settings, expected in [
+            ({"address": "localhost"}, "setting 'address': expected \"host:port\""),
+            ({"address": "127.0.0.1:99999"}, "port must be 1-65535"),
+            ({"prefix": ""}, "setting 'prefix': expected 1-128 characters"),
+            ({"timeout_ms": 0}, "setting 'timeout_ms': expected 1-60000"),
+            ({"password_file": "/nonexistent/pw"}, "setting 'password_file'"),
+            ({"colour": "blue"}, "setting 'colour': unknown key"),
+        ]:
+            bad = clustered(self.redis, settings=settings)
+            r = subprocess.run([harness.BACKBONED, "--config", bad.config_path],
+                               capture_output=True, text=True, timeout=20, env=bad.env)
+            self.assertNotEqual(r.returncode, 0, settings)
+            self.assertIn(expected, r.stdout + r.stderr, settings)
+            self.assertNotIn("s3cret", r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The frames brokers exchange through Redis (modules/cluster/redis).
+#include "cluster/redis/frame.hpp"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace backbone::modules::redis {
+namespace {
+
+Frame message() {
+  Frame f;
+  for (size_t i = 0; i < f.origin.size(); ++i) f.origin[i] = static_cast<uint8_t>(i * 17);
+  f.qos = 2;
+  f.retain = true;
+  f.expires_at_ms = 1'800'000'000'123;
+  f.topic = "a/b";
+  f.properties = std::string_view("\x03\x00\x01x", 4);
+  f.payload = std::string_view("pay\0load", 8);
+  return f;
+}
+
+TEST(RedisFrame, MessageRoundTrip) {
+  std::string bytes;
+  encode_frame(message(), bytes);
+  Frame f;
+  ASSERT_TRUE(decode_frame(bytes, f));
+  const Frame want = message();
+  EXPECT_EQ(f.kind, Frame::kMessage);
+  EXPECT_EQ(f.origin, want.origin);
+  EXPECT_EQ(f.qos, 2);
+  EXPECT_TRUE(f.retain);
+  EXPECT_EQ(f.expires_at_ms, want.expires_at_ms);
+  EXPECT_EQ(f.topic, "a/b");
+  EXPECT_EQ(f.properties, want.properties);
+  EXPECT_EQ(f.payload, want.payload);
+}
+
+TEST(RedisFrame, SessionStartedRoundTrip) {
+  Frame s;
+  s.kind = Frame::kSessionStarted;
+  s.origin[0] = 9;
+  s.client_id = "client-1";
+  std::string bytes;
+  encode_frame(s, bytes);
+  Frame f;
+  ASSERT_TRUE(decode_frame(bytes, f));
+  EXPECT_EQ(f.kind, Frame::kSessionStarted);
+  EXPECT_EQ(f.origin, s.origin);
+  EXPECT_EQ(f.client_id, "client-1");
+}
+
+TEST(RedisFrame, EveryTruncationAndBadHeaderIsRefused) {
+  std::string bytes;
+  encode_frame(message(), bytes);
+  const size_t header = 2 + 16 + 1 + 8 + 2 + 3 + 4 + 4;  // up to the payload
+  for (size_t n = 0; n < header; ++n) {
+    Frame f;
+    EXPECT_FALSE(decode_frame(std::string_view(bytes).substr(0, n), f)) << n;
+  }
+  std::string other = bytes;
+  other[0] = 2;  // a later version
+  Frame f;
+  EXPECT_FALSE(decode_frame(other, f));
+  other = bytes;
+  other[1] = 7;  // an unknown kind
+  EXPECT_FALSE(decode_frame(other, f));
+  other = bytes;
+  other[18] = 3;  // QoS 3
+  EXPECT_FALSE(decode_frame(other, f));
+  other = bytes;
+  other[18] = 8;  // an unknown flag
+  EXPECT_FALSE(decode_frame(other, f));
+}
+
+}  // namespace
+}  // namespace backbone::modules::redis
