@@ -67,14 +67,18 @@ def v5_props(**values):
 class RedisCluster(unittest.TestCase):
     def setUp(self):
         self.redis = Redis().start()
-        self.addCleanup(self.redis.stop)
+        self.addCleanup(lambda: self.redis.stop())
+
+    def started(self, broker):
+        """Starts the broker; it must exit cleanly (0: no sanitizer report) at the end."""
+        broker.start()
+        self.addCleanup(lambda: self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
+        return broker
 
     def brokers(self, n=2, **kw):
         out = []
         for _ in range(n):
-            b = clustered(self.redis, **kw).start()
-            self.addCleanup(b.stop)
-            out.append(b)
+            out.append(self.started(clustered(self.redis, **kw)))
         return out
 
     def test_messages_reach_subscribers_of_every_broker_with_their_properties(self):
@@ -110,10 +114,8 @@ class RedisCluster(unittest.TestCase):
         reader = [{"effect": "allow", "actions": ["mqtt:*"], "resources": ["**"]},
                   {"effect": "deny", "actions": ["mqtt:read"], "resources": ["secret/#"]}]
         topics = {"small": {"patterns": [{"pattern": "small/#", "maxMessageSize": 4}]}}
-        a = clustered(self.redis, anonymous=reader).start()
-        self.addCleanup(a.stop)
-        b = clustered(self.redis, topics=topics).start()
-        self.addCleanup(b.stop)
+        a = self.started(clustered(self.redis, anonymous=reader))
+        b = self.started(clustered(self.redis, topics=topics))
         sub = Client(a, client_id="reader").connect()
         sub.subscribe("#", qos=0)
         pub = Client(b, client_id="writer").connect()
