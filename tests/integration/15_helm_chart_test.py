@@ -134,6 +134,12 @@ def chart_config(vals, watch_namespaces=(), state_dir="/var/lib/backbone"):
             m.setdefault("settings", {})
             m["settings"] = dict(m["settings"] or {}, namespaces=list(watch_namespaces))
         modules.append(m)
+    redis = vals["cluster"]["redis"]
+    if redis["address"]:
+        settings = {"address": redis["address"], "prefix": redis["prefix"]}
+        if redis["passwordSecret"]:
+            settings["password_file"] = "/var/run/secrets/backbone/redis/password"
+        modules.append({"name": "redis", "settings": settings})
     cfg = {"log": vals["config"]["log"], "modules": modules, "state_dir": state_dir}
     for k in ("limits", "topics", "anonymous"):
         if vals["config"].get(k):
@@ -252,6 +258,34 @@ class ChartFiles(unittest.TestCase):
                                      r"existingClaim[^\n]*-state")
         self.assertRegex(deployment, r"\{\{- else \}\}\s+emptyDir: \{\}")
 
+    def test_replicas_share_state_through_redis(self):
+        v = values()
+        self.assertEqual(v["replicaCount"], 1)
+        self.assertEqual(v["cluster"]["redis"]["address"], "")  # no cluster unless asked
+        # The define adds the redis module exactly as chart_config() mirrors it.
+        body = define("backbone.config")
+        for key in ("cluster.redis", '"name" "redis"', '"password_file" "/var/run/secrets/backbone/redis/password"'):
+            self.assertIn(key, body)
+        v["cluster"]["redis"].update(address="redis:6379", passwordSecret="redis-auth")
+        self.assertEqual(chart_config(v)["modules"][-1],
+                         {"name": "redis", "settings": {
+                             "address": "redis:6379", "prefix": "backbone",
+                             "password_file": "/var/run/secrets/backbone/redis/password"}})
+        deployment = read(os.path.join(TEMPLATES, "deployment.yaml"))
+        # Several replicas only with Redis, never on one ReadWriteOnce claim.
+        self.assertRegex(deployment, r"gt \(int \.Values\.replicaCount\) 1\) \(not "
+                                     r"\.Values\.cluster\.redis\.address\) \}\}\s+\{\{- fail")
+        self.assertRegex(deployment, r"gt \(int \.Values\.replicaCount\) 1\) "
+                                     r"\.Values\.persistence\.enabled \}\}\s+\{\{- fail")
+        # The password Secret is a read-only file where password_file points.
+        self.assertRegex(deployment, r"- name: redis-password\s+mountPath: /var/run/secrets/backbone/redis\s+"
+                                     r"readOnly: true")
+        self.assertRegex(deployment, r"- name: redis-password\s+secret:\s+secretName: "
+                                     r"\{\{ \.Values\.cluster\.redis\.passwordSecret \}\}")
+        service = read(os.path.join(TEMPLATES, "service.yaml"))
+        self.assertRegex(service, r"if \.Values\.cluster\.redis\.address \}\}[^{]*"
+                                  r"sessionAffinity: ClientIP")
+
     def test_pod_hardening_probes_and_command(self):
         v = values()
         self.assertEqual(
@@ -298,7 +332,7 @@ class ChartFiles(unittest.TestCase):
         v = values()
         names = [m["name"] for m in v["config"]["modules"]]
         self.assertEqual(names[0], "env", "env first: the environment overrides the file")
-        built = {"env", "admin", "jwt", "oidc", "k8s", "client", "tcp", "ws", "http-api"}
+        built = {"env", "admin", "jwt", "oidc", "k8s", "client", "tcp", "ws", "http-api", "redis"}
         self.assertTrue(set(names) <= built, names)
         self.assertTrue({"k8s", "tcp", "ws", "http-api"} <= set(names))
         body = define("backbone.config")

@@ -215,7 +215,8 @@ class RedisCluster(unittest.TestCase):
             ({"address": "127.0.0.1:99999"}, "port must be 1-65535"),
             ({"prefix": ""}, "setting 'prefix': expected 1-128 characters"),
             ({"timeout_ms": 0}, "setting 'timeout_ms': expected 1-60000"),
-            ({"password_file": "/nonexistent/pw"}, "setting 'password_file'"),
+            ({"password_file": "/nonexistent/pw"},
+             "setting 'password_file': /nonexistent/pw: no such file"),
             ({"colour": "blue"}, "setting 'colour': unknown key"),
         ]:
             bad = clustered(self.redis, settings=settings)

@@ -238,7 +238,8 @@ class RedisModule final : public sdk::Module {
         if (!value.is_string()) return bad(key, "expected a file path");
         std::string error;
         std::optional<std::string> pw = sdk::read_file(value.get<std::string>(), error);
-        if (!pw) return bad(key, error);
+        if (!pw)
+          return bad(key, error.empty() ? value.get<std::string>() + ": no such file" : error);
         while (!pw->empty() && (pw->back() == '\n' || pw->back() == '\r')) pw->pop_back();
         out.password = std::move(*pw);
       } else if (key == "timeout_ms" || key == "max_pending_bytes") {

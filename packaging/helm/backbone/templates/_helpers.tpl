@@ -109,6 +109,15 @@ told which namespaces to watch when watchNamespaces is set. */}}
 {{- end }}
 {{- $modules = append $modules $m }}
 {{- end }}
+{{- with .Values.cluster.redis }}
+{{- if .address }}
+{{- $redis := dict "address" .address "prefix" .prefix }}
+{{- if .passwordSecret }}
+{{- $_ := set $redis "password_file" "/var/run/secrets/backbone/redis/password" }}
+{{- end }}
+{{- $modules = append $modules (dict "name" "redis" "settings" $redis) }}
+{{- end }}
+{{- end }}
 {{- $cfg := dict "log" .Values.config.log "modules" $modules "state_dir" "/var/lib/backbone" }}
 {{- with .Values.config.limits }}{{ $_ := set $cfg "limits" . }}{{ end }}
 {{- with .Values.config.topics }}{{ $_ := set $cfg "topics" . }}{{ end }}
