@@ -479,10 +479,11 @@ void Broker::tap_message(const Message& msg) {
   }
 }
 
-void Broker::session_started(std::string_view client_id) {
+void Broker::session_started(std::string_view client_id, uint64_t connected_at_unix_ms) {
   for (const Tap& tap : taps_) {
     if (BB_HAS(tap.table, bb_message_tap, session_started) && tap.table->session_started)
-      tap.table->session_started(tap.user, {client_id.data(), client_id.size()});
+      tap.table->session_started(tap.user, {client_id.data(), client_id.size()},
+                                 connected_at_unix_ms);
   }
 }
 

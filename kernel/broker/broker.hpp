@@ -127,7 +127,7 @@ class Broker {
   // Before the workers start; read without a lock afterwards.
   void add_tap(Tap tap) { taps_.push_back(tap); }
   // A client's session started here (CONNACK sent): the taps hear of it.
-  void session_started(std::string_view client_id);
+  void session_started(std::string_view client_id, uint64_t connected_at_unix_ms);
   std::vector<std::string> authenticator_names() const;
 
   // --- connections (transport side), on the connection's worker ---
@@ -204,8 +204,9 @@ class Broker {
   std::string prometheus();
   // Disconnects the client with `reason` (v5 0x98 administrative action, 0x8E
   // session taken over) and ends its session; false when there is no such
-  // session.
-  bool kick(const std::string& client_id, uint8_t reason);
+  // session, or (connected_before > 0) it connected at or after that Unix
+  // time in milliseconds.
+  bool kick(const std::string& client_id, uint8_t reason, uint64_t connected_before = 0);
 
  private:
   struct Route;

@@ -130,12 +130,17 @@ std::string Broker::prometheus() {
   return out;
 }
 
-bool Broker::kick(const std::string& client_id, uint8_t reason) {
+bool Broker::kick(const std::string& client_id, uint8_t reason, uint64_t connected_before) {
   session::SessionPtr s;
   {
     std::lock_guard lock(sessions_mutex_);
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return false;
+    if (connected_before) {
+      // The client connected here again after it did elsewhere: it stays.
+      std::lock_guard session_lock(it->second->mutex());
+      if (it->second->connected_at_unix_ms >= connected_before) return false;
+    }
     s = it->second;
     sessions_.erase(it);
   }

@@ -304,11 +304,14 @@ struct HostApiImpl {
     }
   }
 
-  static bb_status session_takeover(bb_host_ctx* h, bb_str client_id) noexcept {
+  static bb_status session_takeover(bb_host_ctx* h, bb_str client_id,
+                                    uint64_t connected_at_unix_ms) noexcept {
     try {
-      if (!inst(h)) return BB_E_INVALID;
-      return g_broker->kick(text(client_id), protocol::reason::kSessionTakenOver) ? BB_OK
-                                                                                  : BB_E_NOT_FOUND;
+      if (!inst(h) || connected_at_unix_ms == 0) return BB_E_INVALID;
+      return g_broker->kick(text(client_id), protocol::reason::kSessionTakenOver,
+                            connected_at_unix_ms)
+                 ? BB_OK
+                 : BB_E_NOT_FOUND;
     } catch (...) {
       return BB_E_INTERNAL;
     }

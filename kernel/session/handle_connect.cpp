@@ -209,6 +209,10 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     expiry = limits.max_session_expiry_s;  // v3.1.1 persistent sessions never expire on their own
   }
   bool session_present = false;
+  const auto connected_at =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   session_ = broker_.attach_session(connect.client_id, connect.clean_start, id_, session_present);
   broker_.cancel_will(connect.client_id);
   {
@@ -217,6 +221,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
     session_->expiry_interval_s = expiry;
     session_->principal = principal;
     session_->provider = provider_;
+    session_->connected_at_unix_ms = connected_at;
     if (!session_present) session_->read_cache.emplace(policy);
   }
   // A resumed session (possibly restored from the store, or last used with
@@ -249,7 +254,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
                 peer_, connect.client_id, principal, provider_, static_cast<int>(version_),
                 session_present);
   send_connack(session_present, reason::kSuccess, std::move(props));
-  broker_.session_started(connect.client_id);
+  broker_.session_started(connect.client_id, connected_at);
   connect_.reset();
 
   // Resume the in-flight flows of a persistent session, in order.

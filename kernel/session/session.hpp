@@ -85,6 +85,7 @@ class Session {
   uint32_t expiry_interval_s = 0;
   bool persistent() const { return expiry_interval_s > 0; }
   broker::Clock::time_point offline_since{};
+  uint64_t connected_at_unix_ms = 0;  // wall clock: compared with other brokers' (takeover)
   std::string principal;
   std::string provider;
 

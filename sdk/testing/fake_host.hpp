@@ -363,10 +363,11 @@ class FakeHost {
   void tap_message(const bb_message& m) {
     for (const auto& [tap, user] : taps()) tap->message(user, &m);
   }
-  void tap_session_started(std::string_view client_id) {
+  void tap_session_started(std::string_view client_id, uint64_t connected_at_unix_ms) {
     for (const auto& [tap, user] : taps()) {
       if (BB_HAS(tap, bb_message_tap, session_started) && tap->session_started)
-        tap->session_started(user, bb_str{client_id.data(), client_id.size()});
+        tap->session_started(user, bb_str{client_id.data(), client_id.size()},
+                             connected_at_unix_ms);
     }
   }
   // Sends `req` to the registered route that serves its path (longest
@@ -625,7 +626,7 @@ class FakeHost {
     return BB_OK;
   }
 
-  static bb_status api_session_takeover(bb_host_ctx* h, bb_str client_id) {
+  static bb_status api_session_takeover(bb_host_ctx* h, bb_str client_id, uint64_t) {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
     if (!f->callable_locked("session_takeover")) return BB_E_STATE;

@@ -86,6 +86,7 @@ enum class Mode { kClosed, kPaced, kOpen };
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 1883;
+  uint16_t sub_port = 0;  // > 0: subscribers connect here (another broker of a cluster)
   Scenario scenario = Scenario::kPairs;
   std::string scenario_name = "pairs";
   std::string topology = "fan-in";  // overload only: fan-in | fan-out | pairs
@@ -435,6 +436,8 @@ class Bench {
     if (inet_pton(AF_INET, opt_.host.c_str(), &addr_.sin_addr) != 1) fail("bad --host");
     addr_.sin_family = AF_INET;
     addr_.sin_port = htons(opt_.port);
+    sub_addr_ = addr_;
+    if (opt_.sub_port) sub_addr_.sin_port = htons(opt_.sub_port);
   }
 
   ~Bench() {
@@ -540,7 +543,8 @@ class Bench {
     c->in.resize(read_buffer);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof addr_) < 0 &&
+    const sockaddr_in& to = role == Role::kSubscriber ? sub_addr_ : addr_;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) < 0 &&
         errno != EINPROGRESS) {
       fail_errno("connect");
     }
@@ -1290,6 +1294,7 @@ class Bench {
   const Options& opt_;
   int ep_ = -1;
   sockaddr_in addr_{};
+  sockaddr_in sub_addr_{};
   Mode mode_ = Mode::kClosed;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
@@ -1314,7 +1319,7 @@ void usage() {
   std::fprintf(
       stderr,
       "usage: bb_loadgen --scenario fan-in|fan-out|pairs|latency|overload|idle [options]\n"
-      "  --host ADDR (127.0.0.1)  --port N (1883)  --protocol 3.1.1|5.0|4|5 (3.1.1)  --qos 0|1\n"
+      "  --host ADDR (127.0.0.1)  --port N (1883)  --sub-port N (subscribers' broker; --port)  --protocol 3.1.1|5.0|4|5 (3.1.1)  --qos 0|1\n"
       "  --duration S (5)  --warmup S (1)  --drain S  --stall S (3)  --payload BYTES (64, >= 24)\n"
       "  --window W (64)  --rate MSGS_PER_S (10000, latency)  --publishers N  --subscribers N\n"
       "  --topology fan-in|fan-out|pairs (overload; fan-in)  --connections N (10000, idle)\n"
@@ -1348,6 +1353,8 @@ Options parse_args(int argc, char** argv) {
       o.host = v;
     } else if (a == "--port") {
       o.port = static_cast<uint16_t>(std::stoi(v));
+    } else if (a == "--sub-port") {
+      o.sub_port = static_cast<uint16_t>(std::stoi(v));
     } else if (a == "--scenario") {
       o.scenario_name = v;
       if (v == "fan-in")

@@ -27,6 +27,7 @@ struct Frame {
   std::string_view properties;  // MQTT 5, as bb_message.properties
   std::string_view payload;
   // kSessionStarted
+  uint64_t connected_at_ms = 0;  // Unix time in milliseconds
   std::string_view client_id;
 };
 
@@ -57,6 +58,7 @@ inline void encode_frame(const Frame& f, std::string& out) {
   out.push_back(static_cast<char>(f.kind));
   out.append(reinterpret_cast<const char*>(f.origin.data()), f.origin.size());
   if (f.kind == Frame::kSessionStarted) {
+    detail::put_be(f.connected_at_ms, 8, out);
     out.append(f.client_id);
     return;
   }
@@ -81,6 +83,7 @@ inline bool decode_frame(std::string_view in, Frame& f) {
   for (auto& b : f.origin) b = static_cast<uint8_t>(in[&b - f.origin.data()]);
   in.remove_prefix(f.origin.size());
   if (f.kind == Frame::kSessionStarted) {
+    if (!detail::get_be(in, 8, f.connected_at_ms) || f.connected_at_ms == 0) return false;
     f.client_id = in;
     return true;
   }

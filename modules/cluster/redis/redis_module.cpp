@@ -277,11 +277,13 @@ class RedisModule final : public sdk::Module {
     self->enqueue(f);
   }
 
-  static void on_session_started(void* user, bb_str client_id) noexcept {
+  static void on_session_started(void* user, bb_str client_id,
+                                 uint64_t connected_at_unix_ms) noexcept {
     auto* self = static_cast<RedisModule*>(user);
     Frame f;
     f.kind = Frame::kSessionStarted;
     f.origin = self->id_;
+    f.connected_at_ms = connected_at_unix_ms;
     f.client_id = sdk::view(client_id);
     self->enqueue(f);
   }
@@ -478,7 +480,7 @@ class RedisModule final : public sdk::Module {
     if (f.origin == id_) return false;  // our own, already delivered here
     ++received_;
     if (f.kind == Frame::kSessionStarted) {
-      host().api()->session_takeover(host().ctx(), sdk::str(f.client_id));
+      host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
       return false;
     }
     bb_message m{};

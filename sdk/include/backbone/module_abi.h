@@ -136,8 +136,9 @@ typedef struct bb_message_tap {
   /* A message passed authorization and the topic rules (a client's, a will,
    * a module's); `m->expiry_s` is its remaining lifetime. */
   void (*message)(void* user, const bb_message* m);
-  /* A client's session started on this broker (CONNACK sent). */
-  void (*session_started)(void* user, bb_str client_id);
+  /* A client's session started on this broker (CONNACK sent) at
+   * `connected_at_unix_ms` (wall clock). */
+  void (*session_started)(void* user, bb_str client_id, uint64_t connected_at_unix_ms);
 } bb_message_tap;
 
 /* One (effect, action pattern, resource pattern) triple. An IAM statement
@@ -437,10 +438,12 @@ typedef struct bb_host_api {
    * permission checked; the publisher's authorization and the topic rules
    * were applied where it was published, and no tap sees it. */
   bb_status (*publish_routed)(bb_host_ctx* h, const bb_message* m);
-  /* The client connected to another broker: its connection here is closed
-   * (v5 reason 0x8E, session taken over) and its session here ended.
-   * BB_E_NOT_FOUND when there is no such session. */
-  bb_status (*session_takeover)(bb_host_ctx* h, bb_str client_id);
+  /* The client connected to another broker at `connected_at_unix_ms`: its
+   * connection here is closed (v5 reason 0x8E, session taken over) and its
+   * session here ended, unless it connected here at that time or later (the
+   * later connection wins). BB_E_NOT_FOUND when there is no such session or
+   * it is the later one. */
+  bb_status (*session_takeover)(bb_host_ctx* h, bb_str client_id, uint64_t connected_at_unix_ms);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

@@ -41,6 +41,7 @@ TEST(RedisFrame, SessionStartedRoundTrip) {
   Frame s;
   s.kind = Frame::kSessionStarted;
   s.origin[0] = 9;
+  s.connected_at_ms = 1'800'000'000'000;
   s.client_id = "client-1";
   std::string bytes;
   encode_frame(s, bytes);
@@ -48,6 +49,7 @@ TEST(RedisFrame, SessionStartedRoundTrip) {
   ASSERT_TRUE(decode_frame(bytes, f));
   EXPECT_EQ(f.kind, Frame::kSessionStarted);
   EXPECT_EQ(f.origin, s.origin);
+  EXPECT_EQ(f.connected_at_ms, s.connected_at_ms);
   EXPECT_EQ(f.client_id, "client-1");
 }
 

@@ -1446,7 +1446,8 @@ void record_message(void* user, const bb_message* m) {
   r->messages.push_back(std::string(m->topic.ptr, m->topic.len) + " " +
                         std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len));
 }
-void record_session(void* user, bb_str client_id) {
+void record_session(void* user, bb_str client_id, uint64_t connected_at_unix_ms) {
+  EXPECT_GT(connected_at_unix_ms, 1'700'000'000'000u);
   auto* r = static_cast<TapRecord*>(user);
   std::lock_guard lock(r->mutex);
   r->sessions.emplace_back(client_id.ptr, client_id.len);
@@ -1506,14 +1507,23 @@ TEST(ClusterTap, SeesAdmittedMessagesAndSessionsButNotRoutedOnes) {
 
 TEST(ClusterTap, TakeoverDisconnectsWithSessionTakenOver) {
   Harness h;
+  const auto before = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
   Client c = h.connect_ok(Version::kV5, "roamer");
-  EXPECT_TRUE(h.broker().kick("roamer", reason::kSessionTakenOver));
+  // A connection elsewhere that is older than this one loses: nothing happens.
+  EXPECT_FALSE(h.broker().kick("roamer", reason::kSessionTakenOver, before - 1));
+  h.drain();
+  EXPECT_TRUE(c.packets().empty());
+  EXPECT_FALSE(c.closed());
+  const uint64_t later = before + 60'000;
+  EXPECT_TRUE(h.broker().kick("roamer", reason::kSessionTakenOver, later));
   h.drain();
   auto packets = c.packets();
   ASSERT_EQ(packets.size(), 1u);
   EXPECT_EQ(as_disconnect(packets[0], Version::kV5).reason_code, reason::kSessionTakenOver);
   EXPECT_TRUE(c.closed());
-  EXPECT_FALSE(h.broker().kick("roamer", reason::kSessionTakenOver));  // the session is gone
+  EXPECT_FALSE(h.broker().kick("roamer", reason::kSessionTakenOver, later));  // the session is gone
 }
 
 }  // namespace
