@@ -177,7 +177,7 @@ class RedisCluster(unittest.TestCase):
             return harness.wait_for(lambda: any(m.payload == b"across" for m in sub.messages),
                                     0.3)
         self.assertTrue(harness.wait_for(crossed, 15), "no message crossed after the restart")
-        self.assertIn("redis: connected to", a.read_log())
+        self.assertIn("redis receiver: connected to", a.read_log())
         for c in (sub, local, pub):
             c.disconnect()
 

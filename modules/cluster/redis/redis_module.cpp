@@ -299,13 +299,20 @@ class RedisModule final : public sdk::Module {
 
   // --- Redis connections (module threads) ---
 
-  Context connect(const char* role) {
+  // One Redis connection's health, for one warning per outage and one line
+  // when it is back.
+  struct Link {
+    const char* role;
+    std::atomic<bool> down{false};
+  };
+
+  Context connect(Link& link) {
     const auto ms = settings_.timeout_ms;
     const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
     Context c(redisConnectWithTimeout(settings_.host.c_str(), settings_.port, tv));
     if (!c || c->err) {
-      warn_once(std::string("redis ") + role + ": cannot connect to " + settings_.where() + ": " +
-                (c ? c->errstr : "out of memory"));
+      warn_once(link, std::string("cannot connect to ") + settings_.where() + ": " +
+                          (c ? c->errstr : "out of memory"));
       return nullptr;
     }
     redisSetTimeout(c.get(), tv);
@@ -317,8 +324,7 @@ class RedisModule final : public sdk::Module {
       auth << settings_.password;
       Reply r = auth.run(c.get());
       if (!r || r->type == REDIS_REPLY_ERROR) {
-        warn_once(std::string("redis ") + role + ": authentication refused by " +
-                  settings_.where());
+        warn_once(link, std::string("authentication refused by ") + settings_.where());
         return nullptr;
       }
     }
@@ -326,8 +332,13 @@ class RedisModule final : public sdk::Module {
   }
 
   // One warning per outage, not one per retry.
-  void warn_once(const std::string& line) {
-    if (!outage_.exchange(true)) host().warn(line + " (retrying)");
+  void warn_once(Link& link, const std::string& what) {
+    if (!link.down.exchange(true))
+      host().warn(std::string("redis ") + link.role + ": " + what + " (retrying)");
+  }
+  void up(Link& link) {
+    if (link.down.exchange(false))
+      host().info(std::string("redis ") + link.role + ": connected to " + settings_.where());
   }
 
   // Sleeps up to `ms`, or less when stopping.
@@ -350,7 +361,7 @@ class RedisModule final : public sdk::Module {
       const bool last = stopping_;  // one more round after stop: wills, final messages
       if (!c) {
         if (last) break;
-        c = connect("sender");
+        c = connect(sender_link_);
         if (!c) {
           pause(backoff);
           backoff = std::min(backoff * 2, 2000u);
@@ -390,13 +401,13 @@ class RedisModule final : public sdk::Module {
         if (ok && r->type == REDIS_REPLY_ERROR) host().warn(std::string("redis: ") + r->str);
       }
       if (!ok) {
-        warn_once("redis sender: lost " + settings_.where() + ": " + c->errstr);
+        warn_once(sender_link_, "lost " + settings_.where() + ": " + c->errstr);
         dropped_ += frames;
         c.reset();
         continue;
       }
       sent_ += frames;
-      if (frames) outage_ = false;
+      if (frames) up(sender_link_);
       if (last) break;
     }
   }
@@ -407,11 +418,11 @@ class RedisModule final : public sdk::Module {
     uint32_t backoff = 100;
     const std::string channel = settings_.channel();
     while (!stopping_) {
-      Context c = connect("receiver");
+      Context c = connect(receiver_link_);
       Reply r;
       if (c) r = (Command() << "SUBSCRIBE" << channel).run(c.get());
       if (!r || r->type != REDIS_REPLY_ARRAY) {
-        if (c && !r) warn_once("redis receiver: lost " + settings_.where() + ": " + c->errstr);
+        if (c && !r) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
         pause(backoff);
         backoff = std::min(backoff * 2, 2000u);
         continue;
@@ -425,19 +436,21 @@ class RedisModule final : public sdk::Module {
         continue;
       }
       backoff = 100;
-      if (outage_.exchange(false)) host().info("redis: connected to " + settings_.where());
+      up(receiver_link_);
       if (!ready_.exchange(true)) host().ready();
       receive(c.get());
     }
   }
 
   bool load_retained() {
-    Context c = connect("loader");
+    Context c = connect(receiver_link_);
     if (!c) return false;
     Reply r = (Command() << "HGETALL" << settings_.retained_key()).run(c.get());
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-      warn_once("redis: reading the retained messages failed" +
-                std::string(r && r->type == REDIS_REPLY_ERROR ? std::string(": ") + r->str : ""));
+      warn_once(
+          receiver_link_,
+          "reading the retained messages failed" +
+              std::string(r && r->type == REDIS_REPLY_ERROR ? std::string(": ") + r->str : ""));
       return false;
     }
     size_t loaded = 0;
@@ -467,7 +480,7 @@ class RedisModule final : public sdk::Module {
         deliver(std::string_view(r->element[2]->str, r->element[2]->len));
       }
     }
-    if (!stopping_) warn_once("redis receiver: lost " + settings_.where() + ": " + c->errstr);
+    if (!stopping_) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
   }
 
   // A frame from Redis; true when a message was handed to the broker.
@@ -511,7 +524,7 @@ class RedisModule final : public sdk::Module {
   std::thread sender_, receiver_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<bool> outage_{false};
+  Link sender_link_{"sender"}, receiver_link_{"receiver"};
   std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
 };
 
