@@ -51,6 +51,13 @@ inline bool get_bytes(std::string_view& in, size_t n, std::string_view& out) {
 }
 }  // namespace detail
 
+// The size encode_frame() gives `f`.
+inline size_t frame_size(const Frame& f) {
+  if (f.kind == Frame::kSessionStarted) return 2 + f.origin.size() + 8 + f.client_id.size();
+  return 2 + f.origin.size() + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() +
+         f.payload.size();
+}
+
 // Appends the frame of `f` to `out`. The topic is at most 65535 bytes (an
 // MQTT topic is), the properties at most 2^32-1.
 inline void encode_frame(const Frame& f, std::string& out) {
@@ -69,6 +76,26 @@ inline void encode_frame(const Frame& f, std::string& out) {
   detail::put_be(f.properties.size(), 4, out);
   out.append(f.properties);
   out.append(f.payload);
+}
+
+// A Redis channel message carries a batch: frames, each after its length
+// (u32, big-endian), so that one PUBLISH serves many messages.
+inline void append_batch_entry(const Frame& f, std::string& out) {
+  detail::put_be(frame_size(f), 4, out);
+  encode_frame(f, out);
+}
+
+// Calls fn(frame bytes) for each frame of a batch; false when the batch is
+// cut short (the frames before the cut were handed over).
+template <class Fn>
+bool for_each_batch_entry(std::string_view batch, Fn&& fn) {
+  while (!batch.empty()) {
+    uint64_t length;
+    std::string_view frame;
+    if (!detail::get_be(batch, 4, length) || !detail::get_bytes(batch, length, frame)) return false;
+    fn(frame);
+  }
+  return true;
 }
 
 // Reads a frame; views point into `in`. False for anything malformed or of

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -92,11 +93,42 @@ class Command {
   std::vector<size_t> lengths_;
 };
 
+// Redis commands (RESP) the sender thread writes as they are.
+void resp_header(char type, size_t n, std::string& out) {
+  char buf[24];
+  buf[0] = type;
+  char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, n).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  out.append(buf, static_cast<size_t>(end - buf));
+}
+void resp_bulk(std::string_view s, std::string& out) {
+  resp_header('$', s.size(), out);
+  out.append(s);
+  out.append("\r\n");
+}
+// What the sender writes next: the frames for the channel, and the hash
+// updates of the retained ones (commands) with the number of replies they get.
+struct Batch {
+  std::string frames;  // append_batch_entry() entries
+  std::string retained_commands;
+  size_t retained_replies = 0;
+  size_t count = 0;  // frames
+  void clear() {
+    frames.clear();
+    retained_commands.clear();
+    retained_replies = count = 0;
+  }
+};
+
 // Frames waiting for the sender thread, sharded so that broker workers
-// appending at once rarely meet on a lock. Each entry: u32 length, frame.
+// appending at once rarely meet on a lock. A worker encodes its message
+// itself: the sender only frames the batch as Redis commands.
 class Outbox {
  public:
   static constexpr size_t kShards = 16;
+
+  explicit Outbox(std::string retained_key) : retained_key_(std::move(retained_key)) {}
 
   // False when over `limit` bytes (Redis is slow or away): the frame is dropped.
   bool push(const Frame& f, uint64_t limit) {
@@ -106,12 +138,26 @@ class Outbox {
     size_t added;
     {
       std::lock_guard lock(shard.mutex);
-      const size_t start = shard.frames.size();
-      shard.frames.append(4, '\0');
-      encode_frame(f, shard.frames);
-      const auto length = static_cast<uint32_t>(shard.frames.size() - start - 4);
-      std::memcpy(shard.frames.data() + start, &length, 4);
-      added = shard.frames.size() - start;
+      Batch& b = shard.batch;
+      const size_t before = b.frames.size() + b.retained_commands.size();
+      append_batch_entry(f, b.frames);
+      ++b.count;
+      if (f.kind == Frame::kMessage && f.retain) {
+        // The hash keeps each topic's last retained frame (none once cleared).
+        std::string& out = b.retained_commands;
+        const bool clear = f.payload.empty();
+        resp_header('*', clear ? 3 : 4, out);
+        resp_bulk(clear ? "HDEL" : "HSET", out);
+        resp_bulk(retained_key_, out);
+        resp_bulk(f.topic, out);
+        if (!clear) {
+          resp_header('$', frame_size(f), out);
+          encode_frame(f, out);
+          out.append("\r\n");
+        }
+        ++b.retained_replies;
+      }
+      added = b.frames.size() + b.retained_commands.size() - before;
     }
     if (pending_.fetch_add(added, std::memory_order_relaxed) == 0 || waiting_.load()) {
       std::lock_guard lock(wake_mutex_);
@@ -122,7 +168,7 @@ class Outbox {
 
   // Moves everything queued into `out` (cleared first); waits up to `wait`
   // for something to arrive.
-  void take(std::string& out, std::chrono::milliseconds wait) {
+  void take(Batch& out, std::chrono::milliseconds wait) {
     out.clear();
     if (pending_.load() == 0) {
       std::unique_lock lock(wake_mutex_);
@@ -132,10 +178,14 @@ class Outbox {
     }
     for (Shard& shard : shards_) {
       std::lock_guard lock(shard.mutex);
-      out.append(shard.frames);
-      shard.frames.clear();
+      out.frames.append(shard.batch.frames);
+      out.retained_commands.append(shard.batch.retained_commands);
+      out.retained_replies += shard.batch.retained_replies;
+      out.count += shard.batch.count;
+      shard.batch.clear();
     }
-    pending_.fetch_sub(std::min(pending_.load(), out.size()));
+    pending_.fetch_sub(
+        std::min<uint64_t>(pending_.load(), out.frames.size() + out.retained_commands.size()));
   }
 
   void interrupt() {
@@ -147,8 +197,9 @@ class Outbox {
  private:
   struct alignas(64) Shard {
     std::mutex mutex;
-    std::string frames;
+    Batch batch;
   };
+  const std::string retained_key_;
   Shard shards_[kShards];
   std::atomic<size_t> next_index_{0};
   std::atomic<uint64_t> pending_{0};
@@ -176,6 +227,7 @@ class RedisModule final : public sdk::Module {
       return BB_E_UNSUPPORTED;
     }
     settings_ = std::move(settings);
+    outbox_ = std::make_unique<Outbox>(settings_.retained_key());
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
     return host().api()->register_message_tap(host().ctx(), &kTap, this);
@@ -191,7 +243,7 @@ class RedisModule final : public sdk::Module {
 
   void stop() override {
     if (stopping_.exchange(true)) return;
-    outbox_.interrupt();
+    if (outbox_) outbox_->interrupt();
     if (sender_.joinable()) sender_.join();
     if (receiver_.joinable()) receiver_.join();
     host().info("redis: " + std::to_string(sent_.load()) + " frame(s) sent, " +
@@ -290,7 +342,7 @@ class RedisModule final : public sdk::Module {
 
   void enqueue(const Frame& f) noexcept {
     try {
-      if (outbox_.push(f, settings_.max_pending_bytes)) return;
+      if (outbox_->push(f, settings_.max_pending_bytes)) return;
     } catch (...) {  // out of memory: dropped like an overflow
     }
     if (dropped_.fetch_add(1) % 10000 == 0)
@@ -348,15 +400,52 @@ class RedisModule final : public sdk::Module {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
-  // Sends what the outbox holds: a message as PUBLISH; a retained one also
-  // sets (or clears) its hash entry in the same MULTI/EXEC, so the hash and
-  // the channel agree on the order of retained updates.
+  // The commands that send `b` (its frames in PUBLISHes of at most
+  // kMaxPublishBytes, cut between frames); returns how many replies follow.
+  // Retained messages update the hash in the same MULTI/EXEC as their
+  // PUBLISH, so that the hash and the channel agree on the order of updates.
+  static size_t to_commands(const Batch& b, const std::string& channel, std::string& out) {
+    static constexpr size_t kMaxPublishBytes = 1 << 20;
+    out.clear();
+    if (b.count == 0) return 0;
+    size_t replies = 0;
+    const bool transaction = b.retained_replies > 0;
+    if (transaction) {
+      resp_header('*', 1, out);
+      resp_bulk("MULTI", out);
+      out.append(b.retained_commands);
+      replies += 1 + b.retained_replies;
+    }
+    std::string_view rest = b.frames;
+    while (!rest.empty()) {
+      size_t cut = 0;
+      while (cut < rest.size() && (cut == 0 || cut < kMaxPublishBytes)) {
+        uint32_t length = 0;
+        for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<uint8_t>(rest[cut + i]);
+        cut += 4 + length;
+      }
+      resp_header('*', 3, out);
+      resp_bulk("PUBLISH", out);
+      resp_bulk(channel, out);
+      resp_bulk(rest.substr(0, cut), out);
+      rest.remove_prefix(cut);
+      ++replies;
+    }
+    if (transaction) {
+      resp_header('*', 1, out);
+      resp_bulk("EXEC", out);
+      ++replies;
+    }
+    return replies;
+  }
+
+  // Writes what the outbox holds and reads the replies.
   void send_loop() {
     Context c;
-    std::string batch;
-    uint32_t backoff = 100;
+    Batch batch;
+    std::string commands;
     const std::string channel = settings_.channel();
-    const std::string retained = settings_.retained_key();
+    uint32_t backoff = 100;
     for (;;) {
       const bool last = stopping_;  // one more round after stop: wills, final messages
       if (!c) {
@@ -369,29 +458,13 @@ class RedisModule final : public sdk::Module {
         }
         backoff = 100;
       }
-      outbox_.take(batch, std::chrono::milliseconds(last ? 0 : 100));
-      size_t replies = 0, frames = 0;
-      for (size_t pos = 0; pos + 4 <= batch.size();) {
-        uint32_t length;
-        std::memcpy(&length, batch.data() + pos, 4);
-        const std::string_view frame(batch.data() + pos + 4, length);
-        pos += 4 + length;
-        ++frames;
-        Frame f;
-        decode_frame(frame, f);  // ours: always well formed
-        if (f.kind == Frame::kMessage && f.retain) {
-          (Command() << "MULTI").append_to(c.get());
-          if (f.payload.empty())
-            (Command() << "HDEL" << retained << f.topic).append_to(c.get());
-          else
-            (Command() << "HSET" << retained << f.topic << frame).append_to(c.get());
-          (Command() << "PUBLISH" << channel << frame).append_to(c.get());
-          (Command() << "EXEC").append_to(c.get());
-          replies += 4;
-        } else {
-          (Command() << "PUBLISH" << channel << frame).append_to(c.get());
-          replies += 1;
-        }
+      outbox_->take(batch, std::chrono::milliseconds(last ? 0 : 100));
+      const size_t replies = to_commands(batch, channel, commands);
+      const size_t frames = batch.count;
+      if (!commands.empty() &&
+          redisAppendFormattedCommand(c.get(), commands.data(), commands.size()) != REDIS_OK) {
+        dropped_ += frames;
+        continue;
       }
       bool ok = true;
       for (size_t i = 0; i < replies && ok; ++i) {
@@ -477,7 +550,9 @@ class RedisModule final : public sdk::Module {
       // ["message", channel, frame]
       if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
           r->element[2]->type == REDIS_REPLY_STRING) {
-        deliver(std::string_view(r->element[2]->str, r->element[2]->len));
+        const std::string_view batch(r->element[2]->str, r->element[2]->len);
+        if (!for_each_batch_entry(batch, [this](std::string_view frame) { deliver(frame); }))
+          host().debug("redis: a message batch was cut short");
       }
     }
     if (!stopping_) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
@@ -520,7 +595,7 @@ class RedisModule final : public sdk::Module {
 
   Settings settings_;
   BrokerId id_{};
-  Outbox outbox_;
+  std::unique_ptr<Outbox> outbox_;  // made in configure(), from the settings
   std::thread sender_, receiver_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> ready_{false};

@@ -3,6 +3,7 @@
 #include "cluster/redis/frame.hpp"
 
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -74,6 +75,27 @@ TEST(RedisFrame, EveryTruncationAndBadHeaderIsRefused) {
   other = bytes;
   other[18] = 8;  // an unknown flag
   EXPECT_FALSE(decode_frame(other, f));
+}
+
+TEST(RedisFrame, ABatchCarriesFramesInOrderAndACutIsReported) {
+  std::string batch;
+  Frame a = message();
+  a.topic = "first";
+  Frame b = message();
+  b.topic = "second";
+  append_batch_entry(a, batch);
+  append_batch_entry(b, batch);
+  std::vector<std::string> topics;
+  auto collect = [&](std::string_view frame) {
+    Frame f;
+    ASSERT_TRUE(decode_frame(frame, f));
+    topics.emplace_back(f.topic);
+  };
+  EXPECT_TRUE(for_each_batch_entry(batch, collect));
+  EXPECT_EQ(topics, (std::vector<std::string>{"first", "second"}));
+  topics.clear();
+  EXPECT_FALSE(for_each_batch_entry(std::string_view(batch).substr(0, batch.size() - 1), collect));
+  EXPECT_EQ(topics, std::vector<std::string>{"first"});  // the frames before the cut
 }
 
 }  // namespace
