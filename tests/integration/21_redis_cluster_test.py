@@ -110,6 +110,29 @@ class RedisCluster(unittest.TestCase):
         for c in (sub_a, sub_b, pub):
             c.disconnect()
 
+    def test_an_idle_cluster_uses_no_cpu_after_a_burst(self):
+        a, b = self.brokers()
+        sub = Client(b, client_id="counter").connect()
+        sub.subscribe("burst/#", qos=0)
+        pubs = [Client(a, client_id=f"burst-{i}").connect() for i in range(4)]
+        for n in range(2000):
+            for p in pubs:
+                p.publish(f"burst/{n % 7}", b"x" * 32, qos=0, wait=False)
+        harness.wait_for(lambda: len(sub.messages) >= 8000, 20)
+        time.sleep(0.5)
+
+        def cpu_s(broker):
+            with open(f"/proc/{broker.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        before = [cpu_s(x) for x in (a, b)]
+        time.sleep(2.0)
+        used = [cpu_s(x) - y for x, y in zip((a, b), before)]
+        # Idle: a few wake-ups a second at most, never a spinning thread.
+        self.assertLess(max(used), 0.2, used)
+        for c in pubs + [sub]:
+            c.disconnect()
+
     def test_each_broker_checks_its_readers_and_rules_hold_where_published(self):
         reader = [{"effect": "allow", "actions": ["mqtt:*"], "resources": ["**"]},
                   {"effect": "deny", "actions": ["mqtt:read"], "resources": ["secret/#"]}]

@@ -135,7 +135,7 @@ class Outbox {
     if (pending_.load(std::memory_order_relaxed) > limit) return false;
     thread_local const size_t index = next_index_.fetch_add(1) % kShards;
     Shard& shard = shards_[index];
-    size_t added;
+    bool wake;
     {
       std::lock_guard lock(shard.mutex);
       Batch& b = shard.batch;
@@ -157,9 +157,12 @@ class Outbox {
         }
         ++b.retained_replies;
       }
-      added = b.frames.size() + b.retained_commands.size() - before;
+      // Counted before the sender can take it: pending_ never falls below
+      // what the shards hold, so an idle sender always sees zero and sleeps.
+      const size_t added = b.frames.size() + b.retained_commands.size() - before;
+      wake = pending_.fetch_add(added) == 0 || waiting_.load();
     }
-    if (pending_.fetch_add(added, std::memory_order_relaxed) == 0 || waiting_.load()) {
+    if (wake) {
       std::lock_guard lock(wake_mutex_);
       wake_.notify_one();
     }
@@ -184,8 +187,7 @@ class Outbox {
       out.count += shard.batch.count;
       shard.batch.clear();
     }
-    pending_.fetch_sub(
-        std::min<uint64_t>(pending_.load(), out.frames.size() + out.retained_commands.size()));
+    pending_.fetch_sub(out.frames.size() + out.retained_commands.size());
   }
 
   void interrupt() {
