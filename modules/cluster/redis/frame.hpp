@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// What the brokers of one cluster tell each other through Redis: one binary
-// frame per Redis pub/sub message (and per retained message in the Redis
-// hash). Versioned by its first byte so that a rolling upgrade can add kinds.
+// What the brokers of one cluster tell each other through Redis: binary
+// frames, one per message or session start, versioned by their first byte so
+// that a rolling upgrade can add kinds. A Redis channel message is a batch of
+// frames after the id of the broker that sent it (which skips its own echo
+// without reading the frames); a retained message in the Redis hash is one
+// frame.
 #pragma once
 
 #include <array>
@@ -18,7 +21,6 @@ inline constexpr uint8_t kFrameVersion = 1;
 struct Frame {
   enum Kind : uint8_t { kMessage = 1, kSessionStarted = 2 };
   Kind kind = kMessage;
-  BrokerId origin{};  // the broker that accepted the message or the client
   // kMessage
   uint8_t qos = 0;
   bool retain = false;
@@ -53,9 +55,8 @@ inline bool get_bytes(std::string_view& in, size_t n, std::string_view& out) {
 
 // The size encode_frame() gives `f`.
 inline size_t frame_size(const Frame& f) {
-  if (f.kind == Frame::kSessionStarted) return 2 + f.origin.size() + 8 + f.client_id.size();
-  return 2 + f.origin.size() + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() +
-         f.payload.size();
+  if (f.kind == Frame::kSessionStarted) return 2 + 8 + f.client_id.size();
+  return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + f.payload.size();
 }
 
 // Appends the frame of `f` to `out`. The topic is at most 65535 bytes (an
@@ -63,7 +64,6 @@ inline size_t frame_size(const Frame& f) {
 inline void encode_frame(const Frame& f, std::string& out) {
   out.push_back(static_cast<char>(kFrameVersion));
   out.push_back(static_cast<char>(f.kind));
-  out.append(reinterpret_cast<const char*>(f.origin.data()), f.origin.size());
   if (f.kind == Frame::kSessionStarted) {
     detail::put_be(f.connected_at_ms, 8, out);
     out.append(f.client_id);
@@ -78,17 +78,26 @@ inline void encode_frame(const Frame& f, std::string& out) {
   out.append(f.payload);
 }
 
-// A Redis channel message carries a batch: frames, each after its length
-// (u32, big-endian), so that one PUBLISH serves many messages.
+// A batch: the sender's BrokerId, then frames, each after its length (u32,
+// big-endian), so that one PUBLISH serves many messages.
 inline void append_batch_entry(const Frame& f, std::string& out) {
   detail::put_be(frame_size(f), 4, out);
   encode_frame(f, out);
 }
 
-// Calls fn(frame bytes) for each frame of a batch; false when the batch is
-// cut short (the frames before the cut were handed over).
+// The sender of a batch and its entries; false when too short to have one.
+inline bool split_batch(std::string_view batch, BrokerId& origin, std::string_view& entries) {
+  if (batch.size() < origin.size()) return false;
+  for (size_t i = 0; i < origin.size(); ++i) origin[i] = static_cast<uint8_t>(batch[i]);
+  entries = batch.substr(origin.size());
+  return true;
+}
+
+// Calls fn(frame bytes) for each frame of a batch's entries; false when they
+// are cut short (the frames before the cut were handed over).
 template <class Fn>
-bool for_each_batch_entry(std::string_view batch, Fn&& fn) {
+bool for_each_batch_entry(std::string_view entries, Fn&& fn) {
+  std::string_view batch = entries;
   while (!batch.empty()) {
     uint64_t length;
     std::string_view frame;
@@ -106,9 +115,6 @@ inline bool decode_frame(std::string_view in, Frame& f) {
   if (!detail::get_be(in, 1, v) || (v != Frame::kMessage && v != Frame::kSessionStarted))
     return false;
   f.kind = static_cast<Frame::Kind>(v);
-  if (in.size() < f.origin.size()) return false;
-  for (auto& b : f.origin) b = static_cast<uint8_t>(in[&b - f.origin.data()]);
-  in.remove_prefix(f.origin.size());
   if (f.kind == Frame::kSessionStarted) {
     if (!detail::get_be(in, 8, f.connected_at_ms) || f.connected_at_ms == 0) return false;
     f.client_id = in;

@@ -160,7 +160,10 @@ class Outbox {
       // Counted before the sender can take it: pending_ never falls below
       // what the shards hold, so an idle sender always sees zero and sleeps.
       const size_t added = b.frames.size() + b.retained_commands.size() - before;
-      wake = pending_.fetch_add(added) == 0 || waiting_.load();
+      // Only a sleeping sender is woken (seq_cst: either this sees waiting_
+      // or the sender sees the count); a busy one takes it on its next round.
+      pending_.fetch_add(added);
+      wake = waiting_.load();
     }
     if (wake) {
       std::lock_guard lock(wake_mutex_);
@@ -169,23 +172,31 @@ class Outbox {
     return true;
   }
 
-  // Moves everything queued into `out` (cleared first); waits up to `wait`
-  // for something to arrive.
-  void take(Batch& out, std::chrono::milliseconds wait) {
+  // Moves everything queued into `out` (cleared first). When nothing is
+  // queued, waits up to `wait` for a push; after a round that found
+  // something, lets `gather` pass first, so that messages arriving meanwhile
+  // travel together and pushes need not wake the sender one by one.
+  void take(Batch& out, std::chrono::milliseconds wait, std::chrono::microseconds gather) {
     out.clear();
     if (pending_.load() == 0) {
       std::unique_lock lock(wake_mutex_);
       waiting_.store(true);
       wake_.wait_for(lock, wait, [&] { return pending_.load() != 0 || interrupted_; });
       waiting_.store(false);
+    } else if (gather.count() > 0) {
+      std::this_thread::sleep_for(gather);
     }
-    for (Shard& shard : shards_) {
-      std::lock_guard lock(shard.mutex);
-      out.frames.append(shard.batch.frames);
-      out.retained_commands.append(shard.batch.retained_commands);
-      out.retained_replies += shard.batch.retained_replies;
-      out.count += shard.batch.count;
-      shard.batch.clear();
+    for (size_t i = 0; i < kShards; ++i) {
+      Batch& taken = taken_[i];
+      {
+        std::lock_guard lock(shards_[i].mutex);
+        std::swap(taken, shards_[i].batch);  // the shard keeps the cleared buffers
+      }
+      out.frames.append(taken.frames);
+      out.retained_commands.append(taken.retained_commands);
+      out.retained_replies += taken.retained_replies;
+      out.count += taken.count;
+      taken.clear();
     }
     pending_.fetch_sub(out.frames.size() + out.retained_commands.size());
   }
@@ -203,6 +214,7 @@ class Outbox {
   };
   const std::string retained_key_;
   Shard shards_[kShards];
+  Batch taken_[kShards];  // the sender's: swapped with the shards' batches
   std::atomic<size_t> next_index_{0};
   std::atomic<uint64_t> pending_{0};
   std::atomic<bool> waiting_{false};
@@ -321,7 +333,6 @@ class RedisModule final : public sdk::Module {
     const std::string_view topic = sdk::view(m->topic);
     if (topic.starts_with("$SYS/")) return;  // each broker's own
     Frame f;
-    f.origin = self->id_;
     f.qos = m->qos;
     f.retain = m->retain != 0;
     f.expires_at_ms = m->expiry_s ? unix_ms() + uint64_t{m->expiry_s} * 1000 : 0;
@@ -336,7 +347,6 @@ class RedisModule final : public sdk::Module {
     auto* self = static_cast<RedisModule*>(user);
     Frame f;
     f.kind = Frame::kSessionStarted;
-    f.origin = self->id_;
     f.connected_at_ms = connected_at_unix_ms;
     f.client_id = sdk::view(client_id);
     self->enqueue(f);
@@ -406,7 +416,8 @@ class RedisModule final : public sdk::Module {
   // kMaxPublishBytes, cut between frames); returns how many replies follow.
   // Retained messages update the hash in the same MULTI/EXEC as their
   // PUBLISH, so that the hash and the channel agree on the order of updates.
-  static size_t to_commands(const Batch& b, const std::string& channel, std::string& out) {
+  static size_t to_commands(const Batch& b, const std::string& channel, const BrokerId& origin,
+                            std::string& out) {
     static constexpr size_t kMaxPublishBytes = 1 << 20;
     out.clear();
     if (b.count == 0) return 0;
@@ -429,7 +440,10 @@ class RedisModule final : public sdk::Module {
       resp_header('*', 3, out);
       resp_bulk("PUBLISH", out);
       resp_bulk(channel, out);
-      resp_bulk(rest.substr(0, cut), out);
+      resp_header('$', origin.size() + cut, out);
+      out.append(reinterpret_cast<const char*>(origin.data()), origin.size());
+      out.append(rest.substr(0, cut));
+      out.append("\r\n");
       rest.remove_prefix(cut);
       ++replies;
     }
@@ -460,8 +474,9 @@ class RedisModule final : public sdk::Module {
         }
         backoff = 100;
       }
-      outbox_->take(batch, std::chrono::milliseconds(last ? 0 : 100));
-      const size_t replies = to_commands(batch, channel, commands);
+      outbox_->take(batch, std::chrono::milliseconds(last ? 0 : 100),
+                    std::chrono::microseconds(last || batch.count == 0 ? 0 : 50));
+      const size_t replies = to_commands(batch, channel, id_, commands);
       const size_t frames = batch.count;
       if (!commands.empty() &&
           redisAppendFormattedCommand(c.get(), commands.data(), commands.size()) != REDIS_OK) {
@@ -552,8 +567,13 @@ class RedisModule final : public sdk::Module {
       // ["message", channel, frame]
       if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
           r->element[2]->type == REDIS_REPLY_STRING) {
-        const std::string_view batch(r->element[2]->str, r->element[2]->len);
-        if (!for_each_batch_entry(batch, [this](std::string_view frame) { deliver(frame); }))
+        BrokerId origin;
+        std::string_view entries;
+        if (!split_batch(std::string_view(r->element[2]->str, r->element[2]->len), origin,
+                         entries) ||
+            origin == id_)  // our own, already delivered here
+          continue;
+        if (!for_each_batch_entry(entries, [this](std::string_view frame) { deliver(frame); }))
           host().debug("redis: a message batch was cut short");
       }
     }
@@ -567,7 +587,6 @@ class RedisModule final : public sdk::Module {
       host().debug("redis: skipped a frame this broker cannot read");
       return false;
     }
-    if (f.origin == id_) return false;  // our own, already delivered here
     ++received_;
     if (f.kind == Frame::kSessionStarted) {
       host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);

@@ -12,7 +12,6 @@ namespace {
 
 Frame message() {
   Frame f;
-  for (size_t i = 0; i < f.origin.size(); ++i) f.origin[i] = static_cast<uint8_t>(i * 17);
   f.qos = 2;
   f.retain = true;
   f.expires_at_ms = 1'800'000'000'123;
@@ -29,7 +28,6 @@ TEST(RedisFrame, MessageRoundTrip) {
   ASSERT_TRUE(decode_frame(bytes, f));
   const Frame want = message();
   EXPECT_EQ(f.kind, Frame::kMessage);
-  EXPECT_EQ(f.origin, want.origin);
   EXPECT_EQ(f.qos, 2);
   EXPECT_TRUE(f.retain);
   EXPECT_EQ(f.expires_at_ms, want.expires_at_ms);
@@ -41,7 +39,6 @@ TEST(RedisFrame, MessageRoundTrip) {
 TEST(RedisFrame, SessionStartedRoundTrip) {
   Frame s;
   s.kind = Frame::kSessionStarted;
-  s.origin[0] = 9;
   s.connected_at_ms = 1'800'000'000'000;
   s.client_id = "client-1";
   std::string bytes;
@@ -49,7 +46,6 @@ TEST(RedisFrame, SessionStartedRoundTrip) {
   Frame f;
   ASSERT_TRUE(decode_frame(bytes, f));
   EXPECT_EQ(f.kind, Frame::kSessionStarted);
-  EXPECT_EQ(f.origin, s.origin);
   EXPECT_EQ(f.connected_at_ms, s.connected_at_ms);
   EXPECT_EQ(f.client_id, "client-1");
 }
@@ -57,7 +53,7 @@ TEST(RedisFrame, SessionStartedRoundTrip) {
 TEST(RedisFrame, EveryTruncationAndBadHeaderIsRefused) {
   std::string bytes;
   encode_frame(message(), bytes);
-  const size_t header = 2 + 16 + 1 + 8 + 2 + 3 + 4 + 4;  // up to the payload
+  const size_t header = 2 + 1 + 8 + 2 + 3 + 4 + 4;  // up to the payload
   for (size_t n = 0; n < header; ++n) {
     Frame f;
     EXPECT_FALSE(decode_frame(std::string_view(bytes).substr(0, n), f)) << n;
@@ -70,15 +66,17 @@ TEST(RedisFrame, EveryTruncationAndBadHeaderIsRefused) {
   other[1] = 7;  // an unknown kind
   EXPECT_FALSE(decode_frame(other, f));
   other = bytes;
-  other[18] = 3;  // QoS 3
+  other[2] = 3;  // QoS 3
   EXPECT_FALSE(decode_frame(other, f));
   other = bytes;
-  other[18] = 8;  // an unknown flag
+  other[2] = 8;  // an unknown flag
   EXPECT_FALSE(decode_frame(other, f));
 }
 
-TEST(RedisFrame, ABatchCarriesFramesInOrderAndACutIsReported) {
-  std::string batch;
+TEST(RedisFrame, ABatchCarriesItsSenderAndFramesInOrderAndACutIsReported) {
+  BrokerId sender;
+  for (size_t i = 0; i < sender.size(); ++i) sender[i] = static_cast<uint8_t>(i * 17);
+  std::string batch(reinterpret_cast<const char*>(sender.data()), sender.size());
   Frame a = message();
   a.topic = "first";
   Frame b = message();
@@ -91,10 +89,15 @@ TEST(RedisFrame, ABatchCarriesFramesInOrderAndACutIsReported) {
     ASSERT_TRUE(decode_frame(frame, f));
     topics.emplace_back(f.topic);
   };
-  EXPECT_TRUE(for_each_batch_entry(batch, collect));
+  BrokerId origin{};
+  std::string_view entries;
+  ASSERT_TRUE(split_batch(batch, origin, entries));
+  EXPECT_EQ(origin, sender);
+  EXPECT_FALSE(split_batch(std::string_view(batch).substr(0, 15), origin, entries));
+  EXPECT_TRUE(for_each_batch_entry(entries, collect));
   EXPECT_EQ(topics, (std::vector<std::string>{"first", "second"}));
   topics.clear();
-  EXPECT_FALSE(for_each_batch_entry(std::string_view(batch).substr(0, batch.size() - 1), collect));
+  EXPECT_FALSE(for_each_batch_entry(entries.substr(0, entries.size() - 1), collect));
   EXPECT_EQ(topics, std::vector<std::string>{"first"});  // the frames before the cut
 }
 
