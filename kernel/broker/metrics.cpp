@@ -4,7 +4,11 @@
 #include <backbone/module_abi.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+
+#include <fmt/format.h>
 
 namespace backbone::kernel::broker {
 namespace {
@@ -208,6 +212,40 @@ void Metrics::write_prometheus(std::string& out) const {
          "Messages refused by topic rules, by rule.");
   for (const auto& [rule, n] : rule_rejections_)
     sample(out, "backbone_topic_rule_rejections_total", "rule=\"" + label(rule) + "\"", n->load());
+  for (const auto& [name, m] : module_metrics_) {
+    family(out, name.c_str(), m.counter ? "counter" : "gauge", m.help.c_str());
+    out += name + " " + fmt::format("{}", m.value) + "\n";
+  }
+}
+
+std::string Metrics::set_module_metric(std::string_view module, std::string_view name,
+                                       std::string_view help, bool counter, double value) {
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string_view::npos)
+    return "metric names are 1-64 characters of a-z, 0-9 and _";
+  if (help.size() > 256 ||
+      std::any_of(help.begin(), help.end(), [](char c) { return c == '\n' || c == '\\'; }))
+    return "metric help is at most 256 characters, without newline or backslash";
+  if (!std::isfinite(value)) return "metric values are finite";
+  std::string full = "backbone_";
+  for (char c : module) full += c == '-' ? '_' : c;
+  full += '_';
+  full += name;
+  std::lock_guard lock(mutex_);
+  auto it = module_metrics_.find(full);
+  if (it == module_metrics_.end()) {
+    const auto mine = std::count_if(module_metrics_.begin(), module_metrics_.end(),
+                                    [&](const auto& m) { return m.second.module == module; });
+    if (static_cast<size_t>(mine) >= kMaxModuleMetrics)
+      return "at most " + std::to_string(kMaxModuleMetrics) + " metrics per module";
+    it = module_metrics_
+             .emplace(full, ModuleMetric{std::string(module), std::string(help), counter, value})
+             .first;
+  } else if (it->second.counter != counter) {
+    return "metric '" + full + "' was set as a " + (it->second.counter ? "counter" : "gauge");
+  }
+  it->second.value = value;
+  return {};
 }
 
 void Metrics::write_json(nlohmann::json& out) const {
@@ -225,8 +263,11 @@ void Metrics::write_json(nlohmann::json& out) const {
     for (size_t v = 0; v < kVerdicts.size(); ++v) logins[kVerdicts[v]] = p->logins[v].load();
     providers[name] = {{"sessions", p->sessions.load()}, {"logins", logins}};
   }
+  nlohmann::json modules = nlohmann::json::object();
+  for (const auto& [name, m] : module_metrics_) modules[name] = m.value;
   out["transports"] = std::move(transports);
   out["providers"] = std::move(providers);
+  out["modules"] = std::move(modules);
 }
 
 }  // namespace backbone::kernel::broker

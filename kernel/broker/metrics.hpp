@@ -57,9 +57,16 @@ class Metrics {
   void count_denial(std::string_view action);
   void count_rule_rejection(std::string_view rule);
 
+  // A module's own metric (bb_host_api.metric_set): backbone_<module>_<name>
+  // ('-' in the module's name becomes '_'). An empty result means it is set;
+  // otherwise why not (bad name, help or value, too many metrics).
+  static constexpr size_t kMaxModuleMetrics = 64;  // per module
+  std::string set_module_metric(std::string_view module, std::string_view name,
+                                std::string_view help, bool counter, double value);
+
   // Prometheus text lines of the labelled families.
   void write_prometheus(std::string& out) const;
-  // {"transports": {...}, "providers": {...}} for /api/stats.
+  // {"transports": {...}, "providers": {...}, "modules": {...}} for /api/stats.
   void write_json(nlohmann::json& out) const;
 
  private:
@@ -72,6 +79,13 @@ class Metrics {
   // counter of a name after its first lookup, so counting is lock-free.
   static void count(std::mutex& mutex, CounterMap& map, std::string_view name);
   using KnownCounters = std::map<std::string, std::atomic<uint64_t>*, std::less<>>;
+  struct ModuleMetric {
+    std::string module;
+    std::string help;
+    bool counter;
+    double value;
+  };
+  std::map<std::string, ModuleMetric, std::less<>> module_metrics_;  // by full name
   CounterMap denials_;
   CounterMap rule_rejections_;
 };

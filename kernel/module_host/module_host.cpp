@@ -304,6 +304,21 @@ struct HostApiImpl {
     }
   }
 
+  static bb_status metric_set(bb_host_ctx* h, bb_str name, bb_str help, int32_t kind,
+                              double value) noexcept {
+    try {
+      auto* i = inst(h);
+      if (!i) return BB_E_INVALID;
+      if (kind != BB_METRIC_COUNTER && kind != BB_METRIC_GAUGE)
+        return failed(BB_E_INVALID, "metric kind must be BB_METRIC_COUNTER or BB_METRIC_GAUGE");
+      std::string why = g_broker->metrics().set_module_metric(i->name(), text(name), text(help),
+                                                              kind == BB_METRIC_COUNTER, value);
+      return why.empty() ? BB_OK : failed(BB_E_INVALID, std::move(why));
+    } catch (const std::exception& e) {
+      return failed(BB_E_INTERNAL, e.what());
+    }
+  }
+
   static bb_status session_takeover(bb_host_ctx* h, bb_str client_id,
                                     uint64_t connected_at_unix_ms) noexcept {
     try {
@@ -693,7 +708,8 @@ struct HostApiImpl {
                                     &state_path,
                                     &register_message_tap,
                                     &publish_routed,
-                                    &session_takeover};
+                                    &session_takeover,
+                                    &metric_set};
 };
 
 const bb_host_api* ModuleHost::api() {

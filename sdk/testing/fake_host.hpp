@@ -354,6 +354,11 @@ class FakeHost {
     std::lock_guard lock(mutex_);
     return kicked_;
   }
+  // The last value of each metric the module set.
+  std::map<std::string, double> metrics() const {
+    std::lock_guard lock(mutex_);
+    return metrics_;
+  }
   std::vector<std::string> taken_over() const {
     std::lock_guard lock(mutex_);
     return taken_over_;
@@ -626,6 +631,18 @@ class FakeHost {
     return BB_OK;
   }
 
+  static bb_status api_metric_set(bb_host_ctx* h, bb_str name, bb_str, int32_t kind, double value) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked("metric_set")) return BB_E_STATE;
+    if (kind != BB_METRIC_COUNTER && kind != BB_METRIC_GAUGE) {
+      f->violation_locked("metric_set with an unknown kind");
+      return BB_E_INVALID;
+    }
+    f->metrics_[to_string(name)] = value;
+    return BB_OK;
+  }
+
   static bb_status api_session_takeover(bb_host_ctx* h, bb_str client_id, uint64_t) {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
@@ -847,7 +864,8 @@ class FakeHost {
                                     &api_state_path,
                                     &api_register_message_tap,
                                     &api_publish_routed,
-                                    &api_session_takeover};
+                                    &api_session_takeover,
+                                    &api_metric_set};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -881,6 +899,7 @@ class FakeHost {
   std::string publish_reason_string_;
   std::vector<std::string> kicked_;
   std::vector<std::string> taken_over_;
+  std::map<std::string, double> metrics_;
   std::vector<std::pair<const bb_message_tap*, void*>> taps_;
   std::string state_path_;
   std::vector<std::string> violations_;

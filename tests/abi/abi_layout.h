@@ -46,7 +46,8 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, register_message_tap) == 16 + 28 * 8,
                  "bb_host_api.register_message_tap (1.2)");
 BB_STATIC_ASSERT(offsetof(bb_host_api, session_takeover) == 16 + 30 * 8,
                  "bb_host_api.session_takeover");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 31 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, metric_set) == 16 + 31 * 8, "bb_host_api.metric_set");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 32 * 8, "bb_host_api");
 BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");
 BB_STATIC_ASSERT(offsetof(bb_http_request, headers) == 56, "bb_http_request.headers");
 BB_STATIC_ASSERT(offsetof(bb_http_request, principal) == 120, "bb_http_request.principal");

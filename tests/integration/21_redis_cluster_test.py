@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -51,10 +52,18 @@ class Redis:
                               env=dict(os.environ, REDISCLI_AUTH=self.password or "")).stdout
 
 
-def clustered(redis, anonymous=ALLOW_ALL, settings=None, **kw):
+def clustered(redis, anonymous=ALLOW_ALL, settings=None, http_api=False, **kw):
     s = {"address": f"127.0.0.1:{redis.port}", "prefix": "e2e"}
     s.update(settings or {})
-    return Broker(anonymous=anonymous, modules=[{"name": "redis", "settings": s}], **kw)
+    modules = [{"name": "redis", "settings": s}] + (["http-api"] if http_api else [])
+    return Broker(anonymous=anonymous, modules=modules, **kw)
+
+
+def redis_metrics(broker):
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.startswith("backbone_redis_")}
 
 
 def v5_props(**values):
@@ -74,6 +83,28 @@ class RedisCluster(unittest.TestCase):
         broker.start()
         self.addCleanup(lambda: self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
         return broker
+
+    def test_metrics_show_the_links_and_the_frames(self):
+        a = self.started(clustered(self.redis, http_api=True))
+        b = self.started(clustered(self.redis, http_api=True))
+        sub = Client(b, client_id="m-sub").connect()
+        sub.subscribe("m/#")
+        for i in range(5):
+            harness.pub(a, "m/x", f"n{i}")
+        sub.wait_messages(5)
+        # Reported once a second by the sender thread.
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(a).get("backbone_redis_frames_sent_total", 0) >= 5
+            and redis_metrics(b).get("backbone_redis_frames_received_total", 0) >= 5, 5),
+            (redis_metrics(a), redis_metrics(b)))
+        m = redis_metrics(a)
+        self.assertEqual(m["backbone_redis_sender_connected"], 1)
+        self.assertEqual(m["backbone_redis_receiver_connected"], 1)
+        self.assertEqual(m["backbone_redis_frames_dropped_total"], 0)
+        self.redis.stop()
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(a)["backbone_redis_receiver_connected"] == 0, 5))
+        sub.disconnect()
 
     def brokers(self, n=2, **kw):
         out = []

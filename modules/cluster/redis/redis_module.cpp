@@ -367,7 +367,8 @@ class RedisModule final : public sdk::Module {
   // when it is back.
   struct Link {
     const char* role;
-    std::atomic<bool> down{false};
+    std::atomic<bool> down{false};       // warned about, not back yet
+    std::atomic<bool> connected{false};  // for the metric
   };
 
   Context connect(Link& link) {
@@ -397,10 +398,12 @@ class RedisModule final : public sdk::Module {
 
   // One warning per outage, not one per retry.
   void warn_once(Link& link, const std::string& what) {
+    link.connected = false;
     if (!link.down.exchange(true))
       host().warn(std::string("redis ") + link.role + ": " + what + " (retrying)");
   }
   void up(Link& link) {
+    link.connected = true;
     if (link.down.exchange(false))
       host().info(std::string("redis ") + link.role + ": connected to " + settings_.where());
   }
@@ -462,8 +465,13 @@ class RedisModule final : public sdk::Module {
     std::string commands;
     const std::string channel = settings_.channel();
     uint32_t backoff = 100;
+    auto reported = Clock::now() - std::chrono::seconds(1);
     for (;;) {
       const bool last = stopping_;  // one more round after stop: wills, final messages
+      if (Clock::now() - reported >= std::chrono::seconds(1)) {
+        report_metrics();
+        reported = Clock::now();
+      }
       if (!c) {
         if (last) break;
         c = connect(sender_link_);
@@ -472,6 +480,7 @@ class RedisModule final : public sdk::Module {
           backoff = std::min(backoff * 2, 2000u);
           continue;
         }
+        up(sender_link_);
         backoff = 100;
       }
       outbox_->take(batch, std::chrono::milliseconds(last ? 0 : 100),
@@ -497,9 +506,26 @@ class RedisModule final : public sdk::Module {
         continue;
       }
       sent_ += frames;
-      if (frames) up(sender_link_);
       if (last) break;
     }
+    report_metrics();
+  }
+
+  // /metrics: backbone_redis_*.
+  void report_metrics() {
+    auto set = [this](const char* name, const char* help, int32_t kind, double value) {
+      host().api()->metric_set(host().ctx(), sdk::str(name), sdk::str(help), kind, value);
+    };
+    set("frames_sent_total", "Frames (messages, session starts) sent to the other brokers.",
+        BB_METRIC_COUNTER, static_cast<double>(sent_.load()));
+    set("frames_received_total", "Frames received from the other brokers.", BB_METRIC_COUNTER,
+        static_cast<double>(received_.load()));
+    set("frames_dropped_total", "Frames not sent: outbox full, or Redis lost while sending.",
+        BB_METRIC_COUNTER, static_cast<double>(dropped_.load()));
+    set("sender_connected", "1 while the sender's Redis connection is up.", BB_METRIC_GAUGE,
+        sender_link_.connected ? 1 : 0);
+    set("receiver_connected", "1 while the receiver is subscribed and delivering.", BB_METRIC_GAUGE,
+        receiver_link_.connected ? 1 : 0);
   }
 
   // Subscribes, loads the retained messages, then delivers what the other

@@ -71,6 +71,9 @@ enum {
   BB_KIND_CLUSTER = 16   /* ABI 1.2: shares messages and state with other brokers */
 };
 
+/* bb_host_api.metric_set kinds (ABI 1.2). */
+enum { BB_METRIC_COUNTER = 1, BB_METRIC_GAUGE = 2 };
+
 /* bb_module_descriptor.flags */
 enum { BB_MODULE_SERIALIZE = 1 /* authenticate() is never called concurrently */ };
 
@@ -444,6 +447,13 @@ typedef struct bb_host_api {
    * later connection wins). BB_E_NOT_FOUND when there is no such session or
    * it is the later one. */
   bb_status (*session_takeover)(bb_host_ctx* h, bb_str client_id, uint64_t connected_at_unix_ms);
+  /* Sets the current value of one of the module's metrics, shown in
+   * /metrics as backbone_<module>_<name> (a '-' in the module's name becomes
+   * '_') and in /api/stats under "modules". `name`: 1-64 characters of a-z,
+   * 0-9 and _; `kind`: BB_METRIC_*, fixed by the first call (a counter only
+   * grows); at most 64 metrics per module. BB_E_INVALID otherwise
+   * (last_error says why). */
+  bb_status (*metric_set)(bb_host_ctx* h, bb_str name, bb_str help, int32_t kind, double value);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */
