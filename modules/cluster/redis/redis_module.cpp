@@ -513,6 +513,7 @@ class RedisModule final : public sdk::Module {
 
   // /metrics: backbone_redis_*.
   void report_metrics() {
+    if (!BB_HAS(host().api(), bb_host_api, metric_set)) return;
     auto set = [this](const char* name, const char* help, int32_t kind, double value) {
       host().api()->metric_set(host().ctx(), sdk::str(name), sdk::str(help), kind, value);
     };
