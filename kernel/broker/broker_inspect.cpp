@@ -137,9 +137,14 @@ bool Broker::kick(const std::string& client_id, uint8_t reason, uint64_t connect
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return false;
     if (connected_before) {
-      // The client connected here again after it did elsewhere: it stays.
-      std::lock_guard session_lock(it->second->mutex());
-      if (it->second->connected_at_unix_ms >= connected_before) return false;
+      // The client connected here again after it did elsewhere, or is
+      // connecting right now (attached, no time yet): it stays. An offline
+      // session (restored from the store, never resumed) moves away.
+      session::Session& found = *it->second;
+      std::lock_guard session_lock(found.mutex());
+      if (found.connected_at_unix_ms >= connected_before ||
+          (found.connected_at_unix_ms == 0 && found.conn() != 0))
+        return false;
     }
     s = it->second;
     sessions_.erase(it);

@@ -1524,6 +1524,20 @@ TEST(ClusterTap, TakeoverDisconnectsWithSessionTakenOver) {
   EXPECT_EQ(as_disconnect(packets[0], Version::kV5).reason_code, reason::kSessionTakenOver);
   EXPECT_TRUE(c.closed());
   EXPECT_FALSE(h.broker().kick("roamer", reason::kSessionTakenOver, later));  // the session is gone
+
+  // Attached but its CONNECT not finished (no connect time yet): it stays.
+  // Offline without a connect time (restored from the store): it goes.
+  h.run([&] {
+    bool present = false;
+    auto s = h.broker().attach_session("arriving", false, 4242, present);
+    EXPECT_FALSE(h.broker().kick("arriving", reason::kSessionTakenOver, later));
+    {
+      std::lock_guard lock(s->mutex());
+      s->expiry_interval_s = 60;  // persistent and offline, as restored from the store
+      s->set_conn(0);
+    }
+    EXPECT_TRUE(h.broker().kick("arriving", reason::kSessionTakenOver, later));
+  });
 }
 
 }  // namespace
