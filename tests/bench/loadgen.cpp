@@ -1319,7 +1319,8 @@ void usage() {
   std::fprintf(
       stderr,
       "usage: bb_loadgen --scenario fan-in|fan-out|pairs|latency|overload|idle [options]\n"
-      "  --host ADDR (127.0.0.1)  --port N (1883)  --sub-port N (subscribers' broker; --port)  --protocol 3.1.1|5.0|4|5 (3.1.1)  --qos 0|1\n"
+      "  --host ADDR (127.0.0.1)  --port N (1883)  --sub-port N (subscribers' broker; --port)\n"
+      "  --protocol 3.1.1|5.0|4|5 (3.1.1)  --qos 0|1\n"
       "  --duration S (5)  --warmup S (1)  --drain S  --stall S (3)  --payload BYTES (64, >= 24)\n"
       "  --window W (64)  --rate MSGS_PER_S (10000, latency)  --publishers N  --subscribers N\n"
       "  --topology fan-in|fan-out|pairs (overload; fan-in)  --connections N (10000, idle)\n"

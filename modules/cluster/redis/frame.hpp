@@ -80,9 +80,17 @@ inline void encode_frame(const Frame& f, std::string& out) {
 
 // A batch: the sender's BrokerId, then frames, each after its length (u32,
 // big-endian), so that one PUBLISH serves many messages.
+inline constexpr size_t kBatchEntryHeader = 4;
 inline void append_batch_entry(const Frame& f, std::string& out) {
-  detail::put_be(frame_size(f), 4, out);
+  detail::put_be(frame_size(f), kBatchEntryHeader, out);
   encode_frame(f, out);
+}
+
+// The size of the first entry of `entries` (which this broker wrote: whole).
+inline size_t batch_entry_size(std::string_view entries) {
+  uint64_t length = 0;
+  detail::get_be(entries, kBatchEntryHeader, length);
+  return kBatchEntryHeader + length;
 }
 
 // The sender of a batch and its entries; false when too short to have one.
@@ -101,7 +109,9 @@ bool for_each_batch_entry(std::string_view entries, Fn&& fn) {
   while (!batch.empty()) {
     uint64_t length;
     std::string_view frame;
-    if (!detail::get_be(batch, 4, length) || !detail::get_bytes(batch, length, frame)) return false;
+    if (!detail::get_be(batch, kBatchEntryHeader, length) ||
+        !detail::get_bytes(batch, length, frame))
+      return false;
     fn(frame);
   }
   return true;

@@ -5,7 +5,7 @@
 //    reaches the subscribers of every other broker through one Redis pub/sub
 //    channel; each receiving broker checks its own subscribers' read rights.
 //  - Retained messages are also kept in a Redis hash, which a broker loads
-//    before it takes clients (and again after losing Redis).
+//    before it takes clients.
 //  - A client connecting to one broker ends its connection and session on
 //    the others: one client id, one connection, cluster-wide.
 // Redis is reached with hiredis from two module threads, so broker workers
@@ -140,6 +140,7 @@ class Outbox {
       std::lock_guard lock(shard.mutex);
       Batch& b = shard.batch;
       const size_t before = b.frames.size() + b.retained_commands.size();
+      const size_t frame_at = b.frames.size() + kBatchEntryHeader;
       append_batch_entry(f, b.frames);
       ++b.count;
       if (f.kind == Frame::kMessage && f.retain) {
@@ -150,11 +151,7 @@ class Outbox {
         resp_bulk(clear ? "HDEL" : "HSET", out);
         resp_bulk(retained_key_, out);
         resp_bulk(f.topic, out);
-        if (!clear) {
-          resp_header('$', frame_size(f), out);
-          encode_frame(f, out);
-          out.append("\r\n");
-        }
+        if (!clear) resp_bulk(std::string_view(b.frames).substr(frame_at), out);
         ++b.retained_replies;
       }
       // Counted before the sender can take it: pending_ never falls below
@@ -408,9 +405,10 @@ class RedisModule final : public sdk::Module {
       host().info(std::string("redis ") + link.role + ": connected to " + settings_.where());
   }
 
-  // Sleeps up to `ms`, or less when stopping.
-  void pause(uint32_t ms) {
-    const auto until = Clock::now() + std::chrono::milliseconds(ms);
+  // Sleeps `backoff` ms (less when stopping), then doubles it up to 2 s.
+  void back_off(uint32_t& backoff) {
+    const auto until = Clock::now() + std::chrono::milliseconds(backoff);
+    backoff = std::min(backoff * 2, 2000u);
     while (!stopping_ && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -435,11 +433,8 @@ class RedisModule final : public sdk::Module {
     std::string_view rest = b.frames;
     while (!rest.empty()) {
       size_t cut = 0;
-      while (cut < rest.size() && (cut == 0 || cut < kMaxPublishBytes)) {
-        uint32_t length = 0;
-        for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<uint8_t>(rest[cut + i]);
-        cut += 4 + length;
-      }
+      while (cut < rest.size() && (cut == 0 || cut < kMaxPublishBytes))
+        cut += batch_entry_size(rest.substr(cut));
       resp_header('*', 3, out);
       resp_bulk("PUBLISH", out);
       resp_bulk(channel, out);
@@ -476,8 +471,7 @@ class RedisModule final : public sdk::Module {
         if (last) break;
         c = connect(sender_link_);
         if (!c) {
-          pause(backoff);
-          backoff = std::min(backoff * 2, 2000u);
+          back_off(backoff);
           continue;
         }
         up(sender_link_);
@@ -540,16 +534,14 @@ class RedisModule final : public sdk::Module {
       if (c) r = (Command() << "SUBSCRIBE" << channel).run(c.get());
       if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (c && !r) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
-        pause(backoff);
-        backoff = std::min(backoff * 2, 2000u);
+        back_off(backoff);
         continue;
       }
       // Subscribed first, loaded second: no retained update falls in between.
       // Only once: loading again after an outage would send every retained
       // message to the current subscribers a second time.
       if (!ready_ && !load_retained()) {
-        pause(backoff);
-        backoff = std::min(backoff * 2, 2000u);
+        back_off(backoff);
         continue;
       }
       backoff = 100;

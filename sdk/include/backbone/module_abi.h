@@ -277,11 +277,11 @@ typedef struct bb_http_response {
 /* Registered by a module; must outlive its registration. */
 typedef struct bb_http_route {
   uint32_t struct_size;
-  uint32_t flags;   /* BB_HTTP_* set */
-  bb_str path;      /* "/health"; with BB_HTTP_PREFIX "/api/clients" */
-  bb_str methods;   /* "GET,PUT,DELETE"; others are answered 405 */
-  bb_str summary;   /* one line for the OpenAPI document */
-  bb_str openapi;   /* optional JSON object merged into the route's OpenAPI path item */
+  uint32_t flags; /* BB_HTTP_* set */
+  bb_str path;    /* "/health"; with BB_HTTP_PREFIX "/api/clients" */
+  bb_str methods; /* "GET,PUT,DELETE"; others are answered 405 */
+  bb_str summary; /* one line for the OpenAPI document */
+  bb_str openapi; /* optional JSON object merged into the route's OpenAPI path item */
   /* Thread: a kernel worker. Answer exactly once with host->http_respond(),
    * during the call or later from any thread. */
   void (*handle)(void* user, const bb_http_request* req, bb_http_exchange ex);
