@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "kernel/authz/policy.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include <utility>
@@ -158,7 +159,7 @@ std::shared_ptr<const Policy> Policy::compile(const std::vector<Statement>& stat
       for (const auto& r : c.resources) {
         std::string_view text = r.text();
         if (text.substr(0, 5) == "mqtt:") text.remove_prefix(5);
-        allow_all |= text == "*" || text == "**" || text == "#";
+        allow_all |= text == "*" || text == "**";  // "#" leaves out '$' topics
       }
     }
     for (const auto& c : p->deny_) any_deny |= c.action_matches(action);
@@ -217,6 +218,37 @@ bool Policy::covers(std::string_view action, std::string_view filter) const {
     if (!c.action_matches(action)) continue;
     for (const auto& r : c.resources) {
       if (r.overlaps_filter(filter)) return false;
+    }
+  }
+  return true;
+}
+
+bool Policy::covers_grant(std::string_view action_pattern,
+                          std::string_view resource_pattern) const {
+  auto granted = ResourcePattern::parse(resource_pattern, nullptr);
+  if (!granted) return false;
+  bool covered = false;
+  for (const auto& c : allow_) {
+    const bool action_held = std::any_of(c.actions.begin(), c.actions.end(), [&](const auto& g) {
+      return glob_covers(g, action_pattern);
+    });
+    if (!action_held) continue;
+    for (const auto& r : c.resources) {
+      if (r.covers_pattern(*granted)) {
+        covered = true;
+        break;
+      }
+    }
+    if (covered) break;
+  }
+  if (!covered) return false;
+  for (const auto& c : deny_) {
+    const bool action_meets = std::any_of(c.actions.begin(), c.actions.end(), [&](const auto& g) {
+      return glob_may_overlap(g, action_pattern);
+    });
+    if (!action_meets) continue;
+    for (const auto& r : c.resources) {
+      if (r.may_overlap_pattern(*granted)) return false;
     }
   }
   return true;

@@ -58,6 +58,13 @@ class Policy {
   // need no per-topic decision.
   bool allows_read_all(std::string_view filter) const;
 
+  // Delegation (SPEC §6: a caller may grant only what it holds): true when
+  // for every action `action_pattern` matches and every resource
+  // `resource_pattern` matches, some allow statement matches and no deny
+  // statement can. Conservative: a grant it cannot prove covered is refused.
+  // False for an invalid resource pattern.
+  bool covers_grant(std::string_view action_pattern, std::string_view resource_pattern) const;
+
   // Unique for the process's lifetime (never reused, unlike an address): lets
   // callers remember a decision made under this exact policy.
   uint64_t id() const { return id_; }

@@ -3,6 +3,7 @@
 
 #include "kernel/authz/glob.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <limits>
 
@@ -144,7 +145,7 @@ std::optional<ResourcePattern> ResourcePattern::parse(std::string_view text, std
     p.levels_.push_back(l);
     pos = end + 1;
   }
-  p.match_all_ = body == "*" || body == "**" || body == "#";
+  p.match_all_ = body == "*" || body == "**";
   const Level& first = p.levels_.front();
   p.dollar_guard_ = first.kind == Kind::one || first.kind == Kind::multi ||
                     (first.kind == Kind::glob && body.front() == '*');
@@ -250,6 +251,93 @@ bool ResourcePattern::overlaps_filter(std::string_view mqtt_filter) const {
     if (match_subject(FilterCursor(f.body, f.has_levels, k), accepts)) return true;
   }
   return false;
+}
+
+// Walks the levels of another resource pattern: each level is a symbol that
+// the pattern levels of the coverage test accept or not as a whole.
+class PatternCursor {
+ public:
+  struct Symbol {
+    uint8_t kind;  // ResourcePattern's Kind
+    std::string_view text;
+  };
+  template <class Level>
+  PatternCursor(std::string_view body, const std::vector<Level>& levels) {
+    for (const auto& l : levels) symbols_.push_back({static_cast<uint8_t>(l.kind), {}});
+    for (size_t i = 0; i < levels.size(); ++i)
+      symbols_[i].text = body.substr(levels[i].begin, levels[i].size);
+  }
+  bool at_end() const { return pos_ == symbols_.size(); }
+  const Symbol& level() const { return symbols_[pos_]; }
+  void advance() { ++pos_; }
+
+ private:
+  // Patterns have few levels; copying the cursor (a backtrack point) copies
+  // this small vector, and only on the management path.
+  std::vector<Symbol> symbols_;
+  size_t pos_ = 0;
+};
+
+bool ResourcePattern::covers_pattern(const ResourcePattern& other) const {
+  if (match_all_) return true;
+  if (other.match_all_) return false;  // it matches '$' topics, this one does not
+  const std::string_view ob = other.body();
+  if (dollar_guard_ && ob.front() == '$') return false;
+  const std::string_view b = body();
+  auto accepts = [b](const Level& l, const PatternCursor::Symbol& s) {
+    const auto kind = static_cast<Kind>(s.kind);
+    if (kind == Kind::multi) return false;  // only a multi level takes a multi level
+    switch (l.kind) {
+      case Kind::literal:
+        return kind == Kind::literal && b.substr(l.begin, l.size) == s.text;
+      case Kind::glob:
+        return (kind == Kind::literal || kind == Kind::glob) &&
+               glob_covers(b.substr(l.begin, l.size), s.text);
+      default:
+        return true;
+    }
+  };
+  return match_subject(PatternCursor(ob, other.levels_), accepts);
+}
+
+bool ResourcePattern::may_overlap_pattern(const ResourcePattern& other) const {
+  if (match_all_ || other.match_all_) return true;
+  const std::string_view b = body(), ob = other.body();
+  if ((dollar_guard_ && ob.front() == '$') || (other.dollar_guard_ && b.front() == '$'))
+    return false;
+  auto level_may_meet = [&](const Level& x, const Level& y) {
+    if (x.kind == Kind::one || y.kind == Kind::one) return true;
+    const std::string_view xs = b.substr(x.begin, x.size), ys = ob.substr(y.begin, y.size);
+    if (x.kind == Kind::literal && y.kind == Kind::literal) return xs == ys;
+    return glob_may_overlap(xs, ys);
+  };
+  auto is_multi = [](const Level& l) { return l.kind == Kind::multi; };
+  const auto& x = levels_;
+  const auto& y = other.levels_;
+  // Fixed levels from the front, then from the back, up to the first '**'.
+  size_t front = 0;
+  while (front < x.size() && front < y.size() && !is_multi(x[front]) && !is_multi(y[front])) {
+    if (!level_may_meet(x[front], y[front])) return false;
+    ++front;
+  }
+  const bool x_open = std::any_of(x.begin(), x.end(), is_multi);
+  const bool y_open = std::any_of(y.begin(), y.end(), is_multi);
+  if (!x_open && !y_open) return x.size() == y.size();
+  for (size_t i = 1; i <= x.size() && i <= y.size(); ++i) {
+    const Level& xl = x[x.size() - i];
+    const Level& yl = y[y.size() - i];
+    if (is_multi(xl) || is_multi(yl)) break;
+    if (!level_may_meet(xl, yl)) return false;
+  }
+  // A pattern without '**' has exactly its levels; the other needs at least
+  // its fixed ones.
+  const auto fixed = [&](const std::vector<Level>& v) {
+    return static_cast<size_t>(
+        std::count_if(v.begin(), v.end(), [&](const Level& l) { return !is_multi(l); }));
+  };
+  if (!x_open && fixed(y) > x.size()) return false;
+  if (!y_open && fixed(x) > y.size()) return false;
+  return true;
 }
 
 }  // namespace backbone::kernel::authz

@@ -12,10 +12,10 @@ namespace backbone::kernel::authz {
 // A resource pattern of an authorization statement or a topic rule (SPEC §6):
 // levels split by '/'; '+' or a lone '*' level = exactly one level; '#' (last)
 // or a '**' level = zero or more levels; '*' inside a level globs within that
-// level; anything else is literal. The patterns "*", "**" and "#" match every
+// level; anything else is literal. The patterns "*" and "**" match every
 // resource, '$' topics included; any other pattern whose first level is a
-// wildcard never matches a topic whose first level starts with '$'. An
-// optional "mqtt:" prefix is ignored.
+// wildcard ("#" too) never matches a topic whose first level starts with '$'.
+// An optional "mqtt:" prefix is ignored.
 //
 // Immutable after parse(); safe to share between threads. matches(),
 // covers_filter() and overlaps_filter() never allocate and never throw.
@@ -36,6 +36,16 @@ class ResourcePattern {
   // True when at least one topic the MQTT filter can match is matched by this
   // pattern. Used to refuse a SUBSCRIBE touching a denied resource.
   bool overlaps_filter(std::string_view mqtt_filter) const;
+
+  // True when every resource `other` matches is matched by this pattern:
+  // whether a caller holding this pattern may hand out `other` (delegation).
+  // Sound: an open level of `other` ('+', '*', a glob, '**') is covered only
+  // by a level of this pattern that takes at least as much.
+  bool covers_pattern(const ResourcePattern& other) const;
+
+  // False only when no resource matches both patterns; true when they might
+  // share one.
+  bool may_overlap_pattern(const ResourcePattern& other) const;
 
   // The pattern as given to parse(), prefix included.
   const std::string& text() const { return text_; }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernel/protocol/reason_code.hpp"
 #include "kernel/retain/retained_store.hpp"
@@ -22,6 +23,13 @@ AuthOutcome copy_auth_result(const bb_auth_result& r) {
   out.principal = text(r.principal);
   out.log_reason = text(r.log_reason);
   if (BB_HAS(&r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r.expires_at_unix_s;
+  if (BB_HAS(&r, bb_auth_result, quotas) && r.quotas) {
+    // The module's struct may be older (shorter) than ours: copy what it has.
+    bb_quotas q{};
+    std::memcpy(&q, r.quotas, std::min<size_t>(r.quotas->struct_size, sizeof q));
+    q.struct_size = static_cast<uint32_t>(std::min<size_t>(r.quotas->struct_size, sizeof q));
+    out.quotas = q;
+  }
   out.statements = statements_from_abi(r.statements, r.statement_count);
   return out;
 }
@@ -51,7 +59,7 @@ Broker::~Broker() {
 // --- the store ---
 
 void Broker::attach_store(std::unique_ptr<store::Store> store, const store::State& state) {
-  for (const auto& [topic, msg] : state.retained) retained_.set(msg);
+  for (const auto& [topic, msg] : state.retained) retained_.restore(msg);
   const auto now = Clock::now();
   for (const auto& [key, rec] : state.sessions) {
     auto s = std::make_shared<Session>(rec.client_id, next_session_id_.fetch_add(1));
@@ -60,6 +68,10 @@ void Broker::attach_store(std::unique_ptr<store::Store> store, const store::Stat
     // The downtime is not counted against the session's expiry.
     s->offline_since = now;
     s->store_key = key;
+    // Its owner: the client id stays theirs, and their statements' source
+    // (a directory module at start, or their next login) re-checks it.
+    s->provider = rec.provider;
+    s->principal = rec.principal;
     for (const auto& [filter, sub] : rec.subscriptions) {
       s->subscriptions[filter] = session::SubscriptionEntry{sub.options, sub.subscription_id};
       tree_.subscribe(filter, topic_tree::Subscriber{s.get(), sub.options, sub.subscription_id, 0});
@@ -86,7 +98,7 @@ void Broker::persist_session(Session& s) {
   std::lock_guard lock(s.mutex());
   if (s.expiry_interval_s > 0) {
     store_->put_session(s.store_key, s.client_id(), s.expiry_interval_s,
-                        static_cast<uint8_t>(s.version));
+                        static_cast<uint8_t>(s.version), s.provider, s.principal);
   } else {
     forget_stored_session(s);
   }
@@ -121,6 +133,24 @@ void Broker::update_principal(std::string_view provider, std::string_view princi
       if (s->provider == provider && s->principal == principal) targets.push_back(s);
     }
   }
+  {
+    // Pending (delayed) wills: checked against the new statements when sent;
+    // revoked credentials publish nothing more (SPEC §6).
+    std::lock_guard lock(wills_mutex_);
+    for (auto it = pending_wills_.begin(); it != pending_wills_.end();) {
+      PendingWill& w = it->second;
+      if (w.provider != provider || w.principal != principal) {
+        ++it;
+      } else if (policy) {
+        w.policy = policy;
+        ++it;
+      } else {
+        spdlog::info("credentials of '{}' ({}) revoked: will of '{}' discarded", principal,
+                     provider, it->first);
+        it = pending_wills_.erase(it);
+      }
+    }
+  }
   for (const auto& s : targets) {
     if (policy) {
       apply_policy(s, policy);
@@ -130,9 +160,7 @@ void Broker::update_principal(std::string_view provider, std::string_view princi
                  s->client_id());
     const ConnId conn = s->conn();
     if (conn != 0) {
-      with_connection(conn, [](session::Connection& c) {
-        c.disconnect(reason::kNotAuthorized, "credentials revoked");
-      });
+      with_connection(conn, [](session::Connection& c) { c.revoke(); });
     }
     {
       std::lock_guard lock(s->mutex());
@@ -318,25 +346,40 @@ bb_status Broker::auth_complete(bb_auth_ticket ticket, const bb_auth_result& r) 
 
 // --- sessions ---
 
-session::SessionPtr Broker::attach_session(const std::string& client_id, bool clean_start,
-                                           ConnId conn, bool& session_present) {
+Broker::Attached Broker::attach_session(const std::string& client_id, bool clean_start, ConnId conn,
+                                        const Login& login) {
+  Attached out;
   session::SessionPtr old;
-  session::SessionPtr s;
   {
     std::lock_guard lock(sessions_mutex_);
     auto it = sessions_.find(client_id);
     if (it != sessions_.end()) {
       old = it->second;
+      std::lock_guard session_lock(old->mutex());
+      // A session restored from a store that did not record its owner is
+      // anyone's, as it was before owners were recorded.
+      out.owner_changed = !old->provider.empty() &&
+                          (old->provider != login.provider || old->principal != login.principal);
+      if (out.owner_changed && !(login.policy && login.policy->allows("mqtt:connect", client_id))) {
+        spdlog::info("client id '{}' belongs to '{}' ({}): refused to '{}' ({})", client_id,
+                     old->principal, old->provider, login.principal, login.provider);
+        return Attached{};
+      }
       if (clean_start) sessions_.erase(it);
     }
     if (old && !clean_start) {
-      s = old;
+      out.session = old;
     } else {
-      s = std::make_shared<Session>(client_id, next_session_id_.fetch_add(1));
-      sessions_[client_id] = s;
+      out.session = std::make_shared<Session>(client_id, next_session_id_.fetch_add(1));
+      sessions_[client_id] = out.session;
     }
+    // Owned from here on, before any other CONNECT can look.
+    std::lock_guard session_lock(out.session->mutex());
+    out.session->provider.assign(login.provider);
+    out.session->principal.assign(login.principal);
   }
-  session_present = old && !clean_start;
+  out.present = old && !clean_start;
+  out.owner_changed = out.owner_changed && out.present;
   if (old) {
     const ConnId previous = old->conn();
     {
@@ -349,9 +392,36 @@ session::SessionPtr Broker::attach_session(const std::string& client_id, bool cl
     }
     if (clean_start) end_session(old);
   }
-  std::lock_guard lock(s->mutex());
-  s->set_conn(conn);
-  return s;
+  std::lock_guard lock(out.session->mutex());
+  out.session->set_conn(conn);
+  return out;
+}
+
+bool Broker::connected_as(const std::string& client_id, std::string_view provider,
+                          std::string_view principal) const {
+  std::lock_guard lock(sessions_mutex_);
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end()) return false;
+  Session& s = *it->second;
+  std::lock_guard session_lock(s.mutex());
+  return s.online() && s.provider == provider && s.principal == principal;
+}
+
+void Broker::update_quotas(std::string_view provider, std::string_view principal,
+                           const bb_quotas* quotas) {
+  const quota::Quotas q = quota::Quotas::resolve(quotas, limits_.principal);
+  // Its next login starts from these too.
+  if (auto usage = principals_.find(provider, principal)) usage->set_quotas(q);
+  std::vector<ConnId> conns;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    for (auto& [id, s] : sessions_) {
+      std::lock_guard session_lock(s->mutex());
+      if (s->provider == provider && s->principal == principal && s->conn() != 0)
+        conns.push_back(s->conn());
+    }
+  }
+  for (ConnId c : conns) with_connection(c, [q](session::Connection& conn) { conn.set_quotas(q); });
 }
 
 void Broker::detach_session(const session::SessionPtr& s) {
@@ -430,6 +500,13 @@ size_t Broker::subscription_count() const {
 
 // --- messages ---
 
+bool Broker::topic_within_limits(std::string_view topic) const {
+  if (topic.size() > limits_.max_topic_length) return false;
+  uint32_t levels = 1;
+  for (char c : topic) levels += c == '/';
+  return levels <= limits_.max_topic_levels;
+}
+
 struct Broker::Route {
   std::vector<topic_tree::Subscriber> matches;
 };
@@ -489,14 +566,24 @@ void Broker::session_started(std::string_view client_id, uint64_t connected_at_u
 
 IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publisher_conn) {
   IngressResult result;
-  if (!origin.routed) {
-    if (!admit(origin, *msg, result)) return result;
-    if (!taps_.empty()) tap_message(*msg);
-  }
+  if (!origin.routed && !admit(origin, *msg, result)) return result;
   if (msg->retain) {
-    retained_.set(msg);
+    // Counted against the broker's caps and the publisher's retained quotas
+    // before anyone (taps, subscribers, the store) sees it.
+    static const quota::PrincipalPtr kNobody;
+    const quota::PrincipalPtr& owner = origin.session ? origin.session->usage : kNobody;
+    const std::string_view over =
+        retained_.set(msg, owner, {limits_.max_retained_messages, limits_.max_retained_bytes});
+    if (!over.empty()) {
+      metrics_.count_quota(over);
+      spdlog::info("retained message on '{}' refused: {} reached", msg->topic, over);
+      result.reason = reason::kQuotaExceeded;
+      result.reason_string = "quota exceeded: " + std::string(over);
+      return result;
+    }
     if (store_) result.durable_seq = store_->set_retained(msg);
   }
+  if (!origin.routed && !taps_.empty()) tap_message(*msg);
 
   thread_local Route route;
   route.matches.clear();
@@ -560,14 +647,15 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
     }
     const bool online = s.online();
     if (!online && qos == 0) return false;  // QoS 0 is not queued for offline sessions
-    const bool over =
-        s.queue.size() >= limits_.max_queued_messages || s.queued_bytes >= limits_.max_queued_bytes;
+    const bool over = s.queue.size() >= s.queue_limit || s.queued_bytes >= limits_.max_queued_bytes;
     if (over) {
-      const bool hard = s.queue.size() >= 2ull * limits_.max_queued_messages ||
-                        s.queued_bytes >= 2 * limits_.max_queued_bytes;
+      const bool hard =
+          s.queue.size() >= 2ull * s.queue_limit || s.queued_bytes >= 2 * limits_.max_queued_bytes;
       if (qos == 0 || hard || !online || publisher_conn == 0) {
         ++s.dropped;
         stats_.messages_dropped.fetch_add(1, std::memory_order_relaxed);
+        if (s.queue_limit < limits_.max_queued_messages)
+          metrics_.count_quota(quota::kMaxQueuedMessages);
         return false;
       }
       s.paused_publishers.insert(publisher_conn);
@@ -609,10 +697,11 @@ void Broker::deliver_retained(Session& s, std::string_view filter,
   }
 }
 
-void Broker::schedule_will(const std::string& client_id, MessagePtr will, Clock::time_point at,
+void Broker::schedule_will(const Session& s, MessagePtr will, Clock::time_point at,
                            std::shared_ptr<const authz::Policy> policy) {
   std::lock_guard lock(wills_mutex_);
-  pending_wills_[client_id] = PendingWill{std::move(will), at, std::move(policy)};
+  pending_wills_[s.client_id()] =
+      PendingWill{std::move(will), at, std::move(policy), s.provider, s.principal};
 }
 
 void Broker::cancel_will(const std::string& client_id) {

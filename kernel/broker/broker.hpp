@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@
 #include "kernel/broker/versioned.hpp"
 #include "kernel/config/limits.hpp"
 #include "kernel/net/worker_pool.hpp"
+#include "kernel/quota/quota.hpp"
 #include "kernel/retain/retained_store.hpp"
 #include "kernel/rules/topic_rules.hpp"
 #include "kernel/session/session.hpp"
@@ -52,6 +54,7 @@ struct AuthOutcome {
   std::string log_reason;
   std::vector<authz::Statement> statements;
   int64_t expires_at_unix_s = 0;
+  std::optional<bb_quotas> quotas;  // ABI 1.3
 };
 AuthOutcome copy_auth_result(const bb_auth_result& r);
 // One kernel statement per (effect, action, resource) triple of the ABI.
@@ -105,6 +108,11 @@ class Broker {
   net::WorkerPool& workers() { return workers_; }
   Stats& stats() { return stats_; }
   Metrics& metrics() { return metrics_; }
+  quota::PrincipalTable& principals() { return principals_; }
+  // New quotas for every session of (provider, principal) (SPEC §6): live
+  // within a second, new logins at once. Null = the broker's defaults.
+  void update_quotas(std::string_view provider, std::string_view principal,
+                     const bb_quotas* quotas);
 
   // --- policies, set at start-up and on reload; read from every worker ---
   void set_anonymous_policy(std::shared_ptr<const authz::Policy> p);
@@ -162,11 +170,27 @@ class Broker {
   void forget_stored_session(session::Session& s);
 
   // --- sessions ---
-  // Finds or creates the session for a CONNECT; takes over an existing
-  // connection of the same client id. Returns the session and whether state
-  // was present.
-  session::SessionPtr attach_session(const std::string& client_id, bool clean_start,
-                                     session::ConnId conn, bool& session_present);
+  // Who is connecting, for attach_session().
+  struct Login {
+    std::string_view provider;
+    std::string_view principal;
+    const authz::Policy* policy = nullptr;  // may allow "mqtt:connect" on others' client ids
+  };
+  // Is the client id's session live on a connection of this principal (a
+  // reconnect that takes over its own connection)?
+  bool connected_as(const std::string& client_id, std::string_view provider,
+                    std::string_view principal) const;
+  struct Attached {
+    session::SessionPtr session;  // null: the client id belongs to another principal
+    bool present = false;         // state was present (resumed)
+    bool owner_changed = false;   // resumed from another principal (allowed mqtt:connect)
+  };
+  // Finds or creates the session for a CONNECT and takes over an existing
+  // connection of the same client id, unless that session (live or
+  // persisted) belongs to another principal and `login.policy` does not
+  // allow "mqtt:connect" on the client id (SPEC §6): then nothing changes.
+  Attached attach_session(const std::string& client_id, bool clean_start, session::ConnId conn,
+                          const Login& login);
   void detach_session(const session::SessionPtr& s);  // connection gone
   void end_session(const session::SessionPtr& s);     // remove state entirely
   size_t session_count() const;
@@ -177,6 +201,9 @@ class Broker {
   size_t subscription_count() const;
 
   // --- messages ---
+  // The configured topic length and level limits, for every way a topic or
+  // filter enters (clients, wills, HTTP, modules, other brokers).
+  bool topic_within_limits(std::string_view topic) const;
   IngressResult ingress(const Origin& origin, MessagePtr msg, session::ConnId publisher_conn);
   void deliver_retained(session::Session& s, std::string_view filter,
                         const protocol::SubscribeOptions& opts, uint32_t sub_id);
@@ -190,7 +217,9 @@ class Broker {
   void start_timers();
   void tick();
   // Wills waiting for their delay, keyed by client id.
-  void schedule_will(const std::string& client_id, MessagePtr will, Clock::time_point at,
+  // `s` is the will's session: its principal's statement changes reach the
+  // pending will, and revoking them discards it.
+  void schedule_will(const session::Session& s, MessagePtr will, Clock::time_point at,
                      std::shared_ptr<const authz::Policy> policy);
   void cancel_will(const std::string& client_id);
   void publish_will(MessagePtr will, const std::shared_ptr<const authz::Policy>& policy);
@@ -244,6 +273,8 @@ class Broker {
 
   std::unique_ptr<store::Store> store_;
 
+  quota::PrincipalTable principals_;
+
   mutable std::mutex sessions_mutex_;
   std::unordered_map<std::string, session::SessionPtr> sessions_;
   std::atomic<uint64_t> next_session_id_{1};
@@ -262,6 +293,8 @@ class Broker {
     MessagePtr msg;
     Clock::time_point at;
     std::shared_ptr<const authz::Policy> policy;
+    std::string provider;
+    std::string principal;
   };
   std::mutex wills_mutex_;
   std::map<std::string, PendingWill> pending_wills_;

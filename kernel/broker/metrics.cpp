@@ -138,6 +138,10 @@ void Metrics::count_rule_rejection(std::string_view rule) {
   count(mutex_, rule_rejections_, rule);
 }
 
+void Metrics::count_quota(std::string_view quota) {
+  count(mutex_, quotas_, quota);
+}
+
 void Metrics::write_prometheus(std::string& out) const {
   std::lock_guard lock(mutex_);
   struct TransportFamily {
@@ -212,6 +216,10 @@ void Metrics::write_prometheus(std::string& out) const {
          "Messages refused by topic rules, by rule.");
   for (const auto& [rule, n] : rule_rejections_)
     sample(out, "backbone_topic_rule_rejections_total", "rule=\"" + label(rule) + "\"", n->load());
+  family(out, "backbone_quota_exceeded_total", "counter",
+         "Requests refused or paused by a principal's quota or a broker-wide cap, by quota.");
+  for (const auto& [quota, n] : quotas_)
+    sample(out, "backbone_quota_exceeded_total", "quota=\"" + label(quota) + "\"", n->load());
   for (const auto& [name, m] : module_metrics_) {
     family(out, name.c_str(), m.counter ? "counter" : "gauge", m.help.c_str());
     out += name + " " + fmt::format("{}", m.value) + "\n";

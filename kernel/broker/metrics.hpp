@@ -56,6 +56,8 @@ class Metrics {
   // An authorization denial by action ("mqtt:publish", "mgmt:...").
   void count_denial(std::string_view action);
   void count_rule_rejection(std::string_view rule);
+  // A quota or broker-wide cap reached, by its name ("maxRetained").
+  void count_quota(std::string_view quota);
 
   // A module's own metric (bb_host_api.metric_set): backbone_<module>_<name>
   // ('-' in the module's name becomes '_'). An empty result means it is set;
@@ -88,6 +90,7 @@ class Metrics {
   std::map<std::string, ModuleMetric, std::less<>> module_metrics_;  // by full name
   CounterMap denials_;
   CounterMap rule_rejections_;
+  CounterMap quotas_;
 };
 
 }  // namespace backbone::kernel::broker

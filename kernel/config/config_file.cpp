@@ -3,6 +3,8 @@
 
 #include "kernel/rules/topic_rules.hpp"
 
+#include <backbone/quotas.hpp>
+
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -45,13 +47,30 @@ void check_keys(const std::string& source, const json& obj, const std::string& w
 }
 
 void read_limits(const std::string& source, const json& j, Limits& l) {
-  check_keys(
-      source, j, "limits",
-      {"max_packet_size", "max_packet_size_before_auth", "max_connections", "max_inflight",
-       "receive_maximum", "max_queued_messages", "max_queued_bytes", "max_topic_length",
-       "max_topic_levels", "max_subscriptions_per_session", "max_keep_alive", "connect_timeout_ms",
-       "auth_timeout_ms", "slow_consumer_timeout_ms", "max_session_expiry_s", "topic_alias_maximum",
-       "sys_interval_s", "shutdown_grace_ms", "disconnect_on_denied_publish"});
+  check_keys(source, j, "limits",
+             {"max_packet_size",
+              "max_packet_size_before_auth",
+              "max_connections",
+              "max_inflight",
+              "receive_maximum",
+              "max_queued_messages",
+              "max_queued_bytes",
+              "max_topic_length",
+              "max_topic_levels",
+              "max_subscriptions_per_session",
+              "max_keep_alive",
+              "connect_timeout_ms",
+              "auth_timeout_ms",
+              "slow_consumer_timeout_ms",
+              "max_session_expiry_s",
+              "topic_alias_maximum",
+              "sys_interval_s",
+              "shutdown_grace_ms",
+              "disconnect_on_denied_publish",
+              "max_retained_messages",
+              "max_retained_bytes",
+              "max_offline_sessions",
+              "principal"});
   const std::string w = "limits";
   read_uint(source, j, w, "max_packet_size", l.max_packet_size);
   read_uint(source, j, w, "max_packet_size_before_auth", l.max_packet_size_before_auth);
@@ -71,6 +90,16 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
   read_uint(source, j, w, "topic_alias_maximum", l.topic_alias_maximum);
   read_uint(source, j, w, "sys_interval_s", l.sys_interval_s);
   read_uint(source, j, w, "shutdown_grace_ms", l.shutdown_grace_ms);
+  read_uint(source, j, w, "max_retained_messages", l.max_retained_messages);
+  read_uint(source, j, w, "max_retained_bytes", l.max_retained_bytes);
+  read_uint(source, j, w, "max_offline_sessions", l.max_offline_sessions);
+  if (j.contains("principal")) {
+    bb_quotas q{};
+    std::string error;
+    if (!sdk::parse_quotas(j["principal"], "limits.principal", q, error))
+      throw ConfigError(source + ": " + error);
+    l.principal = quota::Quotas::resolve(&q, {});
+  }
   if (j.contains("disconnect_on_denied_publish")) {
     if (!j["disconnect_on_denied_publish"].is_boolean())
       fail(source, "limits.disconnect_on_denied_publish", "expected true or false");

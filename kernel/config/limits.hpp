@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "kernel/quota/quota.hpp"
+
 namespace backbone::kernel::config {
 
 // Resource limits. Every one is configurable under "limits" in the config
@@ -30,6 +32,16 @@ struct Limits {
   uint32_t sys_interval_s = 10;               // $SYS statistics period, 0 = off
   uint32_t shutdown_grace_ms = 5000;          // SIGTERM: time for connections to drain
   bool disconnect_on_denied_publish = false;  // v3.1.1 only; v5 always gets 0x87
+  // Retained messages of the whole broker: a publish that would go beyond
+  // is refused (0x97), so no tenant can fill the memory with them.
+  uint64_t max_retained_messages = 1000000;
+  uint64_t max_retained_bytes = 1ull << 30;
+  // Persistent sessions kept while offline: beyond it a new persistent
+  // session is refused (0x97) rather than growing the memory without bound.
+  uint64_t max_offline_sessions = 1000000;
+  // Default quotas of every principal ("limits.principal", SPEC §6), where
+  // its own quotas do not say otherwise; 0 = no limit.
+  quota::Quotas principal;
 };
 
 }  // namespace backbone::kernel::config

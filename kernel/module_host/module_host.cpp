@@ -237,6 +237,8 @@ struct HostApiImpl {
     msg->topic = text(m->topic);
     if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
       return refuse("invalid topic name");
+    if (!g_broker->topic_within_limits(msg->topic))
+      return refuse("topic exceeds the length or level limits");
     if (m->payload.ptr)
       msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
     msg->qos = m->qos;
@@ -538,6 +540,18 @@ struct HostApiImpl {
     }
   }
 
+  static bb_status principal_quotas(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                    const bb_quotas* quotas) noexcept {
+    try {
+      if (!inst(h) || (quotas && quotas->struct_size < sizeof(uint32_t) * 2))
+        return failed(BB_E_INVALID, "bad bb_quotas");
+      g_broker->update_quotas(text(provider), text(principal), quotas);
+      return BB_OK;
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
   // --- ABI 1.1 ---
 
   static bb_status last_error(bb_host_ctx*, bb_str* out) noexcept {
@@ -574,6 +588,24 @@ struct HostApiImpl {
     try {
       return g_http->authorize(ex, std::string_view(action.ptr ? action.ptr : "", action.len),
                                std::string_view(resource.ptr ? resource.ptr : "", resource.len));
+    } catch (...) {
+      return 0;
+    }
+  }
+
+  static int64_t http_authorize_grant(bb_host_ctx*, bb_http_exchange ex,
+                                      const bb_statement* statements, size_t count) noexcept {
+    try {
+      if (count == 0) return -1;
+      if (!statements) return 0;
+      auto policy = g_http->policy_of(ex);
+      if (!policy) return 0;
+      for (size_t i = 0; i < count; ++i) {
+        const bb_statement& s = statements[i];
+        if (s.effect != BB_EFFECT_ALLOW) continue;
+        if (!policy->covers_grant(text(s.action), text(s.resource))) return static_cast<int64_t>(i);
+      }
+      return -1;
     } catch (...) {
       return 0;
     }
@@ -709,7 +741,9 @@ struct HostApiImpl {
                                     &register_message_tap,
                                     &publish_routed,
                                     &session_takeover,
-                                    &metric_set};
+                                    &metric_set,
+                                    &http_authorize_grant,
+                                    &principal_quotas};
 };
 
 const bb_host_api* ModuleHost::api() {

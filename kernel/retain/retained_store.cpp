@@ -3,14 +3,59 @@
 
 namespace backbone::kernel::retain {
 
-void RetainedStore::set(const broker::MessagePtr& msg) {
-  std::lock_guard lock(mutex_);
-  if (msg->payload.empty()) {
-    auto it = messages_.find(msg->topic);
-    if (it != messages_.end()) messages_.erase(it);
-    return;
+void RetainedStore::release_locked(const Entry& e) {
+  const uint64_t size = bytes_of(*e.msg);
+  bytes_ -= size;
+  if (e.owner) {
+    e.owner->retained.fetch_sub(1, std::memory_order_relaxed);
+    e.owner->retained_bytes.fetch_sub(size, std::memory_order_relaxed);
   }
-  messages_[msg->topic] = msg;
+}
+
+std::string_view RetainedStore::set(const broker::MessagePtr& msg, const quota::PrincipalPtr& owner,
+                                    const Caps& caps) {
+  std::lock_guard lock(mutex_);
+  auto it = messages_.find(msg->topic);
+  if (msg->payload.empty()) {
+    if (it != messages_.end()) {
+      release_locked(it->second);
+      messages_.erase(it);
+    }
+    return {};
+  }
+  const uint64_t size = bytes_of(*msg);
+  const bool replaces = it != messages_.end();
+  const uint64_t old_size = replaces ? bytes_of(*it->second.msg) : 0;
+  if (caps.max_messages && messages_.size() + !replaces > caps.max_messages)
+    return quota::kBrokerRetained;
+  if (caps.max_bytes && bytes_ - old_size + size > caps.max_bytes)
+    return quota::kBrokerRetainedBytes;
+  if (owner) {
+    const quota::Quotas q = owner->quotas();
+    const bool own = replaces && it->second.owner == owner;
+    if (q.max_retained && owner->retained.load(std::memory_order_relaxed) + !own > q.max_retained)
+      return quota::kMaxRetained;
+    if (q.max_retained_bytes &&
+        owner->retained_bytes.load(std::memory_order_relaxed) - (own ? old_size : 0) + size >
+            q.max_retained_bytes)
+      return quota::kMaxRetainedBytes;
+  }
+  if (replaces) release_locked(it->second);
+  bytes_ += size;
+  if (owner) {
+    owner->retained.fetch_add(1, std::memory_order_relaxed);
+    owner->retained_bytes.fetch_add(size, std::memory_order_relaxed);
+  }
+  messages_[msg->topic] = Entry{msg, owner};
+  return {};
+}
+
+void RetainedStore::restore(const broker::MessagePtr& msg) {
+  std::lock_guard lock(mutex_);
+  auto& e = messages_[msg->topic];
+  if (e.msg) bytes_ -= bytes_of(*e.msg);
+  e = Entry{msg, nullptr};
+  bytes_ += bytes_of(*msg);
 }
 
 std::vector<broker::MessagePtr> RetainedStore::matching(std::string_view filter) const {
@@ -20,11 +65,11 @@ std::vector<broker::MessagePtr> RetainedStore::matching(std::string_view filter)
   // A filter without wildcards is a single lookup.
   if (filter.find_first_of("+#") == std::string_view::npos) {
     auto it = messages_.find(filter);
-    if (it != messages_.end() && !it->second->expired(now)) out.push_back(it->second);
+    if (it != messages_.end() && !it->second.msg->expired(now)) out.push_back(it->second.msg);
     return out;
   }
-  for (const auto& [topic, msg] : messages_) {
-    if (!msg->expired(now) && topic_matches_filter(filter, topic)) out.push_back(msg);
+  for (const auto& [topic, e] : messages_) {
+    if (!e.msg->expired(now) && topic_matches_filter(filter, topic)) out.push_back(e.msg);
   }
   return out;
 }

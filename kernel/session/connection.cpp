@@ -52,7 +52,7 @@ bool Connection::feed(std::string_view data) {
   }
   size_t consumed = 0;
   bool ok = true;
-  while (ok && state_ != State::kClosed && !reading_paused_) {
+  while (ok && state_ != State::kClosed && paused_ == 0) {
     protocol::FrameHeader header;
     const std::string_view rest = buffer.substr(consumed);
     const auto status = protocol::parse_frame_header(rest, header);
@@ -175,6 +175,11 @@ void Connection::disconnect(uint8_t reason_code, std::string_view reason_string)
   close_transport();
 }
 
+void Connection::revoke() {
+  will_.reset();  // revoked credentials publish nothing more (SPEC §6)
+  disconnect(reason::kNotAuthorized, "credentials revoked");
+}
+
 void Connection::close_transport() {
   if (state_ == State::kClosed) return;
   const bool was_connected = state_ == State::kConnected;
@@ -182,6 +187,7 @@ void Connection::close_transport() {
   write_out();
   if (was_connected && !graceful_disconnect_) publish_will_now();
   will_.reset();
+  release_principal();
   if (session_) broker_.detach_session(session_);
   ops_->close(user_);
 }
@@ -198,6 +204,7 @@ void Connection::on_transport_closed() {
   state_ = State::kClosed;
   if (was_connected && !graceful_disconnect_) publish_will_now();
   will_.reset();
+  release_principal();
   if (session_) broker_.detach_session(session_);
 }
 
@@ -220,7 +227,7 @@ void Connection::publish_will_now() {
     return;
   }
   if (delay > 0 && session_->persistent()) {
-    broker_.schedule_will(session_->client_id(), std::move(msg),
+    broker_.schedule_will(*session_, std::move(msg),
                           broker::Clock::now() + std::chrono::seconds(delay), policy_);
   } else {
     broker_.publish_will(std::move(msg), policy_);
@@ -233,9 +240,16 @@ void Connection::set_backpressure(bool above) {
   if (!above) request_flush();
 }
 
-void Connection::resume_reading() {
-  if (!reading_paused_ || state_ == State::kClosed) return;
-  reading_paused_ = false;
+void Connection::pause_reading(PauseReason why) {
+  if (state_ == State::kClosed) return;
+  if (paused_ == 0 && ops_->pause_read) ops_->pause_read(user_, 1);
+  paused_ |= why;
+}
+
+void Connection::resume_reading(PauseReason why) {
+  if (!(paused_ & why) || state_ == State::kClosed) return;
+  paused_ &= ~why;
+  if (paused_ != 0) return;
   if (ops_->pause_read) ops_->pause_read(user_, 0);
   // Packets already buffered were not parsed while paused.
   if (!in_.empty()) {
@@ -243,6 +257,43 @@ void Connection::resume_reading() {
     pending.swap(in_);
     feed(pending);
   }
+}
+
+void Connection::spend_publish_rate(size_t payload_bytes) {
+  using Duration = quota::RateLimiter::Clock::duration;
+  const auto now = quota::RateLimiter::Clock::now();
+  const Duration messages =
+      usage_->messages.spend(1, quotas_.publish_rate, quotas_.publish_burst, now);
+  const Duration bytes = usage_->bytes.spend(payload_bytes, quotas_.publish_bytes_rate,
+                                             quotas_.publish_bytes_burst, now);
+  const Duration wait = std::max(messages, bytes);
+  if (wait == Duration::zero() || (paused_ & kPausedForRate)) return;
+  // Over a rate: this message is taken, the next ones wait (TCP pushes back
+  // on the client; nothing is dropped).
+  broker_.metrics().count_quota(messages >= bytes ? quota::kPublishRate : quota::kPublishBytesRate);
+  pause_reading(kPausedForRate);
+  if (!rate_timer_) rate_timer_ = std::make_unique<boost::asio::steady_timer>(worker_.io());
+  rate_timer_->expires_after(wait);
+  broker::Broker* broker = &broker_;
+  const ConnId id = id_;
+  rate_timer_->async_wait([broker, id](boost::system::error_code ec) {
+    if (ec) return;
+    if (Connection* c = broker->find_connection(id)) c->resume_reading(kPausedForRate);
+  });
+}
+
+void Connection::release_principal() {
+  if (usage_) usage_->connections.fetch_sub(1, std::memory_order_relaxed);
+  usage_.reset();
+  if (rate_timer_) rate_timer_->cancel();
+}
+
+void Connection::set_quotas(const quota::Quotas& q) {
+  if (state_ != State::kConnected) return;
+  quotas_ = q;
+  const uint64_t limit = broker_.limits().max_queued_messages;
+  std::lock_guard lock(session_->mutex());
+  session_->queue_limit = q.max_queued_messages ? std::min(q.max_queued_messages, limit) : limit;
 }
 
 void Connection::request_flush() {
@@ -297,13 +348,13 @@ void Connection::flush() {
       }
       session_->queue.shrink_if_idle();
       if (!session_->paused_publishers.empty() &&
-          session_->queue.size() < limits.max_queued_messages / 2 &&
+          session_->queue.size() < session_->queue_limit / 2 &&
           session_->queued_bytes < limits.max_queued_bytes / 2) {
         resume.swap(session_->paused_publishers);
       }
     }
     for (ConnId publisher : resume) {
-      broker_.with_connection(publisher, [](Connection& c) { c.resume_reading(); });
+      broker_.with_connection(publisher, [](Connection& c) { c.resume_reading(kPausedForQueue); });
     }
   }
   write_out();
@@ -405,7 +456,7 @@ void Connection::tick(broker::Clock::time_point now) {
     bool stalled;
     {
       std::lock_guard lock(session_->mutex());
-      stalled = backpressured_ || session_->queue.size() >= limits.max_queued_messages ||
+      stalled = backpressured_ || session_->queue.size() >= session_->queue_limit ||
                 session_->queued_bytes >= limits.max_queued_bytes;
     }
     if (stalled) {
@@ -426,14 +477,6 @@ void Connection::tick(broker::Clock::time_point now) {
       return;
     }
   }
-}
-
-bool Connection::check_topic_limits(std::string_view topic) const {
-  const auto& limits = broker_.limits();
-  if (topic.size() > limits.max_topic_length) return false;
-  uint32_t levels = 1;
-  for (char c : topic) levels += c == '/';
-  return levels <= limits.max_topic_levels;
 }
 
 }  // namespace backbone::kernel::session

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <backbone/module_abi.h>
+#include <boost/asio/steady_timer.hpp>
 
 #include "kernel/authz/decision_cache.hpp"
 #include "kernel/broker/message.hpp"
@@ -55,10 +56,19 @@ class Connection {
   void request_flush();
   // Server-initiated close: DISCONNECT with the reason (v5) and close.
   void disconnect(uint8_t reason, std::string_view reason_string = {});
+  // The login's credentials were revoked: disconnect without the will.
+  void revoke();
   void auth_done(broker::AuthOutcome&& outcome);
   // Statements changed while connected (SPEC §6: live within a second).
   void set_policy(std::shared_ptr<const authz::Policy> policy);
-  void resume_reading();
+  // The principal's quotas changed (SPEC §6): subscriptions, queue and
+  // publish rates follow at once.
+  void set_quotas(const quota::Quotas& q);
+  // Why reading from the client is paused; reading resumes once no reason
+  // is left.
+  enum PauseReason : uint8_t { kPausedForQueue = 1, kPausedForRate = 2 };
+  void pause_reading(PauseReason why);
+  void resume_reading(PauseReason why);
   // Sends the acknowledgements held for the store, up to what is durable.
   void release_held_acks();
   // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
@@ -82,7 +92,10 @@ class Connection {
 
   void refuse_connect(uint8_t reason);
   void finish_connect(std::shared_ptr<const authz::Policy> policy, const std::string& principal,
-                      int64_t expires_at_unix_s);
+                      int64_t expires_at_unix_s, const bb_quotas* quotas);
+  // The principal's publish rates: pauses reading while over them.
+  void spend_publish_rate(size_t payload_bytes);
+  void release_principal();
   void send_connack(bool session_present, uint8_t reason, protocol::Properties props);
   // `durable_seq` > 0: held until the store has made it durable (SPEC §10);
   // acknowledgements leave in the order of their PUBLISH packets.
@@ -94,7 +107,6 @@ class Connection {
   void close_transport();
   void write_out();
   void publish_will_now();
-  bool check_topic_limits(std::string_view topic) const;
 
   void emit(std::string_view bytes);  // control packet bytes, in order
 
@@ -138,7 +150,11 @@ class Connection {
   std::vector<std::string> in_aliases_;
 
   bool backpressured_ = false;
-  bool reading_paused_ = false;
+  uint8_t paused_ = 0;  // PauseReason set
+  // The principal's usage (connection counted while set) and quotas.
+  quota::PrincipalPtr usage_;
+  quota::Quotas quotas_;
+  std::unique_ptr<boost::asio::steady_timer> rate_timer_;  // while paused for a rate
   struct HeldAck {
     uint64_t durable_seq;  // 0: waits only for those before it
     std::string bytes;

@@ -61,7 +61,7 @@ bool Connection::handle_connect(std::string_view body) {
     connect.client_id = generated_client_id();
     connect.props.assigned_client_id = connect.client_id;
   }
-  if (connect.will && !check_topic_limits(connect.will->topic)) {
+  if (connect.will && !broker_.topic_within_limits(connect.will->topic)) {
     refuse_connect(reason::kTopicNameInvalid);
     return false;
   }
@@ -89,7 +89,7 @@ bool Connection::handle_connect(std::string_view body) {
       refuse_connect(reason::kNotAuthorized);
       return false;
     }
-    finish_connect(std::move(anonymous), "anonymous", 0);
+    finish_connect(std::move(anonymous), "anonymous", 0, nullptr);
     return state_ != State::kClosed;
   }
   provider_ = *connect.username;
@@ -167,7 +167,8 @@ void Connection::auth_done(broker::AuthOutcome&& outcome) {
     refuse_connect(reason::kNotAuthorized);
     return;
   }
-  finish_connect(std::move(policy), outcome.principal, outcome.expires_at_unix_s);
+  finish_connect(std::move(policy), outcome.principal, outcome.expires_at_unix_s,
+                 outcome.quotas ? &*outcome.quotas : nullptr);
 }
 
 void Connection::set_policy(std::shared_ptr<const authz::Policy> policy) {
@@ -187,14 +188,32 @@ void Connection::refuse_connect(uint8_t reason_code) {
 }
 
 void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
-                                const std::string& principal, int64_t expires_at_unix_s) {
+                                const std::string& principal, int64_t expires_at_unix_s,
+                                const bb_quotas* quotas) {
   protocol::ConnectPacket& connect = *connect_;
   const auto& limits = broker_.limits();
+  // The principal's quotas: this login's, over the broker's defaults; they
+  // apply to its other live sessions as well.
+  quota::PrincipalPtr usage = broker_.principals().get(provider_, principal);
+  quotas_ = quota::Quotas::resolve(quotas, limits.principal);
+  if (usage->replace_quotas(quotas_)) broker_.update_quotas(provider_, principal, quotas);
+  const uint64_t connected = usage->connections.fetch_add(1, std::memory_order_relaxed);
+  usage_ = usage;  // counted from here on
+  if (quotas_.max_connections && connected >= quotas_.max_connections &&
+      !broker_.connected_as(connect.client_id, provider_, principal)) {
+    spdlog::info("connection {} ({}): '{}' ({}) is at maxConnections ({})", id_, peer_, principal,
+                 provider_, quotas_.max_connections);
+    broker_.metrics().count_quota(quota::kMaxConnections);
+    release_principal();
+    refuse_connect(reason::kQuotaExceeded);
+    return;
+  }
   if (connect.will && !policy->allows("mqtt:publish", connect.will->topic)) {
     spdlog::info("connection {} ({}): will topic '{}' not authorized for '{}'", id_, peer_,
                  connect.will->topic, principal);
     broker_.stats().publish_denied.fetch_add(1, std::memory_order_relaxed);
     broker_.metrics().count_denial("mqtt:publish");
+    release_principal();
     refuse_connect(reason::kNotAuthorized);
     return;
   }
@@ -203,26 +222,47 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   credentials_expire_unix_s_ = expires_at_unix_s;
 
   uint32_t expiry = 0;
+  const uint32_t max_expiry = quotas_.max_session_expiry_s
+                                  ? static_cast<uint32_t>(std::min<uint64_t>(
+                                        quotas_.max_session_expiry_s, limits.max_session_expiry_s))
+                                  : limits.max_session_expiry_s;
   if (version_ == Version::kV5) {
-    expiry = std::min(connect.props.session_expiry.value_or(0), limits.max_session_expiry_s);
+    expiry = std::min(connect.props.session_expiry.value_or(0), max_expiry);
   } else if (!connect.clean_start) {
-    expiry = limits.max_session_expiry_s;  // v3.1.1 persistent sessions never expire on their own
+    expiry = max_expiry;  // v3.1.1 persistent sessions never expire on their own
   }
   bool session_present = false;
   const auto connected_at =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count());
-  session_ = broker_.attach_session(connect.client_id, connect.clean_start, id_, session_present);
+  broker::Broker::Attached attached = broker_.attach_session(
+      connect.client_id, connect.clean_start, id_, {provider_, principal, policy.get()});
+  if (!attached.session) {
+    // Another principal's client id (SPEC §6): its session stays untouched.
+    broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    broker_.metrics().count_denial("mqtt:connect");
+    release_principal();
+    refuse_connect(reason::kNotAuthorized);
+    return;
+  }
+  session_ = std::move(attached.session);
+  session_present = attached.present;
   broker_.cancel_will(connect.client_id);
   {
     std::lock_guard lock(session_->mutex());
     session_->version = version_;
     session_->expiry_interval_s = expiry;
-    session_->principal = principal;
-    session_->provider = provider_;
     session_->connected_at_unix_ms = connected_at;
+    session_->usage = usage_;
+    session_->queue_limit =
+        quotas_.max_queued_messages
+            ? std::min<uint64_t>(quotas_.max_queued_messages, limits.max_queued_messages)
+            : limits.max_queued_messages;
     if (!session_present) session_->read_cache.emplace(policy);
+    // QoS 2 packet ids the previous principal left half-received must not
+    // swallow the new principal's messages as duplicates.
+    if (attached.owner_changed) session_->incoming_qos2.clear();
   }
   // A resumed session (possibly restored from the store, or last used with
   // other credentials) keeps only what this login's statements allow.
@@ -257,14 +297,22 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   broker_.session_started(connect.client_id, connected_at);
   connect_.reset();
 
-  // Resume the in-flight flows of a persistent session, in order.
+  // Resume the in-flight flows of a persistent session, in order: only what
+  // this login may read (apply_policy() filtered the queue the same way).
   {
     std::lock_guard lock(session_->mutex());
     const auto now = broker::Clock::now();
     for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
-      if (it->second.released) {
+      Inflight& f = it->second;
+      if (f.released) {
         send_ack(PacketType::kPubrel, it->first, 0);
-      } else if (!send_publish(it->second.delivery, it->first, true, now)) {
+      } else if (!session_->read_cache->allows(authz::Action::read, f.delivery.msg->topic)) {
+        broker_.metrics().count_denial("mqtt:read");
+        broker_.stored_done(*session_, f.delivery);
+        it = session_->inflight.erase(it);
+        continue;
+      } else if (!send_publish(f.delivery, it->first, true, now)) {
+        broker_.stored_done(*session_, f.delivery);
         it = session_->inflight.erase(it);  // too large for the client now
         continue;
       }
@@ -298,8 +346,9 @@ bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
       // MQTT 5 §3.14.2.2.2: a session that had expiry 0 may not be given one now.
       refused = session_->expiry_interval_s == 0 && *d.props.session_expiry != 0;
       if (!refused) {
-        session_->expiry_interval_s =
-            std::min(*d.props.session_expiry, broker_.limits().max_session_expiry_s);
+        session_->expiry_interval_s = std::min<uint64_t>(
+            {*d.props.session_expiry, broker_.limits().max_session_expiry_s,
+             quotas_.max_session_expiry_s ? quotas_.max_session_expiry_s : UINT32_MAX});
       }
     }
     if (refused) return protocol_error(reason::kProtocolError, "session expiry set on DISCONNECT");

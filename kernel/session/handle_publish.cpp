@@ -35,7 +35,7 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
       slot.assign(pub.topic);
     }
   }
-  if (!check_topic_limits(pub.topic))
+  if (!broker_.topic_within_limits(pub.topic))
     return protocol_error(reason::kTopicNameInvalid, "topic exceeds length or level limits");
 
   if (!pub.props.subscription_ids.empty())
@@ -88,12 +88,10 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
     send_ack(PacketType::kPubrec, pub.packet_id, ack_reason, result.reason_string,
              result.durable_seq);
   }
-  if (result.paused && !reading_paused_) {
-    // A subscriber cannot keep up: stop reading from this publisher until it
-    // drains, instead of dropping or buffering without bound.
-    reading_paused_ = true;
-    if (ops_->pause_read) ops_->pause_read(user_, 1);
-  }
+  // A subscriber cannot keep up: stop reading from this publisher until it
+  // drains, instead of dropping or buffering without bound.
+  if (result.paused) pause_reading(kPausedForQueue);
+  if (quotas_.publish_rate || quotas_.publish_bytes_rate) spend_publish_rate(pub.payload.size());
   return true;
 }
 

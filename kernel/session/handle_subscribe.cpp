@@ -28,13 +28,17 @@ bool Connection::handle_subscribe(uint8_t flags, std::string_view body) {
   };
   std::vector<Granted> granted;
   const auto& limits = broker_.limits();
+  const uint64_t max_subscriptions =
+      quotas_.max_subscriptions
+          ? std::min<uint64_t>(quotas_.max_subscriptions, limits.max_subscriptions_per_session)
+          : limits.max_subscriptions_per_session;
   for (auto& s : sub.subscriptions) {
     std::string_view group, filter = s.filter;
     const bool shared = topic_tree::TopicTree::split_shared(s.filter, group, filter);
     uint8_t code;
     if (!protocol::valid_topic_filter(filter) ||
         (shared && (group.empty() || group.find_first_of("+#") != std::string_view::npos)) ||
-        (s.filter.starts_with("$share") && !shared) || !check_topic_limits(filter)) {
+        (s.filter.starts_with("$share") && !shared) || !broker_.topic_within_limits(filter)) {
       code = version_ == Version::kV5 ? reason::kTopicFilterInvalid : reason::kUnspecifiedError;
     } else if (shared && s.options.no_local) {
       // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error.
@@ -44,8 +48,10 @@ bool Connection::handle_subscribe(uint8_t flags, std::string_view body) {
       broker_.metrics().count_denial("mqtt:subscribe");
       spdlog::info("client '{}': subscribe to '{}' denied", session_->client_id(), s.filter);
       code = version_ == Version::kV5 ? reason::kNotAuthorized : reason::kUnspecifiedError;
-    } else if (session_->subscriptions.size() >= limits.max_subscriptions_per_session &&
+    } else if (session_->subscriptions.size() >= max_subscriptions &&
                !session_->subscriptions.contains(s.filter)) {
+      if (max_subscriptions < limits.max_subscriptions_per_session)
+        broker_.metrics().count_quota(quota::kMaxSubscriptions);
       code = version_ == Version::kV5 ? reason::kQuotaExceeded : reason::kUnspecifiedError;
     } else {
       const authz::Policy& policy = publish_cache_->policy();

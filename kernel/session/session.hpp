@@ -15,6 +15,7 @@
 #include "kernel/authz/decision_cache.hpp"
 #include "kernel/broker/message.hpp"
 #include "kernel/protocol/packets.hpp"
+#include "kernel/quota/quota.hpp"
 #include "kernel/session/delivery_queue.hpp"
 
 namespace backbone::kernel::session {
@@ -71,7 +72,8 @@ class Session {
   bool flush_scheduled = false;
   std::optional<authz::DecisionCache> read_cache;
   uint64_t dropped = 0;
-  uint64_t store_key = 0;  // the store's key of a persisted session; 0 = not persisted
+  uint64_t queue_limit = UINT64_MAX;  // messages; the limit or the principal's quota
+  uint64_t store_key = 0;             // the store's key of a persisted session; 0 = not persisted
   // Publishers paused because this session's queue was full; resumed when it
   // drains (push back instead of dropping QoS 1/2).
   std::unordered_set<ConnId> paused_publishers;
@@ -88,6 +90,7 @@ class Session {
   uint64_t connected_at_unix_ms = 0;  // wall clock: compared with other brokers' (takeover)
   std::string principal;
   std::string provider;
+  quota::PrincipalPtr usage;  // the principal's live usage and quotas (SPEC §6)
 
   uint16_t allocate_packet_id() {
     for (int i = 0; i < 65536; ++i) {

@@ -267,11 +267,19 @@ bool replay_record(State& s, uint8_t type, Reader& r) {
       std::string client_id(r.str());
       const uint32_t expiry = r.u32();
       const uint8_t version = r.u8();
+      // The owner was appended later: older logs end here.
+      std::string provider, principal;
+      if (r.ok() && !r.at_end()) {
+        provider = r.str();
+        principal = r.str();
+      }
       if (!r.ok() || !r.at_end() || key == 0) return false;
       SessionRecord& rec = s.sessions[key];
       rec.client_id = std::move(client_id);
       rec.expiry_interval_s = expiry;
       rec.version = version;
+      rec.provider = std::move(provider);
+      rec.principal = std::move(principal);
       s.next_session_key = std::max(s.next_session_key, key + 1);
       return true;
     }
@@ -364,12 +372,14 @@ void write_retained(Writer& w, const broker::Message& m) {
 }
 
 void write_session(Writer& w, uint64_t key, std::string_view client_id, uint32_t expiry,
-                   uint8_t version) {
+                   uint8_t version, std::string_view provider, std::string_view principal) {
   w.begin(kSession);
   w.u64(key);
   w.str(client_id);
   w.u32(expiry);
   w.u8(version);
+  w.str(provider);
+  w.str(principal);
   w.end();
 }
 
@@ -427,7 +437,8 @@ std::string encode_state(const State& s) {
   std::string out;
   Writer w(out);
   for (const auto& [key, rec] : s.sessions) {
-    write_session(w, key, rec.client_id, rec.expiry_interval_s, rec.version);
+    write_session(w, key, rec.client_id, rec.expiry_interval_s, rec.version, rec.provider,
+                  rec.principal);
     for (const auto& [filter, sub] : rec.subscriptions) write_subscribe(w, key, filter, sub);
   }
   for (const auto& [id, stored] : s.messages) write_message(w, id, *stored.message);
@@ -542,15 +553,18 @@ uint64_t Store::set_retained(const broker::MessagePtr& msg) {
 }
 
 uint64_t Store::put_session(uint64_t& key, std::string_view client_id, uint32_t expiry_interval_s,
-                            uint8_t version) {
+                            uint8_t version, std::string_view provider,
+                            std::string_view principal) {
   std::lock_guard lock(mutex_);
   if (key == 0) key = state_.next_session_key++;
   SessionRecord& rec = state_.sessions[key];
   rec.client_id.assign(client_id);
   rec.expiry_interval_s = expiry_interval_s;
   rec.version = version;
+  rec.provider.assign(provider);
+  rec.principal.assign(principal);
   Writer w(scratch_);
-  write_session(w, key, client_id, expiry_interval_s, version);
+  write_session(w, key, client_id, expiry_interval_s, version, provider, principal);
   return append_locked();
 }
 

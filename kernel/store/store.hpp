@@ -55,6 +55,8 @@ struct SessionRecord {
   std::string client_id;
   uint32_t expiry_interval_s = 0;
   uint8_t version = 4;
+  std::string provider;  // the owner (SPEC §6); empty in logs written before owners
+  std::string principal;
   std::map<std::string, SubscriptionRecord> subscriptions;
   std::map<uint64_t, QueuedRef> queue;  // by message id: the order of arrival
 };
@@ -93,9 +95,11 @@ class Store {
 
   // Each returns the sequence number of its record, for when_durable().
   uint64_t set_retained(const broker::MessagePtr& msg);  // empty payload: removed
-  // A persistent session (created or changed); `key` 0 allocates one.
+  // A persistent session (created or changed) and its owner; `key` 0
+  // allocates one.
   uint64_t put_session(uint64_t& key, std::string_view client_id, uint32_t expiry_interval_s,
-                       uint8_t version);
+                       uint8_t version, std::string_view provider = {},
+                       std::string_view principal = {});
   uint64_t end_session(uint64_t key);
   uint64_t subscribe(uint64_t key, std::string_view filter, const SubscriptionRecord& sub);
   uint64_t unsubscribe(uint64_t key, std::string_view filter);

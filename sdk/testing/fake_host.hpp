@@ -324,6 +324,17 @@ class FakeHost {
     authz_rules_ = std::move(rules);
     authz_default_ = default_allow;
   }
+  // principal_quotas calls, in order.
+  struct QuotaUpdate {
+    std::string provider;
+    std::string principal;
+    std::optional<bb_quotas> quotas;
+  };
+  std::vector<QuotaUpdate> quota_updates() const {
+    std::lock_guard lock(mutex_);
+    return quota_updates_;
+  }
+
   std::vector<std::pair<std::string, std::string>> authorize_calls() const {
     std::lock_guard lock(mutex_);
     return authorize_calls_;
@@ -790,6 +801,32 @@ class FakeHost {
     return (it == f->authz_rules_.end() ? f->authz_default_ : it->second) ? 1 : 0;
   }
 
+  // Grants are judged like authorize calls: each allow triple by its exact
+  // (action, resource) rule, or the default.
+  static int64_t api_http_authorize_grant(bb_host_ctx* h, bb_http_exchange,
+                                          const bb_statement* statements, size_t count) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    for (size_t i = 0; i < count; ++i) {
+      if (statements[i].effect != BB_EFFECT_ALLOW) continue;
+      std::pair<std::string, std::string> key{to_string(statements[i].action),
+                                              to_string(statements[i].resource)};
+      auto it = f->authz_rules_.find(key);
+      if (!(it == f->authz_rules_.end() ? f->authz_default_ : it->second))
+        return static_cast<int64_t>(i);
+    }
+    return -1;
+  }
+
+  static bb_status api_principal_quotas(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                        const bb_quotas* quotas) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    f->quota_updates_.push_back({to_string(provider), to_string(principal),
+                                 quotas ? std::optional<bb_quotas>(*quotas) : std::nullopt});
+    return BB_OK;
+  }
+
   static bb_status api_http_publish(bb_host_ctx* h, bb_http_exchange, const bb_message* m,
                                     int32_t* reason, bb_str* reason_string) {
     FakeHost* f = self(h);
@@ -865,7 +902,9 @@ class FakeHost {
                                     &api_register_message_tap,
                                     &api_publish_routed,
                                     &api_session_takeover,
-                                    &api_metric_set};
+                                    &api_metric_set,
+                                    &api_http_authorize_grant,
+                                    &api_principal_quotas};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -894,6 +933,7 @@ class FakeHost {
   std::map<std::pair<std::string, std::string>, bool> authz_rules_;
   bool authz_default_ = true;
   std::vector<std::pair<std::string, std::string>> authorize_calls_;
+  std::vector<QuotaUpdate> quota_updates_;
   std::map<std::string, std::string> inspect_;
   int32_t publish_reason_ = 0;
   std::string publish_reason_string_;

@@ -47,7 +47,13 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, register_message_tap) == 16 + 28 * 8,
 BB_STATIC_ASSERT(offsetof(bb_host_api, session_takeover) == 16 + 30 * 8,
                  "bb_host_api.session_takeover");
 BB_STATIC_ASSERT(offsetof(bb_host_api, metric_set) == 16 + 31 * 8, "bb_host_api.metric_set");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 32 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, http_authorize_grant) == 16 + 32 * 8,
+                 "bb_host_api.http_authorize_grant (1.3)");
+BB_STATIC_ASSERT(offsetof(bb_host_api, principal_quotas) == 16 + 33 * 8,
+                 "bb_host_api.principal_quotas (1.3)");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 34 * 8, "bb_host_api");
+BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");
+BB_STATIC_ASSERT(offsetof(bb_auth_result, quotas) == 64, "bb_auth_result.quotas (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");
 BB_STATIC_ASSERT(offsetof(bb_http_request, headers) == 56, "bb_http_request.headers");
 BB_STATIC_ASSERT(offsetof(bb_http_request, principal) == 120, "bb_http_request.principal");
@@ -60,7 +66,7 @@ BB_STATIC_ASSERT(sizeof(bb_http_route) == 136, "bb_http_route");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
-BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 2, "version");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 3, "version");
 BB_STATIC_ASSERT(BB_KIND_TRANSPORT == 8 && BB_KIND_CLUSTER == 16, "kinds are never renumbered");
 BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
                  "status codes are never renumbered");

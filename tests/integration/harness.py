@@ -349,3 +349,68 @@ def raw_publish(sock, topic, payload, qos=1, retain=False, packet_id=1, version=
     body += payload if isinstance(payload, bytes) else payload.encode()
     first = 0x30 | (qos << 1) | (1 if retain else 0)
     sock.sendall(bytes([first]) + encode_varint(len(body)) + body)
+
+
+def http_request(port, method, path, body=None, token=None, provider=None, headers=None,
+                 timeout=5):
+    """One HTTP request on a fresh connection: (status, headers, JSON or text)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = "Bearer " + token
+    if provider is not None:
+        h["X-Auth-Provider"] = provider
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+        h.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=body, headers=h)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = raw.decode(errors="replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def raw_login(broker, client_id, username=None, password=None, clean=True, version=4,
+              session_expiry=None):
+    """A raw socket after CONNECT; returns (socket, CONNACK body). `session_expiry`
+    (v5) is sent as the Session Expiry Interval property."""
+    flags = 0x02 if clean else 0x00
+    cid = client_id.encode()
+    payload = len(cid).to_bytes(2, "big") + cid
+    if username is not None:
+        flags |= 0x80
+        payload += len(username).to_bytes(2, "big") + username.encode()
+    if password is not None:
+        flags |= 0x40
+        payload += len(password).to_bytes(2, "big") + password.encode()
+    var = b"\x00\x04MQTT" + bytes([version, flags]) + (60).to_bytes(2, "big")
+    if version == 5:
+        props = b"" if session_expiry is None else b"\x11" + session_expiry.to_bytes(4, "big")
+        var += encode_varint(len(props)) + props
+    body = var + payload
+    s = raw_connect(broker)
+    s.sendall(b"\x10" + encode_varint(len(body)) + body)
+    kind, ack = read_packet(s)
+    assert kind == 0x20, f"CONNACK expected, got {kind} {ack!r}"
+    return s, ack
+
+
+def raw_ping(sock, timeout=5):
+    """PINGREQ, then every packet up to PINGRESP: what the broker sent before it.
+    Returns None when the connection closed first."""
+    sock.sendall(b"\xc0\x00")
+    packets = []
+    while True:
+        kind, body = read_packet(sock, timeout)
+        if kind is None:
+            return None
+        if kind == 0xD0:
+            return packets
+        packets.append((kind, body))

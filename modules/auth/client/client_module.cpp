@@ -15,6 +15,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -204,6 +205,7 @@ class ClientModule : public sdk::Module {
     }
     if (!reloading) {
       if (const bb_status s = load_api_clients(*table); s != BB_OK) return s;
+      reauthorize_restored_sessions();
       static const bb_authenticator kAuth{
           sizeof(bb_authenticator), 0, {"client", 6}, &ClientModule::authenticate, nullptr};
       if (host().api()->register_authenticator(host().ctx(), &kAuth, this) != BB_OK)
@@ -268,6 +270,40 @@ class ClientModule : public sdk::Module {
       table.emplace(name, std::move(entry));
     }
     return true;
+  }
+
+  // Sessions the broker restored from its store keep their principal (SPEC
+  // §6). This module is the source of its clients' statements, so before any
+  // transport starts it puts each restored session of a client under that
+  // client's statements, and ends those of clients that no longer exist.
+  void reauthorize_restored_sessions() {
+    const json sessions = json::parse(host().inspect("sessions").value_or("[]"), nullptr, false);
+    if (!sessions.is_array()) return;
+    std::set<std::string> principals;
+    for (const json& s : sessions) {
+      if (s.is_object() && s.value("provider", "") == "client")
+        principals.insert(s.value("principal", ""));
+    }
+    const bb_str provider{"client", 6};
+    for (const std::string& name : principals) {
+      std::optional<ClientEntry> entry;
+      {
+        std::shared_lock lock(mutex_);
+        if (table_ && table_->contains(name)) {
+          entry = table_->at(name);
+        } else if (auto it = api_.find(name); it != api_.end()) {
+          entry = it->second;
+        }
+      }
+      if (!entry) {
+        host().info("restored sessions of client '" + name + "': the client no longer exists");
+        host().api()->principal_update(host().ctx(), provider, sdk::str(name), nullptr, 0, 1);
+        continue;
+      }
+      const auto list = abi_statements(entry->statements);
+      host().api()->principal_update(host().ctx(), provider, sdk::str(name), list.data(),
+                                     list.size(), 0);
+    }
   }
 
   // Tells the kernel which live sessions must change (SPEC §6).
@@ -486,6 +522,8 @@ class ClientModule : public sdk::Module {
     std::string error;
     if (!parse_statements(body["statements"], "statements", entry.statements, error))
       return void(host().respond_error(ex, 400, "bad_request", error));
+    const auto list = abi_statements(entry.statements);
+    if (!host().permit_grant(r, ex, "mgmt:put-client", resource, list)) return;
     const bool rotate = sdk::view(r.query).find("rotate=true") != std::string_view::npos;
     bool exists;
     {
@@ -500,7 +538,6 @@ class ClientModule : public sdk::Module {
     }
     // The kernel compiles the statements (resource patterns included) and,
     // for an existing client, switches its live sessions to them.
-    const auto list = abi_statements(entry.statements);
     if (host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), list.data(),
                                        list.size(), 0) != BB_OK) {
       host().audit(r, "mgmt:put-client", resource, "refused");

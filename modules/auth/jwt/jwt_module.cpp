@@ -339,6 +339,12 @@ class JwtModule final : public sdk::Module {
             host.respond_error(ex, 400, "bad_request", "field 'statements': " + error);
             return;
           }
+          std::vector<bb_statement> grants;
+          for (const Triple& t : triples) {
+            grants.push_back(bb_statement{t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, 0,
+                                          sdk::str(t.action), sdk::str(t.resource)});
+          }
+          if (!host.permit_grant(*r, ex, "mgmt:generate-jwt", "jwt", grants)) return;
           claims["statements"] = value;
         } else if (key == "exp") {
           if (!value.is_number_unsigned()) {

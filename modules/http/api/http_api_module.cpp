@@ -252,7 +252,10 @@ class HttpApiModule : public sdk::Module {
     bb_str reason_string{};
     const bb_status status =
         m.host().api()->http_publish(m.host().ctx(), ex, &msg, &reason, &reason_string);
-    if (status == BB_E_INVALID) return bad("topic", "not a valid topic name");
+    if (status == BB_E_INVALID) {
+      const std::string why = m.host().last_error();
+      return bad("topic", why.empty() ? "not a valid topic name" : why);
+    }
     if (status != BB_OK)
       return void(m.host().respond_error(ex, 500, "internal", "the message was not published"));
     if (reason == 0x87) {
@@ -264,6 +267,27 @@ class HttpApiModule : public sdk::Module {
                                          std::string(sdk::view(reason_string))));
     }
     m.host().respond(ex, 200, R"({"success":true})");
+  }
+
+  // The topics a rule spec binds, as "mqtt:publish" grants its author must
+  // hold: every "pattern" and "matches" entry. Shapes the kernel would
+  // refuse add nothing here; the kernel's compile refuses them after.
+  static std::vector<bb_statement> rule_scope(const json& spec) {
+    std::vector<bb_statement> scope;
+    const auto add = [&](const json& p) {
+      if (p.is_string())
+        scope.push_back(bb_statement{BB_EFFECT_ALLOW, 0, sdk::str("mqtt:publish"),
+                                     sdk::str(p.get_ref<const std::string&>())});
+    };
+    const auto patterns = spec.find("patterns");
+    if (patterns == spec.end() || !patterns->is_array()) return scope;
+    for (const json& entry : *patterns) {
+      if (!entry.is_object()) continue;
+      if (auto p = entry.find("pattern"); p != entry.end()) add(*p);
+      if (auto list = entry.find("matches"); list != entry.end() && list->is_array())
+        for (const json& p : *list) add(p);
+    }
+    return scope;
   }
 
   static void topics(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
@@ -291,6 +315,8 @@ class HttpApiModule : public sdk::Module {
       if (!all.contains(name)) {
         return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
       }
+      if (!m.host().permit_grant(r, ex, "mgmt:delete-topic", resource, rule_scope(all[name])))
+        return;
       const bb_status status = m.host().submit("topic", name, "", true);
       if (status != BB_OK) {
         m.audit(r, "mgmt:delete-topic", resource, "failed");
@@ -316,6 +342,11 @@ class HttpApiModule : public sdk::Module {
     if (!body->contains("patterns"))
       return void(m.host().respond_error(ex, 400, "bad_request", "field 'patterns': missing"));
     const bool existed = all.contains(name);
+    // A rule binds every publisher on its patterns: a caller may set or
+    // replace only rules on topics it may publish to itself (SPEC §6).
+    if (!m.host().permit_grant(r, ex, "mgmt:put-topic", resource, rule_scope(*body))) return;
+    if (existed && !m.host().permit_grant(r, ex, "mgmt:put-topic", resource, rule_scope(all[name])))
+      return;
     const bb_status status = m.host().submit("topic", name, body->dump());
     if (status != BB_OK) {
       const std::string why = m.host().last_error();

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_MAJOR 1u
-#define BB_ABI_MINOR 2u
+#define BB_ABI_MINOR 3u
 
 #if defined(_WIN32)
 #define BB_EXPORT __declspec(dllexport)
@@ -154,6 +154,26 @@ typedef struct bb_statement {
   bb_str resource; /* "sensors/+/temp", "sensors/#" */
 } bb_statement;
 
+/* ABI 1.3: how much a principal may use (SPEC §6 quotas), beside what its
+ * statements allow. A field left 0 takes the broker's default (config
+ * "limits.principal"); BB_QUOTA_UNLIMITED lifts the limit. Rates are token
+ * buckets: a burst of 0 is one second's worth of the rate. */
+#define BB_QUOTA_UNLIMITED UINT64_MAX
+typedef struct bb_quotas {
+  uint32_t struct_size;
+  uint32_t _pad;
+  uint64_t max_connections;     /* connected at once, per principal */
+  uint64_t max_subscriptions;   /* per session */
+  uint64_t max_queued_messages; /* per session */
+  uint64_t max_session_expiry_s;
+  uint64_t max_retained;       /* retained messages published by the principal */
+  uint64_t max_retained_bytes; /* their payload bytes */
+  uint64_t publish_rate;       /* messages per second, over all its connections */
+  uint64_t publish_burst;
+  uint64_t publish_bytes_rate; /* payload bytes per second */
+  uint64_t publish_bytes_burst;
+} bb_quotas;
+
 /* Filled by the host; valid only during authenticate(). */
 typedef struct bb_auth_request {
   uint32_t struct_size;
@@ -177,6 +197,9 @@ typedef struct bb_auth_result {
   const bb_statement* statements;
   size_t statement_count;
   int64_t expires_at_unix_s; /* 0 = credentials do not expire */
+  /* ABI 1.3: the principal's quotas; null = the broker's defaults. They
+   * replace the principal's quotas for its live sessions too. */
+  const bb_quotas* quotas;
 } bb_auth_result;
 
 /* Registered by an authenticator module; must outlive its registration. */
@@ -454,6 +477,26 @@ typedef struct bb_host_api {
    * grows); at most 64 metrics per module. BB_E_INVALID otherwise
    * (last_error says why). */
   bb_status (*metric_set)(bb_host_ctx* h, bb_str name, bb_str help, int32_t kind, double value);
+
+  /* ---- ABI 1.3 (check with BB_HAS before use) ---- */
+
+  /* Delegation (a caller may hand out only what it holds). For the requester
+   * of a BB_HTTP_AUTH exchange, until it is answered: the index of the first
+   * BB_EFFECT_ALLOW statement in `statements[0, count)` that the requester's
+   * own statements do not cover (for every action its action pattern matches
+   * and every resource its resource pattern matches, the requester is
+   * allowed), or -1 when it covers them all. Deny statements are always
+   * covered. Fails closed: an invalid pattern is not covered, and an unknown
+   * or answered exchange yields 0 (count > 0). Thread: any. Borrowed
+   * pointers, nothing kept. Since 1.3. */
+  int64_t (*http_authorize_grant)(bb_host_ctx* h, bb_http_exchange ex,
+                                  const bb_statement* statements, size_t count);
+  /* The quotas of `principal`, logged in through this module's authenticator
+   * `provider`, changed (null = back to the broker's defaults): its live
+   * sessions use them within a second, new logins at once. BB_E_INVALID for
+   * a bad struct. Thread: any. Since 1.3. */
+  bb_status (*principal_quotas)(bb_host_ctx* h, bb_str provider, bb_str principal,
+                                const bb_quotas* quotas);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

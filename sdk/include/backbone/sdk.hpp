@@ -208,6 +208,35 @@ class Host {
     return api_->http_authorize(ctx_, ex, str(action), str(resource)) == 1;
   }
 
+  // ABI 1.3 delegation check: the index of the first allow statement the
+  // requester of `ex` may not hand out, or nullopt when it holds them all.
+  // Fails closed (index 0) on a host without the check.
+  std::optional<size_t> first_ungranted(
+      bb_http_exchange ex, const std::vector<bb_statement>& statements) const noexcept {
+    if (statements.empty()) return std::nullopt;
+    if (!BB_HAS(api_, bb_host_api, http_authorize_grant)) return 0;
+    const int64_t i = api_->http_authorize_grant(ctx_, ex, statements.data(), statements.size());
+    if (i < 0) return std::nullopt;
+    return static_cast<size_t>(i) < statements.size() ? static_cast<size_t>(i) : 0;
+  }
+
+  // Delegation for a management request that hands out `statements` (SPEC
+  // §6): true when the requester holds every allow statement; otherwise
+  // answers 403 naming the first one it does not hold, audits the refusal
+  // under `action` on `target`, and returns false.
+  bool permit_grant(const bb_http_request& r, bb_http_exchange ex, std::string_view action,
+                    std::string_view target, const std::vector<bb_statement>& statements) const {
+    const std::optional<size_t> refused = first_ungranted(ex, statements);
+    if (!refused) return true;
+    const bb_statement& s = statements[*refused];
+    audit(r, action, target, "denied (grants more than the caller holds)");
+    respond_error(ex, 403, "forbidden",
+                  "statement not covered by your own statements: allow " +
+                      std::string(view(s.action)) + " on " + std::string(view(s.resource)) +
+                      " (a caller may grant only what it holds)");
+    return false;
+  }
+
   // The audit line of a management request: who (provider and principal,
   // never a token), what, on which target, with which result.
   void audit(const bb_http_request& r, std::string_view action, std::string_view target,

@@ -278,5 +278,42 @@ TEST(Policy, SubscribeWithActionGlobAndMatchAll) {
   EXPECT_FALSE(wild->allows_subscribe("$SYS/#"));
 }
 
+// --- delegation: covers_grant ---------------------------------------------
+
+TEST(PolicyGrant, ScopedCallerGrantsOnlyWhatItHolds) {
+  auto team = policy_from(R"([
+      {"effect": "allow", "actions": ["mgmt:put-client"], "resources": ["clients/team-*"]},
+      {"effect": "allow", "actions": ["mqtt:publish", "mqtt:subscribe", "mqtt:read"],
+       "resources": ["team/#"]},
+      {"effect": "deny", "actions": ["mqtt:publish"], "resources": ["team/locked/#"]}])");
+  // The escalation of the issue: "allow * on **" by a scoped caller.
+  EXPECT_FALSE(team->covers_grant("*", "**"));
+  EXPECT_FALSE(team->covers_grant("mgmt:*", "clients/team-x"));
+  EXPECT_FALSE(team->covers_grant("mgmt:list-clients", "clients"));
+  EXPECT_TRUE(team->covers_grant("mgmt:put-client", "clients/team-y"));
+  EXPECT_TRUE(team->covers_grant("mqtt:subscribe", "team/a/+"));
+  EXPECT_TRUE(team->covers_grant("mqtt:read", "team/**"));
+  EXPECT_FALSE(team->covers_grant("mqtt:read", "**"));
+  EXPECT_FALSE(team->covers_grant("mqtt:read", "#"));
+  // The caller's own deny cuts into the grant.
+  EXPECT_FALSE(team->covers_grant("mqtt:publish", "team/#"));
+  EXPECT_FALSE(team->covers_grant("mqtt:*", "team/a"));
+  EXPECT_TRUE(team->covers_grant("mqtt:publish", "team/open/#"));
+  EXPECT_FALSE(team->covers_grant("mqtt:publish", "team/+/x"));  // team/locked/x
+  EXPECT_FALSE(team->covers_grant("mqtt:publish", "not a/#/pattern"));
+
+  auto admin = policy_from(R"([{"effect": "allow", "actions": ["*"], "resources": ["**"]}])");
+  EXPECT_TRUE(admin->covers_grant("*", "**"));
+  EXPECT_TRUE(admin->covers_grant("mgmt:*", "$SYS/#"));
+
+  // "#" is not "**": it leaves out '$' topics, so it cannot hand them out.
+  auto hash = policy_from(R"([{"effect": "allow", "actions": ["mqtt:*"], "resources": ["#"]}])");
+  EXPECT_TRUE(hash->covers_grant("mqtt:publish", "a/b"));
+  EXPECT_FALSE(hash->covers_grant("mqtt:publish", "**"));
+  EXPECT_FALSE(hash->covers_grant("mqtt:publish", "$SYS/#"));
+  EXPECT_FALSE(hash->allows("mqtt:publish", "$SYS/broker/fake"));
+  EXPECT_EQ(hash->fixed_decision(0), -1);  // no longer "every topic"
+}
+
 }  // namespace
 }  // namespace backbone::kernel::authz

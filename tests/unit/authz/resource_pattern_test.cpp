@@ -23,7 +23,8 @@ std::ostream& operator<<(std::ostream& os, const MatchCase& c) {
 
 // clang-format off
 const MatchCase kMatchCases[] = {
-    // Whole-resource wildcards match everything, '$' topics included.
+    // "*" and "**" match everything, '$' topics included; "#" (a wildcard
+    // first level) does not match '$' topics (SPEC §6).
     {"*", "a", true},
     {"*", "a/b/c", true},
     {"*", "$SYS/broker/load", true},
@@ -32,11 +33,11 @@ const MatchCase kMatchCases[] = {
     {"**", "$SYS/x", true},
     {"**", "/", true},
     {"#", "a/b", true},
-    {"#", "$SYS/x", true},
+    {"#", "$SYS/x", false},
     {"#", "/", true},
     {"mqtt:*", "$x/y", true},
     {"mqtt:**", "a", true},
-    {"mqtt:#", "$share/g/t", true},
+    {"mqtt:#", "$share/g/t", false},
 
     // Literals.
     {"a", "a", true},
@@ -289,7 +290,7 @@ const FilterCase kCoversCases[] = {
     {"sensors/**/data", "sensors/+/+/data", true},
     {"sensors/**/data", "sensors/#", false},
     {"**/data", "#", false},
-    {"#", "$SYS/#", true},
+    {"#", "$SYS/#", false},
     {"**", "$SYS/x", true},
     {"+/#", "$SYS/#", false},
     {"**/x", "$SYS/x", false},
@@ -483,6 +484,84 @@ TEST(ResourcePatternCrossCheck, CoversAndOverlapsAgreeWithEnumeration) {
     }
   }
   EXPECT_EQ(checked, std::size(patterns) * std::size(filters));
+}
+
+// Pattern-against-pattern coverage (delegation) is sound against the same
+// enumeration: a pattern said to cover another matches every topic the other
+// matches, and patterns said to be disjoint share no topic.
+TEST(ResourcePatternCrossCheck, PatternCoverageIsSound) {
+  const std::vector<std::string> alphabet = {"a", "b", "z", "", "$s", "ab"};
+  std::vector<std::string> topics = alphabet;
+  for (int depth = 2; depth <= 4; ++depth) {
+    std::vector<std::string> next;
+    for (const auto& t : topics) {
+      if (std::count(t.begin(), t.end(), '/') != depth - 2) continue;
+      for (const auto& l : alphabet) next.push_back(t + "/" + l);
+    }
+    topics.insert(topics.end(), next.begin(), next.end());
+  }
+  const char* patterns[] = {"a",   "a/b",    "+",    "*",      "**",        "#",      "a/+",
+                            "a/#", "a/**",   "**/b", "a/**/b", "+/b",       "+/+",    "**/**",
+                            "a*",  "*b",     "a/*b", "$s/#",   "$s",        "+/#",    "a//b",
+                            "/#",  "a/+/**", "**/+", "$*",     "a/**/b/**", "+/**/b", "b/**/a/+"};
+  size_t covered = 0, disjoint = 0;
+  for (const char* pt : patterns) {
+    auto p = ResourcePattern::parse(pt, nullptr);
+    ASSERT_TRUE(p);
+    for (const char* qt : patterns) {
+      auto q = ResourcePattern::parse(qt, nullptr);
+      ASSERT_TRUE(q);
+      const bool covers = p->covers_pattern(*q);
+      const bool may_overlap = p->may_overlap_pattern(*q);
+      EXPECT_EQ(may_overlap, q->may_overlap_pattern(*p)) << pt << " / " << qt;
+      for (const auto& t : topics) {
+        if (covers && q->matches(t)) {
+          EXPECT_TRUE(p->matches(t)) << pt << " covers " << qt << " but not " << t;
+        }
+        if (!may_overlap) {
+          EXPECT_FALSE(p->matches(t) && q->matches(t)) << pt << " / " << qt << " " << t;
+        }
+      }
+      covered += covers;
+      disjoint += !may_overlap;
+    }
+    EXPECT_TRUE(p->covers_pattern(*p)) << pt;  // a caller may hand out what it holds
+  }
+  // Not vacuous: many pairs are decided either way.
+  EXPECT_GT(covered, 100u);
+  EXPECT_GT(disjoint, 100u);
+}
+
+TEST(ResourcePatternCover, DelegationCases) {
+  struct Case {
+    const char* holder;
+    const char* granted;
+    bool covers;
+  };
+  const Case cases[] = {
+      {"**", "**", true},
+      {"*", "#", true},
+      {"#", "**", false},  // "**" reaches '$' topics, "#" does not
+      {"#", "$SYS/x", false},
+      {"clients/team-*", "clients/team-x", true},
+      {"clients/team-*", "clients/team-*", true},
+      {"clients/team-*", "clients/*", false},
+      {"clients/team-*", "clients/team-x*", true},
+      {"team/#", "team/a/+/b", true},
+      {"team/#", "team/**", true},
+      {"team/+", "team/**", false},
+      {"team/+", "team/*", true},
+      {"team/**/data", "team/x/**/data", true},
+      {"team/**/data", "team/**", false},
+      {"sensors/+/temp", "sensors/**/temp", false},
+      {"a/b", "a/+", false},
+  };
+  for (const auto& c : cases) {
+    auto p = ResourcePattern::parse(c.holder, nullptr);
+    auto q = ResourcePattern::parse(c.granted, nullptr);
+    ASSERT_TRUE(p && q);
+    EXPECT_EQ(p->covers_pattern(*q), c.covers) << c.holder << " covers " << c.granted;
+  }
 }
 
 // --- Parse errors. ----------------------------------------------------------

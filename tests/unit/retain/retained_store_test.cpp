@@ -35,24 +35,24 @@ using V = std::vector<std::string>;
 TEST(RetainedStore, SetReplaceClear) {
   RetainedStore store;
   EXPECT_EQ(store.size(), 0u);
-  store.set(msg("a/b", "1"));
-  store.set(msg("a/c", "2"));
+  store.set(msg("a/b", "1"), nullptr, {});
+  store.set(msg("a/c", "2"), nullptr, {});
   EXPECT_EQ(store.size(), 2u);
-  store.set(msg("a/b", "3"));  // replaces
+  store.set(msg("a/b", "3"), nullptr, {});  // replaces
   EXPECT_EQ(store.size(), 2u);
   EXPECT_EQ(topics(store.matching("a/b")), (V{"a/b=3"}));
-  store.set(msg("a/b", ""));  // an empty payload clears
+  store.set(msg("a/b", ""), nullptr, {});  // an empty payload clears
   EXPECT_EQ(store.size(), 1u);
   EXPECT_TRUE(store.matching("a/b").empty());
   EXPECT_EQ(topics(store.matching("a/#")), (V{"a/c=2"}));
-  store.set(msg("never/set", ""));  // clearing nothing is harmless
+  store.set(msg("never/set", ""), nullptr, {});  // clearing nothing is harmless
   EXPECT_EQ(store.size(), 1u);
 }
 
 TEST(RetainedStore, KeepsTheSameMessageInstance) {
   RetainedStore store;
   auto m = msg("same", "x");
-  store.set(m);
+  store.set(m, nullptr, {});
   auto got = store.matching("same");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].get(), m.get());
@@ -61,7 +61,7 @@ TEST(RetainedStore, KeepsTheSameMessageInstance) {
 TEST(RetainedStore, MatchingFilters) {
   RetainedStore store;
   for (const char* t : {"a", "a/b", "a/b/c", "a/x/c", "b", "/", "$SYS/up", "$SYS/a/b"})
-    store.set(msg(t, "p"));
+    store.set(msg(t, "p"), nullptr, {});
   EXPECT_EQ(store.size(), 8u);
   EXPECT_EQ(topics(store.matching("a")), (V{"a=p"}));
   EXPECT_EQ(topics(store.matching("nope")), V{});
@@ -79,9 +79,9 @@ TEST(RetainedStore, MatchingFilters) {
 TEST(RetainedStore, ExpiredMessagesAreNotReturned) {
   RetainedStore store;
   const auto now = broker::Clock::now();
-  store.set(msg("e/old", "x", now - std::chrono::seconds(1)));
-  store.set(msg("e/new", "y", now + std::chrono::hours(1)));
-  store.set(msg("e/forever", "z"));
+  store.set(msg("e/old", "x", now - std::chrono::seconds(1)), nullptr, {});
+  store.set(msg("e/new", "y", now + std::chrono::hours(1)), nullptr, {});
+  store.set(msg("e/forever", "z"), nullptr, {});
   EXPECT_EQ(topics(store.matching("e/#")), (V{"e/forever=z", "e/new=y"}));
   EXPECT_TRUE(store.matching("e/old").empty());
   EXPECT_EQ(topics(store.matching("e/new")), (V{"e/new=y"}));
@@ -97,6 +97,34 @@ TEST(RetainedStore, MessageRemainingExpiry) {
   EXPECT_FALSE(m.expired(now));
   EXPECT_EQ(m.remaining_expiry(now + std::chrono::seconds(5)), 0u);
   EXPECT_TRUE(m.expired(now + std::chrono::milliseconds(1500)));
+}
+
+TEST(RetainedStore, BrokerCapsAndOwnerQuotas) {
+  RetainedStore store;
+  const RetainedStore::Caps caps{3, 1000};
+  auto tenant = std::make_shared<quota::Principal>("jwt", "tenant");
+  quota::Quotas q;
+  q.max_retained = 2;
+  q.max_retained_bytes = 20;
+  tenant->set_quotas(q);
+  EXPECT_EQ(store.set(msg("t/1", "aaaa"), tenant, caps), "");
+  EXPECT_EQ(store.set(msg("t/2", "bbbb"), tenant, caps), "");
+  EXPECT_EQ(store.set(msg("t/3", "c"), tenant, caps), quota::kMaxRetained);
+  EXPECT_EQ(store.set(msg("t/1", "replaced"), tenant, caps), "");  // its own: no new entry
+  EXPECT_EQ(store.set(msg("t/2", "bbbbbbbbbbbbbbbb"), tenant, caps), quota::kMaxRetainedBytes);
+  EXPECT_EQ(tenant->retained.load(), 2u);
+  EXPECT_EQ(tenant->retained_bytes.load(), 3u + 8u + 3u + 4u);
+  // Someone else may clear or replace it: the tenant's count goes down.
+  EXPECT_EQ(store.set(msg("t/2", "theirs"), nullptr, caps), "");
+  EXPECT_EQ(tenant->retained.load(), 1u);
+  EXPECT_EQ(store.set(msg("x/1", "x"), nullptr, caps), "");
+  EXPECT_EQ(store.set(msg("x/2", "x"), nullptr, caps), quota::kBrokerRetained);
+  EXPECT_EQ(store.set(msg("t/1", ""), nullptr, caps), "");  // clearing is never refused
+  EXPECT_EQ(tenant->retained.load(), 0u);
+  EXPECT_EQ(tenant->retained_bytes.load(), 0u);
+  EXPECT_EQ(store.set(msg("big", std::string(2000, 'x')), nullptr, caps),
+            quota::kBrokerRetainedBytes);
+  EXPECT_EQ(store.size(), 2u);
 }
 
 }  // namespace

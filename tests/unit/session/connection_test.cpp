@@ -1528,8 +1528,7 @@ TEST(ClusterTap, TakeoverDisconnectsWithSessionTakenOver) {
   // Attached but its CONNECT not finished (no connect time yet): it stays.
   // Offline without a connect time (restored from the store): it goes.
   h.run([&] {
-    bool present = false;
-    auto s = h.broker().attach_session("arriving", false, 4242, present);
+    auto s = h.broker().attach_session("arriving", false, 4242, {"anonymous", "anonymous"}).session;
     EXPECT_FALSE(h.broker().kick("arriving", reason::kSessionTakenOver, later));
     {
       std::lock_guard lock(s->mutex());
