@@ -55,6 +55,33 @@ json Broker::stats_json() {
   return out;
 }
 
+namespace {
+
+// A principal's quotas (the limited ones; SPEC §6 names) and what it uses.
+json quotas_json(const quota::Principal& p) {
+  const quota::Quotas q = p.quotas();
+  json limits = json::object();
+  const std::pair<const char*, uint64_t> fields[] = {{"maxConnections", q.max_connections},
+                                                     {"maxSubscriptions", q.max_subscriptions},
+                                                     {"maxQueuedMessages", q.max_queued_messages},
+                                                     {"maxSessionExpiry", q.max_session_expiry_s},
+                                                     {"maxRetained", q.max_retained},
+                                                     {"maxRetainedBytes", q.max_retained_bytes},
+                                                     {"publishRate", q.publish_rate},
+                                                     {"publishBurst", q.publish_burst},
+                                                     {"publishBytesRate", q.publish_bytes_rate},
+                                                     {"publishBytesBurst", q.publish_bytes_burst}};
+  for (const auto& [name, value] : fields) {
+    if (value) limits[name] = value;
+  }
+  return {{"limits", std::move(limits)},
+          {"connections", p.connections.load(std::memory_order_relaxed)},
+          {"retained", p.retained.load(std::memory_order_relaxed)},
+          {"retainedBytes", p.retained_bytes.load(std::memory_order_relaxed)}};
+}
+
+}  // namespace
+
 json Broker::sessions_json() const {
   std::vector<session::SessionPtr> all;
   {
@@ -77,6 +104,7 @@ json Broker::sessions_json() const {
                    {"queued", s->queue.size()},
                    {"inflight", s->inflight.size()},
                    {"subscriptions", std::move(subs)}});
+    if (s->usage) out.back()["quotas"] = quotas_json(*s->usage);
   }
   return out;
 }

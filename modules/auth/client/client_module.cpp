@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
 
 #include "common/base64/base64.hpp"
@@ -38,7 +39,25 @@ struct ClientEntry {
   std::string token_sha256;  // 32 raw bytes
   std::vector<Triple> statements;
   json statements_json;  // as given, for GET /api/clients
+  // SPEC §6 quotas beside the statements; quotas_json as given (null: none).
+  std::optional<bb_quotas> quotas;
+  json quotas_json;
+  bool same_grants(const ClientEntry& o) const {
+    return statements == o.statements && quotas_json == o.quotas_json;
+  }
 };
+
+// The entry's "quotas", when given: false (and `error`) when malformed.
+bool read_quotas(const json& spec, const std::string& where, ClientEntry& entry,
+                 std::string& error) {
+  auto it = spec.find("quotas");
+  if (it == spec.end()) return true;
+  bb_quotas q{};
+  if (!sdk::parse_quotas(*it, where + ".quotas", q, error)) return false;
+  entry.quotas = q;
+  entry.quotas_json = *it;
+  return true;
+}
 
 // name -> entry; immutable once built, swapped whole on reload.
 using ClientTable = std::map<std::string, ClientEntry>;
@@ -254,6 +273,8 @@ class ClientModule : public sdk::Module {
         } else if (key == "statements") {
           if (!parse_statements(value, where + ".statements", entry.statements, error))
             return false;
+        } else if (key == "quotas") {
+          if (!read_quotas(spec, where, entry, error)) return false;
         } else {
           error = where + ": unknown key '" + key + "'";
           return false;
@@ -316,12 +337,21 @@ class ClientModule : public sdk::Module {
       if (it == after.end() || it->second.token_sha256 != old.token_sha256) {
         api->principal_update(host().ctx(), provider, principal, nullptr, 0, 1);
         host().info("client '" + name + "' removed or its token changed: sessions cut");
-      } else if (it->second.statements != old.statements) {
+      } else if (!it->second.same_grants(old)) {
         const auto list = abi_statements(it->second.statements);
         api->principal_update(host().ctx(), provider, principal, list.data(), list.size(), 0);
+        push_quotas(name, it->second);
         host().info("client '" + name + "': statements updated");
       }
     }
+  }
+
+  // The client's quotas to its live sessions (ABI 1.3).
+  void push_quotas(const std::string& name, const ClientEntry& e) {
+    const auto* api = host().api();
+    if (!BB_HAS(api, bb_host_api, principal_quotas)) return;
+    api->principal_quotas(host().ctx(), {"client", 6}, sdk::str(name),
+                          e.quotas ? &*e.quotas : nullptr);
   }
 
   static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
@@ -332,6 +362,7 @@ class ClientModule : public sdk::Module {
     thread_local std::vector<Triple> triples;
     thread_local std::vector<bb_statement> statements;
     thread_local std::string principal;
+    thread_local std::optional<bb_quotas> quotas;
     const std::string digest = sha256(sdk::view(req->password));
     bool found = false;
     {
@@ -342,6 +373,7 @@ class ClientModule : public sdk::Module {
         found = true;
         principal = it->second->name;
         triples = it->second->statements;  // API clients change under the lock
+        quotas = it->second->quotas;
       }
     }
     if (!found) {
@@ -354,6 +386,7 @@ class ClientModule : public sdk::Module {
     out->principal = sdk::str(principal);
     out->statements = statements.data();
     out->statement_count = statements.size();
+    if (quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*quotas;
     return BB_OK;
   }
 
@@ -441,9 +474,11 @@ class ClientModule : public sdk::Module {
   }
 
   json describe_locked(const ClientEntry& e, const char* source) const {
-    return json{{"name", e.name},
-                {"source", source},
-                {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+    json out{{"name", e.name},
+             {"source", source},
+             {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+    if (!e.quotas_json.is_null()) out["quotas"] = e.quotas_json;
+    return out;
   }
 
   void serve(const bb_http_request& r, bb_http_exchange ex) {
@@ -510,9 +545,9 @@ class ClientModule : public sdk::Module {
       return void(
           host().respond_error(ex, 400, "bad_request", "the body must be a JSON object (UTF-8)"));
     for (const auto& [key, value] : body.items()) {
-      if (key != "statements")
-        return void(host().respond_error(ex, 400, "bad_request",
-                                         "field '" + key + "': unknown (expected statements)"));
+      if (key != "statements" && key != "quotas")
+        return void(host().respond_error(
+            ex, 400, "bad_request", "field '" + key + "': unknown (expected statements, quotas)"));
     }
     if (!body.contains("statements"))
       return void(host().respond_error(ex, 400, "bad_request", "field 'statements': missing"));
@@ -520,7 +555,8 @@ class ClientModule : public sdk::Module {
     entry.name = name;
     entry.statements_json = body["statements"];
     std::string error;
-    if (!parse_statements(body["statements"], "statements", entry.statements, error))
+    if (!parse_statements(body["statements"], "statements", entry.statements, error) ||
+        !read_quotas(body, "field 'quotas'", entry, error))
       return void(host().respond_error(ex, 400, "bad_request", error));
     const auto list = abi_statements(entry.statements);
     if (!host().permit_grant(r, ex, "mgmt:put-client", resource, list)) return;
@@ -576,10 +612,13 @@ class ClientModule : public sdk::Module {
     if (exists && rotate) {
       // The old token stops working: sessions that used it end.
       host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+    } else if (exists) {
+      push_quotas(name, entry);
     }
     host().audit(r, "mgmt:put-client", resource,
                  !exists ? "created" : (rotate ? "replaced, token rotated" : "replaced"));
     json reply = {{"name", name}, {"statements", entry.statements_json}};
+    if (!entry.quotas_json.is_null()) reply["quotas"] = entry.quotas_json;
     if (token) reply["token"] = *token;
     host().respond(ex, exists ? 200 : 201, reply.dump());
     if (token) OPENSSL_cleanse(token->data(), token->size());
@@ -607,6 +646,7 @@ class ClientModule : public sdk::Module {
         doc[name] = {
             {"token_sha256", to_hex(e.token_sha256)},
             {"statements", e.statements_json.is_null() ? json::array() : e.statements_json}};
+        if (!e.quotas_json.is_null()) doc[name]["quotas"] = e.quotas_json;
       }
       if (!sdk::write_private_file(state_file_, doc.dump(2) + "\n", error)) return false;
     }
@@ -646,7 +686,8 @@ class ClientModule : public sdk::Module {
           !spec["token_sha256"].is_string() ||
           !from_hex(spec["token_sha256"].get<std::string>(), entry.token_sha256) ||
           !spec.contains("statements") ||
-          !parse_statements(spec["statements"], "statements", entry.statements, error)) {
+          !parse_statements(spec["statements"], "statements", entry.statements, error) ||
+          !read_quotas(spec, "quotas", entry, error)) {
         host().error(state_file_ + ": client '" + name + "' is invalid" +
                      (error.empty() ? std::string() : ": " + error) +
                      "; move the file away to start without it");

@@ -6,6 +6,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,7 @@ struct Reply {
   std::string principal;
   std::string reason;
   sdk::StatementList statements;
+  bb_quotas quotas{};
 };
 thread_local Reply t_reply;
 
@@ -263,6 +265,10 @@ class JwtModule final : public sdk::Module {
       out->statements = reply.statements.data();
       out->statement_count = reply.statements.size();
       out->expires_at_unix_s = verdict.expires_at_unix_s;
+      if (verdict.quotas && BB_HAS(out, bb_auth_result, quotas)) {
+        reply.quotas = *verdict.quotas;
+        out->quotas = &reply.quotas;
+      }
       return BB_OK;
     } catch (const std::bad_alloc&) {
       return BB_E_NOMEM;
@@ -290,6 +296,7 @@ class JwtModule final : public sdk::Module {
                 {"required", {"statements"}},
                 {"properties",
                  {{"statements", {{"type", "array"}}},
+                  {"quotas", {{"type", "object"}, {"description", "SPEC §6 quotas"}}},
                   {"exp", {{"type", "integer"}, {"description", "expiry, Unix seconds"}}},
                   {"sub", {{"type", "string"}}}}}}}}}}}}},
         {"responses",
@@ -353,6 +360,14 @@ class JwtModule final : public sdk::Module {
             return;
           }
           claims["exp"] = value;
+        } else if (key == "quotas") {
+          bb_quotas quotas{};
+          std::string error;
+          if (!sdk::parse_quotas(value, "field 'quotas'", quotas, error)) {
+            host.respond_error(ex, 400, "bad_request", error);
+            return;
+          }
+          claims["quotas"] = value;
         } else if (key == "sub") {
           if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
             host.respond_error(ex, 400, "bad_request", "field 'sub': expected a non-empty string");
@@ -360,8 +375,9 @@ class JwtModule final : public sdk::Module {
           }
           claims["sub"] = value;
         } else {
-          host.respond_error(ex, 400, "bad_request",
-                             "field '" + key + "': unknown (expected statements, exp, sub)");
+          host.respond_error(
+              ex, 400, "bad_request",
+              "field '" + key + "': unknown (expected statements, quotas, exp, sub)");
           return;
         }
       }

@@ -3,6 +3,8 @@
 
 #include "common/jose/jose_common.hpp"
 
+#include <backbone/quotas.hpp>
+
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
@@ -361,6 +363,12 @@ Verdict Verifier::verify(std::string_view token, int64_t now) const {
   if (st == payload.end()) return fail("bad statements: claim 'statements' missing");
   std::string error;
   if (!parse_statements(*st, v.statements, error)) return fail("bad statements: " + error);
+  if (auto q = payload.find("quotas"); q != payload.end()) {
+    bb_quotas quotas{};
+    if (!sdk::parse_quotas(*q, "claim 'quotas'", quotas, error))
+      return fail("bad quotas: " + error);
+    v.quotas = quotas;
+  }
   v.ok = true;
   return v;
 }

@@ -4,6 +4,7 @@
 // JWS compact-serialization verification with a pinned algorithm set, done
 // directly with OpenSSL so that no token header can choose the key type.
 
+#include <backbone/module_abi.h>
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
@@ -63,6 +64,7 @@ struct Verdict {
   std::string principal;
   std::vector<Triple> statements;
   int64_t expires_at_unix_s = 0;
+  std::optional<bb_quotas> quotas;  // claim "quotas" (SPEC §6)
 };
 
 // Immutable after construction; verify() may run on many threads at once.
