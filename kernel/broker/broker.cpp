@@ -46,7 +46,11 @@ std::vector<authz::Statement> statements_from_abi(const bb_statement* statements
 }
 
 Broker::Broker(config::Limits limits, net::WorkerPool& workers)
-    : limits_(limits), workers_(workers), connections_(workers.size()) {
+    : limits_(limits),
+      workers_(workers),
+      login_throttle_(limits.login_failures_before_backoff,
+                      std::chrono::milliseconds(limits.login_backoff_max_ms)),
+      connections_(workers.size()) {
   rules_.set(std::shared_ptr<const rules::RuleSet>(rules::RuleSet::compile({}, nullptr)));
   next_sys_ = Clock::now();
 }
@@ -86,6 +90,7 @@ void Broker::attach_store(std::unique_ptr<store::Store> store, const store::Stat
     }
     sessions_[rec.client_id] = std::move(s);
   }
+  offline_sessions_.store(sessions_.size(), std::memory_order_relaxed);
   store_ = std::move(store);
 }
 
@@ -436,6 +441,16 @@ void Broker::detach_session(const session::SessionPtr& s) {
         s->set_conn(0);
         s->offline_since = Clock::now();
         end = !s->persistent();
+        if (!end && offline_sessions_.load(std::memory_order_relaxed) >=
+                        limits_.max_offline_sessions) {
+          // Kept offline sessions are memory no one bounds but this cap.
+          spdlog::warn("session '{}' not kept: {} offline sessions (limits.max_offline_sessions)",
+                       s->client_id(), limits_.max_offline_sessions);
+          metrics_.count_quota("limits.max_offline_sessions");
+          s->expiry_interval_s = 0;
+          end = true;
+        }
+        if (!end) offline_sessions_.fetch_add(1, std::memory_order_relaxed);
         s->paused_publishers.clear();
       }
     }
@@ -761,19 +776,23 @@ void Broker::tick() {
   }
   for (auto& w : due) publish_will(std::move(w.msg), w.policy);
 
-  // Expired offline sessions.
+  // Expired offline sessions; the others are counted for
+  // limits.max_offline_sessions (detach_session adds between two counts).
   std::vector<session::SessionPtr> expired;
   {
     std::lock_guard lock(sessions_mutex_);
+    uint64_t offline = 0;
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = *it->second;
       if (!s.online() && now - s.offline_since >= std::chrono::seconds(s.expiry_interval_s)) {
         expired.push_back(it->second);
         it = sessions_.erase(it);
       } else {
+        offline += !s.online();
         ++it;
       }
     }
+    offline_sessions_.store(offline, std::memory_order_relaxed);
   }
   for (auto& s : expired) {
     spdlog::debug("session '{}' expired", s->client_id());

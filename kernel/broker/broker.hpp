@@ -26,6 +26,7 @@
 #include "kernel/broker/versioned.hpp"
 #include "kernel/config/limits.hpp"
 #include "kernel/net/worker_pool.hpp"
+#include "kernel/quota/login_throttle.hpp"
 #include "kernel/quota/quota.hpp"
 #include "kernel/retain/retained_store.hpp"
 #include "kernel/rules/topic_rules.hpp"
@@ -109,6 +110,7 @@ class Broker {
   Stats& stats() { return stats_; }
   Metrics& metrics() { return metrics_; }
   quota::PrincipalTable& principals() { return principals_; }
+  quota::LoginThrottle& login_throttle() { return login_throttle_; }
   // New quotas for every session of (provider, principal) (SPEC §6): live
   // within a second, new logins at once. Null = the broker's defaults.
   void update_quotas(std::string_view provider, std::string_view principal,
@@ -274,10 +276,12 @@ class Broker {
   std::unique_ptr<store::Store> store_;
 
   quota::PrincipalTable principals_;
+  quota::LoginThrottle login_throttle_;
 
   mutable std::mutex sessions_mutex_;
   std::unordered_map<std::string, session::SessionPtr> sessions_;
   std::atomic<uint64_t> next_session_id_{1};
+  std::atomic<uint64_t> offline_sessions_{0};  // recounted every tick
 
   mutable std::shared_mutex tree_mutex_;
   topic_tree::TopicTree tree_;

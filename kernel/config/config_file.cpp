@@ -70,6 +70,8 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
               "max_retained_messages",
               "max_retained_bytes",
               "max_offline_sessions",
+              "login_failures_before_backoff",
+              "login_backoff_max_ms",
               "principal"});
   const std::string w = "limits";
   read_uint(source, j, w, "max_packet_size", l.max_packet_size);
@@ -93,6 +95,8 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
   read_uint(source, j, w, "max_retained_messages", l.max_retained_messages);
   read_uint(source, j, w, "max_retained_bytes", l.max_retained_bytes);
   read_uint(source, j, w, "max_offline_sessions", l.max_offline_sessions);
+  read_uint(source, j, w, "login_failures_before_backoff", l.login_failures_before_backoff);
+  read_uint(source, j, w, "login_backoff_max_ms", l.login_backoff_max_ms);
   if (j.contains("principal")) {
     bb_quotas q{};
     std::string error;

@@ -39,6 +39,10 @@ struct Limits {
   // Persistent sessions kept while offline: beyond it a new persistent
   // session is refused (0x97) rather than growing the memory without bound.
   uint64_t max_offline_sessions = 1000000;
+  // Failed logins from one address before each further login from it waits
+  // (0.5 s, doubling up to login_backoff_max_ms; a success clears it).
+  uint32_t login_failures_before_backoff = 10;
+  uint32_t login_backoff_max_ms = 30000;
   // Default quotas of every principal ("limits.principal", SPEC §6), where
   // its own quotas do not say otherwise; 0 = no limit.
   quota::Quotas principal;

@@ -91,6 +91,7 @@ class Connection {
   bool handle_auth(uint8_t flags, std::string_view body);
 
   void refuse_connect(uint8_t reason);
+  void login_failed();  // counted, and towards its address's back-off
   void finish_connect(std::shared_ptr<const authz::Policy> policy, const std::string& principal,
                       int64_t expires_at_unix_s, const bb_quotas* quotas);
   // The principal's publish rates: pauses reading while over them.

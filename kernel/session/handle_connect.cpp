@@ -76,6 +76,16 @@ bool Connection::handle_connect(std::string_view body) {
     send_window_ = limits.max_inflight;
   }
 
+  // An address that keeps failing to log in waits before it is heard again.
+  const std::string_view address = quota::LoginThrottle::address_of(peer_);
+  if (const auto wait = broker_.login_throttle().wait(address, std::chrono::steady_clock::now());
+      wait != std::chrono::steady_clock::duration::zero()) {
+    spdlog::info("connection {} ({}): login refused for {} ms after repeated failed logins", id_,
+                 peer_, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
+    broker_.metrics().count_quota("limits.login_failures_before_backoff");
+    refuse_connect(reason::kServerBusy);
+    return false;
+  }
   // Authentication: the user name names the provider, the password is the
   // token. No user name means anonymous, allowed only when configured.
   if (!connect.username || connect.username->empty()) {
@@ -85,7 +95,7 @@ bool Connection::handle_connect(std::string_view body) {
     if (!anonymous) {
       spdlog::info("connection {} ({}): refused anonymous login (no anonymous statements)", id_,
                    peer_);
-      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      login_failed();
       refuse_connect(reason::kNotAuthorized);
       return false;
     }
@@ -98,7 +108,7 @@ bool Connection::handle_connect(std::string_view body) {
   if (!auth) {
     spdlog::info("connection {} ({}): refused login: no authentication provider '{}'", id_, peer_,
                  provider_);
-    broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    login_failed();
     refuse_connect(reason::kBadUserNameOrPassword);
     return false;
   }
@@ -140,11 +150,12 @@ void Connection::auth_done(broker::AuthOutcome&& outcome) {
                                   std::chrono::steady_clock::now() - auth_started_);
   switch (outcome.verdict) {
     case BB_AUTH_ALLOW:
+      broker_.login_throttle().succeeded(quota::LoginThrottle::address_of(peer_));
       break;
     case BB_AUTH_FORBIDDEN:
       spdlog::info("connection {} ({}): '{}' login not authorized: {}", id_, peer_, provider_,
                    outcome.log_reason);
-      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      login_failed();
       refuse_connect(reason::kNotAuthorized);
       return;
     case BB_AUTH_UNAVAILABLE:
@@ -155,7 +166,7 @@ void Connection::auth_done(broker::AuthOutcome&& outcome) {
     default:
       spdlog::info("connection {} ({}): '{}' login refused: {}", id_, peer_, provider_,
                    outcome.log_reason.empty() ? "invalid credentials" : outcome.log_reason);
-      broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+      login_failed();
       refuse_connect(reason::kBadUserNameOrPassword);
       return;
   }
@@ -169,6 +180,12 @@ void Connection::auth_done(broker::AuthOutcome&& outcome) {
   }
   finish_connect(std::move(policy), outcome.principal, outcome.expires_at_unix_s,
                  outcome.quotas ? &*outcome.quotas : nullptr);
+}
+
+void Connection::login_failed() {
+  broker_.stats().auth_failures.fetch_add(1, std::memory_order_relaxed);
+  broker_.login_throttle().failed(quota::LoginThrottle::address_of(peer_),
+                                  std::chrono::steady_clock::now());
 }
 
 void Connection::set_policy(std::shared_ptr<const authz::Policy> policy) {

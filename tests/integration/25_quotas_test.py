@@ -198,5 +198,37 @@ class Quotas(unittest.TestCase):
         sub.disconnect()
 
 
+class BrokerWideLimits(unittest.TestCase):
+    def test_failed_logins_back_off_per_address(self):
+        with Broker(modules=["env", "admin"], env=ENV, limits={
+                "login_failures_before_backoff": 3, "login_backoff_max_ms": 2000}) as b:
+            for _ in range(4):
+                self.assertEqual(raw_login(b, "guess", "admin", "wrong")[1][1], 4)
+            # Now even the right token waits (v5: server busy, v3.1.1: unavailable).
+            self.assertEqual(raw_login(b, "guess", "admin", ADMIN_TOKEN, version=5)[1][1], 0x89)
+            self.assertEqual(raw_login(b, "guess", "admin", ADMIN_TOKEN)[1][1], 3)
+            self.assertIn("login refused for", b.read_log())
+            # The back-off ends on its own, and a success clears the count.
+            self.assertTrue(wait_for(
+                lambda: raw_login(b, "guess", "admin", ADMIN_TOKEN)[1][1] == 0, timeout=5))
+            self.assertEqual(raw_login(b, "guess", "admin", "wrong")[1][1], 4)
+            self.assertEqual(raw_login(b, "guess", "admin", ADMIN_TOKEN)[1][1], 0)
+
+    def test_offline_sessions_are_capped(self):
+        with Broker(modules=["env", "admin", "http-api"], env=ENV,
+                    limits={"max_offline_sessions": 2}) as b:
+            def sessions():
+                code, _, body = http_request(b.http_port, "GET", "/api/sessions",
+                                             token=ADMIN_TOKEN, provider="admin")
+                return {x["client_id"]: x["connected"] for x in body}
+
+            for i in range(3):
+                s, ack = raw_login(b, f"offline-{i}", "admin", ADMIN_TOKEN, clean=False)
+                self.assertEqual(ack[1], 0)
+                s.close()
+                self.assertTrue(wait_for(lambda: not sessions().get(f"offline-{i}", False)))
+            self.assertEqual(sessions(), {"offline-0": False, "offline-1": False})
+            self.assertIn("limits.max_offline_sessions", b.read_log())
+
 if __name__ == "__main__":
     main()

@@ -54,8 +54,9 @@ class Broker:
                "http": {"address": "127.0.0.1", "port": self.http_port}}
         if anonymous is not None:
             cfg["anonymous"] = {"statements": anonymous}
-        if limits:
-            cfg["limits"] = limits
+        # Tests log in wrongly on purpose, many times, all from 127.0.0.1: the
+        # failed-login back-off is off unless a test sets it.
+        cfg["limits"] = {"login_failures_before_backoff": 1000000, **(limits or {})}
         if topics:
             cfg["topics"] = topics
         cfg.update(extra or {})

@@ -216,6 +216,29 @@ TEST(ConfigErrors, LimitsBounds) {
   EXPECT_EQ(cfg.limits.max_inflight, 1);
 }
 
+TEST(ConfigParse, PrincipalQuotasAndBrokerWideCaps) {
+  const Config cfg = parse_config(
+      R"({"limits": {"max_retained_messages": 5, "max_retained_bytes": 6,
+          "max_offline_sessions": 7, "login_failures_before_backoff": 8,
+          "login_backoff_max_ms": 9,
+          "principal": {"maxConnections": 10, "publishRate": 11, "maxRetained": 0}}})",
+      "q");
+  EXPECT_EQ(cfg.limits.max_retained_messages, 5u);
+  EXPECT_EQ(cfg.limits.max_retained_bytes, 6u);
+  EXPECT_EQ(cfg.limits.max_offline_sessions, 7u);
+  EXPECT_EQ(cfg.limits.login_failures_before_backoff, 8u);
+  EXPECT_EQ(cfg.limits.login_backoff_max_ms, 9u);
+  EXPECT_EQ(cfg.limits.principal.max_connections, 10u);
+  EXPECT_EQ(cfg.limits.principal.publish_rate, 11u);
+  EXPECT_EQ(cfg.limits.principal.max_retained, 0u);
+  EXPECT_EQ(error_of(R"({"limits": {"principal": {"maxConnection": 1}}})"),
+            "test.json: limits.principal.maxConnection: unknown quota");
+  EXPECT_EQ(error_of(R"({"limits": {"principal": {"publishRate": -1}}})"),
+            "test.json: limits.principal.publishRate: expected an unsigned integer");
+  EXPECT_EQ(error_of(R"({"limits": {"principal": []}})"),
+            "test.json: limits.principal: expected an object");
+}
+
 TEST(ConfigErrors, Anonymous) {
   EXPECT_EQ(error_of(R"({"anonymous": []})"),
             "test.json: anonymous: expected an object, got array");
