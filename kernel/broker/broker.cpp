@@ -571,11 +571,24 @@ void Broker::tap_message(const Message& msg) {
   }
 }
 
-void Broker::session_started(std::string_view client_id, uint64_t connected_at_unix_ms) {
+void Broker::session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
+                             const Login& login) {
+  if (taps_.empty()) return;
+  const bb_str id{client_id.data(), client_id.size()};
+  bb_session_start start{};
+  start.struct_size = sizeof(start);
+  start.client_id = id;
+  start.connected_at_unix_ms = connected_at_unix_ms;
+  start.provider = {login.provider.data(), login.provider.size()};
+  start.principal = {login.principal.data(), login.principal.size()};
+  start.may_take_over =
+      login.policy && login.policy->allows("mqtt:connect", client_id) ? 1 : 0;
   for (const Tap& tap : taps_) {
-    if (BB_HAS(tap.table, bb_message_tap, session_started) && tap.table->session_started)
-      tap.table->session_started(tap.user, {client_id.data(), client_id.size()},
-                                 connected_at_unix_ms);
+    if (BB_HAS(tap.table, bb_message_tap, session_started_as) && tap.table->session_started_as) {
+      tap.table->session_started_as(tap.user, &start);
+    } else if (BB_HAS(tap.table, bb_message_tap, session_started) && tap.table->session_started) {
+      tap.table->session_started(tap.user, id, connected_at_unix_ms);
+    }
   }
 }
 

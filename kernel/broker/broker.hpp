@@ -105,6 +105,14 @@ class Broker {
   Broker(config::Limits limits, net::WorkerPool& workers);
   ~Broker();
 
+  // Who logs in: a principal (provider + name) and its statements.
+  struct Login {
+    std::string_view provider;
+    std::string_view principal;
+    const authz::Policy* policy = nullptr;  // may allow "mqtt:connect" on others' client ids
+    bool may_take_over = false;             // for kick(): what `policy` said on another broker
+  };
+
   const config::Limits& limits() const { return limits_; }
   net::WorkerPool& workers() { return workers_; }
   Stats& stats() { return stats_; }
@@ -137,7 +145,8 @@ class Broker {
   // Before the workers start; read without a lock afterwards.
   void add_tap(Tap tap) { taps_.push_back(tap); }
   // A client's session started here (CONNACK sent): the taps hear of it.
-  void session_started(std::string_view client_id, uint64_t connected_at_unix_ms);
+  void session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
+                       const Login& login);
   std::vector<std::string> authenticator_names() const;
 
   // --- connections (transport side), on the connection's worker ---
@@ -172,12 +181,6 @@ class Broker {
   void forget_stored_session(session::Session& s);
 
   // --- sessions ---
-  // Who is connecting, for attach_session().
-  struct Login {
-    std::string_view provider;
-    std::string_view principal;
-    const authz::Policy* policy = nullptr;  // may allow "mqtt:connect" on others' client ids
-  };
   // Is the client id's session live on a connection of this principal (a
   // reconnect that takes over its own connection)?
   bool connected_as(const std::string& client_id, std::string_view provider,
@@ -237,7 +240,10 @@ class Broker {
   // session taken over) and ends its session; false when there is no such
   // session, or (connected_before > 0) it connected at or after that Unix
   // time in milliseconds.
-  bool kick(const std::string& client_id, uint8_t reason, uint64_t connected_before = 0);
+  // With `by` (a session that started on another broker), another
+  // principal's session is kept unless `by` may take it over.
+  bool kick(const std::string& client_id, uint8_t reason, uint64_t connected_before = 0,
+            const Login* by = nullptr);
 
  private:
   struct Route;

@@ -158,21 +158,30 @@ std::string Broker::prometheus() {
   return out;
 }
 
-bool Broker::kick(const std::string& client_id, uint8_t reason, uint64_t connected_before) {
+bool Broker::kick(const std::string& client_id, uint8_t reason, uint64_t connected_before,
+                  const Login* by) {
   session::SessionPtr s;
   {
     std::lock_guard lock(sessions_mutex_);
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return false;
+    session::Session& found = *it->second;
+    std::lock_guard session_lock(found.mutex());
     if (connected_before) {
       // The client connected here again after it did elsewhere, or is
       // connecting right now (attached, no time yet): it stays. An offline
       // session (restored from the store, never resumed) moves away.
-      session::Session& found = *it->second;
-      std::lock_guard session_lock(found.mutex());
       if (found.connected_at_unix_ms >= connected_before ||
           (found.connected_at_unix_ms == 0 && found.conn() != 0))
         return false;
+    }
+    // Another principal's session stays unless the newcomer may take it.
+    if (by && !found.provider.empty() &&
+        (found.provider != by->provider || found.principal != by->principal) &&
+        !by->may_take_over) {
+      spdlog::info("client id '{}' of '{}' ({}) kept: '{}' ({}) connected elsewhere with it",
+                   client_id, found.principal, found.provider, by->principal, by->provider);
+      return false;
     }
     s = it->second;
     sessions_.erase(it);

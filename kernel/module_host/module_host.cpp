@@ -306,6 +306,24 @@ struct HostApiImpl {
     }
   }
 
+  static bb_status session_takeover_as(bb_host_ctx* h, const bb_session_start* s) noexcept {
+    try {
+      if (!inst(h) || !s || !BB_HAS(s, bb_session_start, principal) ||
+          s->connected_at_unix_ms == 0)
+        return failed(BB_E_INVALID, "bad bb_session_start");
+      const std::string provider = text(s->provider), principal = text(s->principal);
+      broker::Broker::Login by{provider, principal, nullptr, s->may_take_over != 0};
+      return g_broker->kick(text(s->client_id), protocol::reason::kSessionTakenOver,
+                            s->connected_at_unix_ms, &by)
+                 ? BB_OK
+                 : failed(BB_E_NOT_FOUND,
+                          "no such session, it connected here later, or it belongs to another "
+                          "principal");
+    } catch (...) {
+      return BB_E_INTERNAL;
+    }
+  }
+
   static bb_status metric_set(bb_host_ctx* h, bb_str name, bb_str help, int32_t kind,
                               double value) noexcept {
     try {
@@ -743,7 +761,8 @@ struct HostApiImpl {
                                     &session_takeover,
                                     &metric_set,
                                     &http_authorize_grant,
-                                    &principal_quotas};
+                                    &principal_quotas,
+                                    &session_takeover_as};
 };
 
 const bb_host_api* ModuleHost::api() {

@@ -311,7 +311,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
                 peer_, connect.client_id, principal, provider_, static_cast<int>(version_),
                 session_present);
   send_connack(session_present, reason::kSuccess, std::move(props));
-  broker_.session_started(connect.client_id, connected_at);
+  broker_.session_started(connect.client_id, connected_at, {provider_, principal, policy.get()});
   connect_.reset();
 
   // Resume the in-flight flows of a persistent session, in order: only what

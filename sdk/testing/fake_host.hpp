@@ -827,6 +827,10 @@ class FakeHost {
     return BB_OK;
   }
 
+  static bb_status api_session_takeover_as(bb_host_ctx* h, const bb_session_start* s) {
+    return api_session_takeover(h, s->client_id, s->connected_at_unix_ms);
+  }
+
   static bb_status api_http_publish(bb_host_ctx* h, bb_http_exchange, const bb_message* m,
                                     int32_t* reason, bb_str* reason_string) {
     FakeHost* f = self(h);
@@ -904,7 +908,8 @@ class FakeHost {
                                     &api_session_takeover,
                                     &api_metric_set,
                                     &api_http_authorize_grant,
-                                    &api_principal_quotas};
+                                    &api_principal_quotas,
+                                    &api_session_takeover_as};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -20,7 +20,7 @@ BB_STATIC_ASSERT(offsetof(bb_message, properties) == 64, "bb_message.properties 
 BB_STATIC_ASSERT(sizeof(bb_message) == 80, "bb_message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, message) == 8, "bb_message_tap.message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started) == 16, "bb_message_tap.session_started");
-BB_STATIC_ASSERT(sizeof(bb_message_tap) == 24, "bb_message_tap");
+BB_STATIC_ASSERT(sizeof(bb_message_tap) == 32, "bb_message_tap");
 BB_STATIC_ASSERT(sizeof(bb_statement) == 40, "bb_statement");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, conn) == 8, "bb_auth_request.conn");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, password) == 80, "bb_auth_request.password");
@@ -51,7 +51,12 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, http_authorize_grant) == 16 + 32 * 8,
                  "bb_host_api.http_authorize_grant (1.3)");
 BB_STATIC_ASSERT(offsetof(bb_host_api, principal_quotas) == 16 + 33 * 8,
                  "bb_host_api.principal_quotas (1.3)");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 34 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, session_takeover_as) == 16 + 34 * 8,
+                 "bb_host_api.session_takeover_as (1.3)");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 35 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started_as) == 24,
+                 "bb_message_tap.session_started_as (1.3)");
+BB_STATIC_ASSERT(sizeof(bb_session_start) == 64, "bb_session_start (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");
 BB_STATIC_ASSERT(offsetof(bb_auth_result, quotas) == 64, "bb_auth_result.quotas (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_http_header) == 32, "bb_http_header");

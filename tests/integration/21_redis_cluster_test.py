@@ -214,6 +214,33 @@ class RedisCluster(unittest.TestCase):
         first.c.loop_stop()
         second.disconnect()
 
+    def test_another_principal_does_not_take_a_client_id_through_another_broker(self):
+        secret = "cluster-jwt-secret-0123456789abcdef0123"
+        s = {"address": f"127.0.0.1:{self.redis.port}", "prefix": "e2e"}
+
+        def jwt_broker():
+            return self.started(Broker(modules=[{"name": "redis", "settings": s}, "env", "jwt"],
+                                       env={"TOKEN_SECRET": secret}))
+
+        a, b = jwt_broker(), jwt_broker()
+        pubsub = {"effect": "allow", "actions": ["mqtt:*"], "resources": ["roam/#"]}
+        alice = harness.make_jwt(secret, {"sub": "alice", "statements": [pubsub]})
+        bob = harness.make_jwt(secret, {"sub": "bob", "statements": [pubsub]})
+        carol = harness.make_jwt(secret, {"sub": "carol", "statements": [
+            pubsub, {"effect": "allow", "actions": ["mqtt:connect"], "resources": ["roam-1"]}]})
+        first = Client(a, client_id="roam-1", username="jwt", password=alice).connect()
+        intruder = Client(b, client_id="roam-1", username="jwt", password=bob).connect()
+        self.assertTrue(harness.wait_for(
+            lambda: "client id 'roam-1' of 'alice' (jwt) kept: 'bob' (jwt)" in a.read_log(), 5))
+        self.assertIsNone(first.disconnected)
+        intruder.disconnect()
+        # A principal allowed mqtt:connect on the id takes it over anywhere.
+        allowed = Client(b, client_id="roam-1", username="jwt", password=carol).connect()
+        self.assertTrue(harness.wait_for(lambda: first.disconnected is not None, 5))
+        self.assertEqual(first.disconnected, 0x8E)
+        first.c.loop_stop()
+        allowed.disconnect()
+
     def test_brokers_ride_out_a_redis_restart(self):
         a, b = self.brokers()
         sub = Client(a, client_id="patient").connect()

@@ -19,7 +19,9 @@ using BrokerId = std::array<uint8_t, 16>;
 inline constexpr uint8_t kFrameVersion = 1;
 
 struct Frame {
-  enum Kind : uint8_t { kMessage = 1, kSessionStarted = 2 };
+  // kSessionStartedBy (ABI 1.3 brokers) carries the session's principal;
+  // kSessionStarted (older brokers) does not.
+  enum Kind : uint8_t { kMessage = 1, kSessionStarted = 2, kSessionStartedBy = 3 };
   Kind kind = kMessage;
   // kMessage
   uint8_t qos = 0;
@@ -28,9 +30,13 @@ struct Frame {
   std::string_view topic;
   std::string_view properties;  // MQTT 5, as bb_message.properties
   std::string_view payload;
-  // kSessionStarted
+  // kSessionStarted, kSessionStartedBy
   uint64_t connected_at_ms = 0;  // Unix time in milliseconds
   std::string_view client_id;
+  // kSessionStartedBy: who, and whether it may take another principal's id
+  std::string_view provider;
+  std::string_view principal;
+  bool may_take_over = false;
 };
 
 namespace detail {
@@ -56,6 +62,8 @@ inline bool get_bytes(std::string_view& in, size_t n, std::string_view& out) {
 // The size encode_frame() gives `f`.
 inline size_t frame_size(const Frame& f) {
   if (f.kind == Frame::kSessionStarted) return 2 + 8 + f.client_id.size();
+  if (f.kind == Frame::kSessionStartedBy)
+    return 2 + 8 + 1 + 2 + f.provider.size() + 2 + f.principal.size() + f.client_id.size();
   return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + f.payload.size();
 }
 
@@ -64,8 +72,15 @@ inline size_t frame_size(const Frame& f) {
 inline void encode_frame(const Frame& f, std::string& out) {
   out.push_back(static_cast<char>(kFrameVersion));
   out.push_back(static_cast<char>(f.kind));
-  if (f.kind == Frame::kSessionStarted) {
+  if (f.kind == Frame::kSessionStarted || f.kind == Frame::kSessionStartedBy) {
     detail::put_be(f.connected_at_ms, 8, out);
+    if (f.kind == Frame::kSessionStartedBy) {
+      out.push_back(f.may_take_over ? 1 : 0);
+      detail::put_be(f.provider.size(), 2, out);
+      out.append(f.provider);
+      detail::put_be(f.principal.size(), 2, out);
+      out.append(f.principal);
+    }
     out.append(f.client_id);
     return;
   }
@@ -122,11 +137,18 @@ bool for_each_batch_entry(std::string_view entries, Fn&& fn) {
 inline bool decode_frame(std::string_view in, Frame& f) {
   uint64_t v;
   if (!detail::get_be(in, 1, v) || v != kFrameVersion) return false;
-  if (!detail::get_be(in, 1, v) || (v != Frame::kMessage && v != Frame::kSessionStarted))
+  if (!detail::get_be(in, 1, v) ||
+      (v != Frame::kMessage && v != Frame::kSessionStarted && v != Frame::kSessionStartedBy))
     return false;
   f.kind = static_cast<Frame::Kind>(v);
-  if (f.kind == Frame::kSessionStarted) {
+  if (f.kind == Frame::kSessionStarted || f.kind == Frame::kSessionStartedBy) {
     if (!detail::get_be(in, 8, f.connected_at_ms) || f.connected_at_ms == 0) return false;
+    if (f.kind == Frame::kSessionStartedBy) {
+      if (!detail::get_be(in, 1, v) || v > 1) return false;
+      f.may_take_over = v == 1;
+      if (!detail::get_be(in, 2, v) || !detail::get_bytes(in, v, f.provider)) return false;
+      if (!detail::get_be(in, 2, v) || !detail::get_bytes(in, v, f.principal)) return false;
+    }
     f.client_id = in;
     return true;
   }

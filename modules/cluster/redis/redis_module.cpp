@@ -349,6 +349,18 @@ class RedisModule final : public sdk::Module {
     self->enqueue(f);
   }
 
+  static void on_session_started_as(void* user, const bb_session_start* s) noexcept {
+    auto* self = static_cast<RedisModule*>(user);
+    Frame f;
+    f.kind = Frame::kSessionStartedBy;
+    f.connected_at_ms = s->connected_at_unix_ms;
+    f.client_id = sdk::view(s->client_id);
+    f.provider = sdk::view(s->provider);
+    f.principal = sdk::view(s->principal);
+    f.may_take_over = s->may_take_over != 0;
+    self->enqueue(f);
+  }
+
   void enqueue(const Frame& f) noexcept {
     try {
       if (outbox_->push(f, settings_.max_pending_bytes)) return;
@@ -611,6 +623,22 @@ class RedisModule final : public sdk::Module {
       host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
       return false;
     }
+    if (f.kind == Frame::kSessionStartedBy) {
+      // Only a host that knows principals hears of them (ABI 1.3).
+      if (BB_HAS(host().api(), bb_host_api, session_takeover_as)) {
+        bb_session_start s{};
+        s.struct_size = sizeof(s);
+        s.may_take_over = f.may_take_over ? 1 : 0;
+        s.client_id = sdk::str(f.client_id);
+        s.connected_at_unix_ms = f.connected_at_ms;
+        s.provider = sdk::str(f.provider);
+        s.principal = sdk::str(f.principal);
+        host().api()->session_takeover_as(host().ctx(), &s);
+      } else {
+        host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
+      }
+      return false;
+    }
     bb_message m{};
     m.struct_size = sizeof(m);
     m.qos = f.qos;
@@ -644,7 +672,8 @@ class RedisModule final : public sdk::Module {
 };
 
 const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap), 0, &RedisModule::on_message,
-                                       &RedisModule::on_session_started};
+                                       &RedisModule::on_session_started,
+                                       &RedisModule::on_session_started_as};
 
 }  // namespace
 }  // namespace backbone::modules::redis

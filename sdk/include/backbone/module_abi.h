@@ -129,6 +129,18 @@ typedef struct bb_message {
   bb_bytes properties;
 } bb_message;
 
+/* ABI 1.3: a client's session started on a broker, and who it belongs to. */
+typedef struct bb_session_start {
+  uint32_t struct_size;
+  /* The login holds "mqtt:connect" on the client id: it may take the client
+   * id over from another principal's session (SPEC §6). */
+  int32_t may_take_over;
+  bb_str client_id;
+  uint64_t connected_at_unix_ms; /* wall clock */
+  bb_str provider;               /* the principal: provider + name */
+  bb_str principal;
+} bb_session_start;
+
 /* ABI 1.2: what a cluster module sees of this broker. Registered during
  * configure(); the callbacks run on the thread that accepted the message or
  * the client, on the per-message path: copy what is needed and return, never
@@ -142,6 +154,9 @@ typedef struct bb_message_tap {
   /* A client's session started on this broker (CONNACK sent) at
    * `connected_at_unix_ms` (wall clock). */
   void (*session_started)(void* user, bb_str client_id, uint64_t connected_at_unix_ms);
+  /* ABI 1.3, preferred over session_started when set: the same event with
+   * the session's principal. */
+  void (*session_started_as)(void* user, const bb_session_start* s);
 } bb_message_tap;
 
 /* One (effect, action pattern, resource pattern) triple. An IAM statement
@@ -497,6 +512,13 @@ typedef struct bb_host_api {
    * a bad struct. Thread: any. Since 1.3. */
   bb_status (*principal_quotas)(bb_host_ctx* h, bb_str provider, bb_str principal,
                                 const bb_quotas* quotas);
+  /* session_takeover with the new session's principal (a bb_session_start
+   * another broker's tap saw): the local session is left alone when it
+   * belongs to another principal and `s->may_take_over` is 0 (SPEC §6:
+   * client ids belong to their principal), as when it connected here later.
+   * BB_E_NOT_FOUND then (last_error says which), and when there is no such
+   * session. Thread: any. Since 1.3. */
+  bb_status (*session_takeover_as)(bb_host_ctx* h, const bb_session_start* s);
 } bb_host_api;
 
 /* Thread: control thread only; calls never overlap. */

@@ -50,6 +50,35 @@ TEST(RedisFrame, SessionStartedRoundTrip) {
   EXPECT_EQ(f.client_id, "client-1");
 }
 
+TEST(RedisFrame, SessionStartedByCarriesThePrincipal) {
+  Frame s;
+  s.kind = Frame::kSessionStartedBy;
+  s.connected_at_ms = 1'800'000'000'000;
+  s.client_id = "client-1";
+  s.provider = "jwt";
+  s.principal = "alice";
+  s.may_take_over = true;
+  std::string bytes;
+  encode_frame(s, bytes);
+  EXPECT_EQ(bytes.size(), frame_size(s));
+  Frame f;
+  ASSERT_TRUE(decode_frame(bytes, f));
+  EXPECT_EQ(f.kind, Frame::kSessionStartedBy);
+  EXPECT_EQ(f.connected_at_ms, s.connected_at_ms);
+  EXPECT_EQ(f.client_id, "client-1");
+  EXPECT_EQ(f.provider, "jwt");
+  EXPECT_EQ(f.principal, "alice");
+  EXPECT_TRUE(f.may_take_over);
+  // Cut anywhere inside the principal: refused.
+  const size_t fixed = 2 + 8 + 1 + 2 + 3 + 2 + 5;
+  for (size_t n = 0; n < fixed; ++n) {
+    Frame cut;
+    EXPECT_FALSE(decode_frame(std::string_view(bytes).substr(0, n), cut)) << n;
+  }
+  bytes[10] = 2;  // neither 0 nor 1
+  EXPECT_FALSE(decode_frame(bytes, f));
+}
+
 TEST(RedisFrame, EveryTruncationAndBadHeaderIsRefused) {
   std::string bytes;
   encode_frame(message(), bytes);

@@ -1452,7 +1452,9 @@ void record_session(void* user, bb_str client_id, uint64_t connected_at_unix_ms)
   std::lock_guard lock(r->mutex);
   r->sessions.emplace_back(client_id.ptr, client_id.len);
 }
-const bb_message_tap kRecordingTap{sizeof(bb_message_tap), 0, &record_message, &record_session};
+// A tap of ABI 1.2: session starts without their principal.
+const bb_message_tap kRecordingTap{offsetof(bb_message_tap, session_started_as), 0,
+                                   &record_message, &record_session, nullptr};
 
 std::shared_ptr<const authz::Policy> allow_all_but_reading_secrets() {
   std::string err;
@@ -1536,6 +1538,32 @@ TEST(ClusterTap, TakeoverDisconnectsWithSessionTakenOver) {
       s->set_conn(0);
     }
     EXPECT_TRUE(h.broker().kick("arriving", reason::kSessionTakenOver, later));
+  });
+}
+
+TEST(ClusterTap, TakeoverFromAnotherBrokerRespectsTheOwner) {
+  Harness h;
+  const uint64_t later = 4'000'000'000'000;
+  h.run([&] {
+    auto s = h.broker().attach_session("owned", false, 4243, {"jwt", "alice"}).session;
+    {
+      std::lock_guard lock(s->mutex());
+      s->expiry_interval_s = 60;
+      s->set_conn(0);
+    }
+    broker::Broker::Login bob{"jwt", "bob"};
+    EXPECT_FALSE(h.broker().kick("owned", reason::kSessionTakenOver, later, &bob));
+    broker::Broker::Login alice{"jwt", "alice"};
+    alice.may_take_over = false;
+    bob.may_take_over = true;  // holds mqtt:connect on the client id where it connected
+    EXPECT_TRUE(h.broker().kick("owned", reason::kSessionTakenOver, later, &bob));
+    auto again = h.broker().attach_session("owned", false, 4244, {"jwt", "alice"}).session;
+    {
+      std::lock_guard lock(again->mutex());
+      again->expiry_interval_s = 60;
+      again->set_conn(0);
+    }
+    EXPECT_TRUE(h.broker().kick("owned", reason::kSessionTakenOver, later, &alice));  // its own
   });
 }
 
