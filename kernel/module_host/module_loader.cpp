@@ -2,6 +2,7 @@
 #include "kernel/module_host/module_loader.hpp"
 
 #include <elf.h>
+#include <sys/stat.h>
 #include <boost/dll/runtime_symbol_info.hpp>
 
 #include <algorithm>
@@ -82,7 +83,12 @@ std::vector<std::string> module_search_path(const std::vector<std::string>& conf
   if (!ec) {
     path.push_back((exe.parent_path().parent_path() / "lib" / "backbone" / "modules").string());
   }
-  path.push_back(BACKBONE_BUILD_MODULE_DIR);
+  // The build tree's modules serve only a binary that runs from the build
+  // tree: an installed backboned never loads code from where it was built.
+  const fs::path build_root =
+      fs::path(BACKBONE_BUILD_MODULE_DIR).parent_path().parent_path().parent_path();
+  if (!ec && exe.string().starts_with(build_root.string() + "/"))
+    path.push_back(BACKBONE_BUILD_MODULE_DIR);
   // Keep the first occurrence of each directory.
   std::vector<std::string> unique;
   for (auto& p : path) {
@@ -103,6 +109,14 @@ std::string find_module_file(const std::string& name, const std::vector<std::str
 LoadedModule load_module(const std::string& path) {
   LoadedModule m;
   m.path = path;
+  // Whoever may write the file or its directory could run code in the
+  // broker: refuse modules others than the owner can replace.
+  for (const fs::path& p : {fs::path(path).parent_path(), fs::path(path)}) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+      throw LoadError(path + ": not loaded: " + p.string() +
+                      " is writable by its group or by others (chmod go-w)");
+  }
   std::string why;
   if (!exports_symbol(path, "bb_module_entry", why))
     throw LoadError(path + ": not a Backbone module (" + why + ")");

@@ -40,7 +40,9 @@ void prepare_state_dir(const std::string& dir) {
   if (!S_ISDIR(st.st_mode)) fail("not a directory");
   // access(W_OK) answers yes for root on a read-only mount: create a file.
   const std::string probe = dir + "/.backboned-write-probe";
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // O_NOFOLLOW: a symlink planted under that name never makes us write
+  // through it to another file.
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) fail(std::string("not writable: ") + std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());

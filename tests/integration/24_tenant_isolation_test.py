@@ -324,5 +324,48 @@ class RestoredSessions(unittest.TestCase):
             self.assertEqual(b.stop(), 0)
 
 
+class ModuleLoading(unittest.TestCase):
+    """Code others than the owner could replace never runs in the broker, and
+    an installed binary never loads modules from the tree it was built in."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="backbone-modules-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.build = os.path.dirname(os.path.dirname(os.path.abspath(
+            os.environ.get("BACKBONED", "build/bin/backboned"))))
+
+    def run_broker(self, exe, config, *args):
+        path = os.path.join(self.dir, "backbone.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return subprocess.run([exe, "--config", path] + list(args), capture_output=True,
+                              text=True, timeout=20)
+
+    def test_a_writable_module_directory_is_refused(self):
+        modules = os.path.join(self.dir, "modules")
+        os.mkdir(modules)
+        shutil.copy(os.path.join(self.build, "lib/backbone/modules/admin.so"), modules)
+        os.chmod(modules, 0o777)
+        exe = os.environ.get("BACKBONED", "build/bin/backboned")
+        r = self.run_broker(exe, {"module_path": [modules], "modules": ["admin"]},
+                            "--list-modules")
+        self.assertIn("writable by its group or by others", r.stdout + r.stderr)
+        os.chmod(modules, 0o755)
+        r = self.run_broker(exe, {"module_path": [modules], "modules": ["admin"]},
+                            "--list-modules")
+        self.assertIn(os.path.join(modules, "admin.so"), r.stdout)
+        self.assertNotIn("writable", r.stdout + r.stderr)
+
+    def test_an_installed_binary_does_not_search_the_build_tree(self):
+        bin_dir = os.path.join(self.dir, "bin")
+        os.mkdir(bin_dir)
+        exe = os.path.join(bin_dir, "backboned")
+        shutil.copy(os.environ.get("BACKBONED", "build/bin/backboned"), exe)
+        r = self.run_broker(exe, {}, "--list-modules")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(self.build, r.stdout)
+        self.assertEqual(r.stdout.strip(), "")
+
+
 if __name__ == "__main__":
     main()
