@@ -187,6 +187,10 @@ struct RecordingSink : BrokerSink {
     if (principal_status != BB_OK) error = "refused pattern";
     return statements ? principal_status : BB_OK;
   }
+  void update_quotas(const std::string& principal, const bb_quotas* quotas) override {
+    quota_updates.push_back({principal, quotas ? std::optional<bb_quotas>(*quotas) : std::nullopt});
+  }
+  std::vector<std::pair<std::string, std::optional<bb_quotas>>> quota_updates;
   void log(int, const std::string& message) override { logs.push_back(message); }
   bool logged(const std::string& needle) const {
     for (const auto& l : logs) {
@@ -284,6 +288,32 @@ TEST_F(ControllerTest, TokenLogsInAsItsClient) {
   ASSERT_EQ(sink.updates.size(), 1u);
   EXPECT_EQ(sink.updates[0].principal, "prod/sensor");
   for (const auto& l : sink.logs) EXPECT_THAT(l, ::testing::Not(HasSubstr("s3cret")));
+}
+
+TEST_F(ControllerTest, QuotasTravelWithTheLoginAndChangeLive) {
+  Json c = client("prod", "sensor", kPublishA);
+  c["spec"]["quotas"] = {{"maxConnections", 2}, {"publishRate", 50}};
+  controller.replace(kClients, "", {c});
+  controller.replace(kSecrets, "", {secret("prod", "sensor-secret", "s3cret")});
+  AuthDecision d = controller.authenticate("s3cret");
+  ASSERT_EQ(d.verdict, BB_AUTH_ALLOW);
+  ASSERT_TRUE(d.quotas);
+  EXPECT_EQ(d.quotas->max_connections, 2u);
+  EXPECT_EQ(d.quotas->publish_rate, 50u);
+  ASSERT_EQ(sink.quota_updates.size(), 1u);
+  c["spec"]["quotas"]["publishRate"] = 10;
+  c["metadata"]["resourceVersion"] = "2";
+  controller.apply(kClients, EventType::kModified, c);
+  ASSERT_EQ(sink.quota_updates.size(), 2u);
+  EXPECT_EQ(sink.quota_updates[1].second->publish_rate, 10u);
+  EXPECT_EQ(sink.updates.size(), 1u);  // the statements did not change
+  // A malformed quota makes the spec invalid: nobody logs in with it.
+  c["spec"]["quotas"] = {{"publishRate", "fast"}};
+  c["metadata"]["resourceVersion"] = "3";
+  controller.apply(kClients, EventType::kModified, c);
+  d = controller.authenticate("s3cret");
+  EXPECT_EQ(d.verdict, BB_AUTH_FORBIDDEN);
+  EXPECT_THAT(d.reason, HasSubstr("spec.quotas.publishRate"));
 }
 
 TEST_F(ControllerTest, StatementChangeUpdatesLiveSessions) {

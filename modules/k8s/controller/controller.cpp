@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "k8s/controller/controller.hpp"
 
+#include <backbone/quotas.hpp>
+
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -186,6 +188,14 @@ void Controller::upsert_client(const Json& object) {
   } else {
     ok = parse_statements((*spec)["statements"], "spec.statements", parsed, error);
   }
+  std::optional<bb_quotas> quotas;
+  Json quotas_json;
+  if (ok && spec->contains("quotas")) {
+    bb_quotas q{};
+    quotas_json = (*spec)["quotas"];
+    ok = sdk::parse_quotas(quotas_json, "spec.quotas", q, error);
+    quotas = q;
+  }
 
   bool changed = false;
   if (!ok) {
@@ -221,6 +231,12 @@ void Controller::upsert_client(const Json& object) {
       c.statements = std::make_shared<const std::vector<Statement>>(std::move(parsed));
       changed = true;
     }
+  }
+  if (c.valid && c.quotas_json != quotas_json) {
+    c.quotas = quotas;
+    c.quotas_json = quotas_json;
+    sink_.update_quotas(key, quotas ? &*quotas : nullptr);
+    changed = true;
   }
   if (c.valid && (fresh || changed || !was_valid)) {
     sink_.log(BB_LOG_INFO, "Client " + key + ": " + std::to_string(c.statements->size()) +
@@ -371,6 +387,7 @@ void Controller::rebuild_index() {
     e.principal = keys.front();
     e.valid = c.valid;
     e.statements = c.statements;
+    e.quotas = c.quotas;
     e.reason = c.error;
     index->emplace(hash, std::move(e));
   }
@@ -423,6 +440,7 @@ AuthDecision Controller::authenticate(std::string_view password) const {
   }
   d.verdict = BB_AUTH_ALLOW;
   d.statements = it->second.statements;
+  d.quotas = it->second.quotas;
   return d;
 }
 

@@ -13,6 +13,7 @@
 // may run concurrently. Host calls are made with the state lock held, which
 // the ABI allows (the host never calls back synchronously).
 
+#include <backbone/module_abi.h>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -47,6 +48,12 @@ class BrokerSink {
   virtual int32_t update_principal(const std::string& principal,
                                    const std::vector<Statement>* statements,
                                    std::string& error) = 0;
+  // New quotas for the live sessions of `principal` (null: the broker's
+  // defaults). Hosts before ABI 1.3 have none: then nothing happens.
+  virtual void update_quotas(const std::string& principal, const bb_quotas* quotas) {
+    (void)principal;
+    (void)quotas;
+  }
   virtual void log(int level, const std::string& message) = 0;
 };
 
@@ -61,7 +68,8 @@ struct AuthDecision {
   int32_t verdict = 0;  // BB_AUTH_ALLOW, BB_AUTH_DENY, BB_AUTH_FORBIDDEN
   std::string principal;
   std::shared_ptr<const std::vector<Statement>> statements;
-  std::string reason;  // for the log only
+  std::optional<bb_quotas> quotas;  // spec.quotas
+  std::string reason;               // for the log only
 };
 
 // One write to the cluster. `body` may hold a token: never log it.
@@ -127,8 +135,10 @@ class Controller final : public ReflectorHandler {
     std::optional<std::vector<Statement>> applied;             // accepted by the broker last
     std::optional<std::vector<Statement>> refused;             // refused by the broker last
     std::string secret_error;                                  // the last failed Secret write
-    bool secret_blocked = false;  // that failure was permanent: wait for a change
-    std::string duplicate_of;     // a Client with the same token
+    bool secret_blocked = false;      // that failure was permanent: wait for a change
+    std::string duplicate_of;         // a Client with the same token
+    std::optional<bb_quotas> quotas;  // spec.quotas (valid only)
+    nlohmann::json quotas_json;       // as given: changes reach live sessions
   };
   struct SecretState {
     std::string uid;
@@ -151,6 +161,7 @@ class Controller final : public ReflectorHandler {
     std::string principal;
     bool valid = false;
     std::shared_ptr<const std::vector<Statement>> statements;
+    std::optional<bb_quotas> quotas;
     std::string reason;
   };
   using AuthIndex = std::unordered_map<std::string, AuthEntry>;

@@ -85,6 +85,12 @@ class HostSink final : public BrokerSink {
     return s;
   }
 
+  void update_quotas(const std::string& principal, const bb_quotas* quotas) override {
+    const bb_host_api* api = host_.api();
+    if (BB_HAS(api, bb_host_api, principal_quotas))
+      api->principal_quotas(host_.ctx(), sdk::str(kProvider), sdk::str(principal), quotas);
+  }
+
   void log(int level, const std::string& message) override { host_.log(level, message); }
 
  private:
@@ -473,6 +479,7 @@ class K8sModule final : public sdk::Module {
         }
         out->statements = statements.data();
         out->statement_count = statements.size();
+        if (decision.quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*decision.quotas;
       }
       return BB_OK;
     } catch (const std::bad_alloc&) {

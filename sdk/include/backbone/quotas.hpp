@@ -52,7 +52,9 @@ bool parse_quotas(const Json& j, std::string_view where, bb_quotas& out, std::st
       error = std::string(where) + "." + std::string(key) + ": unknown quota";
       return false;
     }
-    if (!value.is_number_unsigned()) {
+    // Whole numbers from 0 (a JSON text's non-negative integers read as unsigned).
+    if (!value.is_number_integer() ||
+        (!value.is_number_unsigned() && value.template get<int64_t>() < 0)) {
       error = std::string(where) + "." + std::string(key) + ": expected an unsigned integer";
       return false;
     }
