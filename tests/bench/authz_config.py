@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Writes the backboned configs of the scripts/bench access-control rows (stdlib only).
 
-usage: authz_config.py off|on --port N --config PATH [--token-file PATH]
+usage: authz_config.py off|on|quotas --port N --config PATH [--token-file PATH]
 
 off: the plain bench config (anonymous allow-all, no topic rules).
 on:  no anonymous access; clients log in through the jwt module (username "jwt", password an
@@ -10,6 +10,8 @@ on:  no anonymous access; clients log in through the jwt module (username "jwt",
      grant the bench topics), and 5 topic rules whose patterns all match every bench topic, one
      with a JSON Schema that every message is validated against. The token goes to --token-file
      (mode 0600); the random secret only into the config (mode 0600).
+quotas: "on", and the token also carries QUOTAS: every quota kind set, none reached by the bench
+     (the cost of counting them, SPEC §6).
 
 Bench topics (tests/bench/loadgen.cpp): bench/in/<i> (filter bench/in/+), bench/out,
 bench/pair/<i>, bench/lat/<i>.
@@ -42,6 +44,13 @@ STATEMENTS = [
     {"effect": "deny", "actions": ["mqtt:publish"], "resources": ["other/+/private", "admin/#"]},
     {"effect": "deny", "actions": ["mqtt:subscribe", "mqtt:read"], "resources": ["private/+/*-key"]},
 ]
+
+# Every kind of quota, each far above what a bench row uses: the rows measure what counting
+# costs, never a refusal or a pause. maxQueuedMessages equals the broker's default queue limit.
+QUOTAS = {"maxConnections": 1000000, "maxSubscriptions": 100000, "maxQueuedMessages": 10000,
+          "maxSessionExpiry": 86400, "maxRetained": 1000000, "maxRetainedBytes": 1 << 32,
+          "publishRate": 1 << 40, "publishBurst": 1 << 40, "publishBytesRate": 1 << 50,
+          "publishBytesBurst": 1 << 50}
 
 SCHEMA = {"type": "object", "required": ["v"], "properties": {"v": {"type": "string"}}}
 
@@ -76,7 +85,7 @@ def write_private(path, text):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["off", "on"])
+    ap.add_argument("mode", choices=["off", "on", "quotas"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--token-file")
@@ -93,8 +102,10 @@ def main():
                "modules": [{"name": "jwt", "settings": {"secret": secret, "algorithms": ["HS256"]}},
                            tcp]}
         now = int(time.time())
-        token = make_jwt(secret, {"sub": "bench", "iat": now, "exp": now + 24 * 3600,
-                                  "statements": STATEMENTS})
+        claims = {"sub": "bench", "iat": now, "exp": now + 24 * 3600, "statements": STATEMENTS}
+        if args.mode == "quotas":
+            claims["quotas"] = QUOTAS
+        token = make_jwt(secret, claims)
         write_private(args.token_file, token)
     write_private(args.config, json.dumps(cfg, indent=1) + "\n")
     return 0

@@ -123,6 +123,21 @@ class Roles(unittest.TestCase):
         reader.disconnect()
         writer.disconnect()
 
+    def test_role_quotas(self):
+        with oidc_broker(self.idp, role_quotas={"reader": {"maxSubscriptions": 1},
+                                                 "writer": {"maxSubscriptions": 2}}) as b:
+            reader, rc = login(b, self.idp.token("ec-1", [READERS]))
+            self.assertEqual(rc, 0)
+            self.assertEqual([code(c) for c in reader.subscribe([("q/a", 0), ("q/b", 0)])],
+                             [0, 0x97])
+            # Both roles: the highest one's quotas.
+            both, rc = login(b, self.idp.token("ec-1", [READERS, WRITERS]))
+            self.assertEqual(rc, 0)
+            self.assertEqual([code(c) for c in both.subscribe([("q/a", 0), ("q/b", 0),
+                                                               ("q/c", 0)])], [0, 0, 0x97])
+            reader.disconnect()
+            both.disconnect()
+
     def test_writer_publishes_and_subscribes(self):
         writer = self.connect(self.idp.token("rsa-1", [WRITERS]))
         self.assertEqual(code(writer.subscribe("w/#", 1)[0]), 1)

@@ -10,6 +10,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,9 @@ constexpr size_t kMaxQueued = 10000;
 struct Settings {
   std::string discovery_url;
   ClaimRules rules;
+  // "role_quotas": {"admin"|"writer"|"reader": quotas} (SPEC §6); a user
+  // in several groups gets those of its highest role.
+  std::optional<bb_quotas> admin_quotas, writer_quotas, reader_quotas;
   int64_t jwks_min_refresh_s = 30;
   HttpOptions http;
 };
@@ -62,6 +66,7 @@ struct Reply {
   sdk::StatementList statements;
   int32_t verdict = BB_AUTH_DENY;
   int64_t expires_at_unix_s = 0;
+  std::optional<bb_quotas> quotas;
 
   static Reply deny(std::string why) {
     Reply r;
@@ -75,7 +80,7 @@ struct Reply {
     return r;
   }
 
-  static Reply from(Verdict&& v) {
+  static Reply from(Verdict&& v, const Settings& settings) {
     Reply r;
     r.principal = std::move(v.principal);
     r.expires_at_unix_s = v.expires_at_unix_s;
@@ -83,12 +88,19 @@ struct Reply {
       case Verdict::kAllow: {
         r.verdict = BB_AUTH_ALLOW;
         // SPEC §3 roles; a user in several groups gets the union.
-        if (v.roles & static_cast<unsigned>(Role::kAdmin)) r.statements.allow("*", "**");
-        if (v.roles & static_cast<unsigned>(Role::kWriter)) r.statements.allow("mqtt:*", "**");
-        if (v.roles & static_cast<unsigned>(Role::kReader)) {
+        const bool admin = v.roles & static_cast<unsigned>(Role::kAdmin);
+        const bool writer = v.roles & static_cast<unsigned>(Role::kWriter);
+        const bool reader = v.roles & static_cast<unsigned>(Role::kReader);
+        if (admin) r.statements.allow("*", "**");
+        if (writer) r.statements.allow("mqtt:*", "**");
+        if (reader) {
           r.statements.allow("mqtt:subscribe", "**");
           r.statements.allow("mqtt:read", "**");
         }
+        r.quotas = admin    ? settings.admin_quotas
+                   : writer ? settings.writer_quotas
+                   : reader ? settings.reader_quotas
+                            : std::nullopt;
         break;
       }
       case Verdict::kForbidden:
@@ -115,6 +127,7 @@ struct Reply {
       out->statements = statements.data();
       out->statement_count = statements.size();
       out->expires_at_unix_s = expires_at_unix_s;
+      if (quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*quotas;
     }
   }
 };
@@ -287,6 +300,29 @@ class OidcModule final : public sdk::Module {
         if (key == "writer_group") s->rules.writer_group = value;
         if (key == "reader_group") s->rules.reader_group = value;
         if (key == "ca_file") s->http.ca_file = value;
+      } else if (key == "role_quotas") {
+        if (!v.is_object()) {
+          ok = type_error(host(), key, "object", v);
+          continue;
+        }
+        for (const auto& [role, quotas] : v.items()) {
+          std::optional<bb_quotas>* slot = role == "admin"    ? &s->admin_quotas
+                                           : role == "writer" ? &s->writer_quotas
+                                           : role == "reader" ? &s->reader_quotas
+                                                              : nullptr;
+          bb_quotas q{};
+          std::string error;
+          if (!slot) {
+            host().error("setting 'role_quotas." + role +
+                         "': unknown role (admin, writer, reader)");
+            ok = false;
+          } else if (!sdk::parse_quotas(quotas, "setting 'role_quotas." + role + "'", q, error)) {
+            host().error(error);
+            ok = false;
+          } else {
+            *slot = q;
+          }
+        }
       } else if (key == "leeway_s") {
         ok = integer(key, v, 0, kMaxSeconds, s->rules.leeway_s);
       } else if (key == "jwks_min_refresh_s") {
@@ -298,7 +334,7 @@ class OidcModule final : public sdk::Module {
       } else {
         host().error("setting '" + key +
                      "': unknown key (known: enabled, discovery_url, client_id, client_secret, "
-                     "group_field, admin_group, writer_group, reader_group, leeway_s, "
+                     "group_field, admin_group, writer_group, reader_group, role_quotas, leeway_s, "
                      "jwks_min_refresh_s, http_timeout_ms, allow_http, ca_file)");
         ok = false;
       }
@@ -446,7 +482,7 @@ class OidcModule final : public sdk::Module {
     if (!settings) return Reply::unavailable("provider not configured");
     if (keys) {
       Verdict v = verify_token(token, header, *keys, settings->rules, now_unix());
-      if (v.kind != Verdict::kNoKey) return Reply::from(std::move(v));
+      if (v.kind != Verdict::kNoKey) return Reply::from(std::move(v), *settings);
       if (may_refresh) return std::nullopt;
       if (failed) {
         return Reply::unavailable(v.reason + " and the identity provider is unreachable (" +
