@@ -98,7 +98,9 @@ def main():
         if not args.token_file:
             ap.error("on needs --token-file")
         secret = secrets.token_hex(32)
-        cfg = {"topics": TOPICS,
+        # No HTTP listener: the jwt module's route would make every broker of a run take
+        # the same default port.
+        cfg = {"topics": TOPICS, "http": {"enabled": False},
                "modules": [{"name": "jwt", "settings": {"secret": secret, "algorithms": ["HS256"]}},
                            tcp]}
         now = int(time.time())
