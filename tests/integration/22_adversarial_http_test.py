@@ -310,6 +310,22 @@ class HttpTest(unittest.TestCase):
                   f"{during} KiB, after {after} KiB")
             self.assertLess(peak - baseline, 64 * 1024, "VmRSS grew by more than 64 MiB")
 
+    def test_last_chunk_split_across_reads(self):
+        """A chunked body whose last chunk arrives in pieces ("0\\r\\n", "\\r",
+        "\\n") is a legal request; Beast before 1.86 asserted on it, which
+        aborted a build with assertions (found by fuzz_http_request)."""
+        with Broker(modules=MODULES, env=ENV) as b:
+            sock = socket.create_connection(("127.0.0.1", b.http_port), timeout=5)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            head = b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            pieces = [head + b"0\r\n", b"\r", b"\n"]
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(0.2)  # separate reads on the server: nothing to wait for
+            self.assertEqual(read_response(sock)[0], 200)
+            sock.close()
+            self.assertTrue(b.alive())
+
     def test_unauthenticated_budget(self):
         """Bodies of requests not (yet) authenticated share
         http.max_unauthenticated_bytes: beyond it, 503 and close."""
