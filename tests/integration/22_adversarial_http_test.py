@@ -12,6 +12,9 @@ import concurrent.futures
 import json
 import os
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -37,10 +40,11 @@ def rss_kib(broker):
     raise AssertionError("no VmRSS in /proc/%d/status" % broker.proc.pid)
 
 
-def metric(broker, name, labels):
-    """The value of one sample of GET /metrics (0 when absent)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics",
-                                timeout=5) as r:
+def metric(broker, name, labels, tls=None):
+    """The value of one sample of GET /metrics (0 when absent); `tls`: the
+    client's SSL context for https."""
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{broker.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5, context=tls) as r:
         text = r.read().decode()
     prefix = name + "{" + labels + "} "
     for line in text.splitlines():
@@ -49,18 +53,21 @@ def metric(broker, name, labels):
     return 0
 
 
-def ws_connections(broker):
-    return metric(broker, "backbone_transport_connections", 'transport="ws"')
+def ws_connections(broker, tls=None):
+    return metric(broker, "backbone_transport_connections", 'transport="ws"', tls)
 
 
-def upgrade(broker, rcvbuf=None):
-    """A socket past a WebSocket handshake on /ws. A small receive buffer
-    makes a peer that does not read fill the server's queue quickly."""
+def upgrade(broker, rcvbuf=None, tls=None):
+    """A socket past a WebSocket handshake on /ws (wss:// with `tls`, an SSL
+    context). A small receive buffer makes a peer that does not read fill
+    the server's queue quickly."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(5)
     sock.connect(("127.0.0.1", broker.http_port))
+    if tls:
+        sock = tls.wrap_socket(sock, server_hostname="127.0.0.1")
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -252,6 +259,46 @@ class WebSocketTest(unittest.TestCase):
             self.assertTrue(b.alive(), "backboned died:\n" + b.read_log()[-3000:])
             with urllib.request.urlopen(f"http://127.0.0.1:{b.http_port}/health", timeout=5) as r:
                 self.assertEqual(r.status, 200)
+
+    def test_wss_peer_that_does_not_read_is_closed(self):
+        """wss://: pings without reading block the WebSocket's reads (Beast
+        answers one ping at a time); the CONNECT timeout then closes it even
+        though its close frame cannot be written."""
+        d = tempfile.mkdtemp(prefix="backbone-wss-")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "server.key", "-out", "server.crt", "-days", "2",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", cwd=d)
+        b = Broker(modules=MODULES, env=ENV, limits={"connect_timeout_ms": 1000})
+        b.config["http"].update(tls_cert=os.path.join(d, "server.crt"),
+                                tls_key=os.path.join(d, "server.key"))
+        with open(b.config_path, "w") as f:
+            json.dump(b.config, f)
+        with b:
+            tls = ssl.create_default_context(cafile=os.path.join(d, "server.crt"))
+            self.assertTrue(wait_for(lambda: ws_connections(b, tls) == 0, 5))
+            baseline = settled_rss(b)
+            sock = upgrade(b, rcvbuf=4096, tls=tls)
+            sampler = RssSampler(b)
+            sock.settimeout(2)
+            end, deadline = "not blocked in 10 s", time.time() + 10
+            try:
+                while time.time() < deadline:
+                    sock.sendall(PING * 512)
+            except socket.timeout:
+                end = "blocked"
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                end = "cut"
+            self.assertIn(end, ("blocked", "cut"))
+            self.assertTrue(wait_for(lambda: ws_connections(b, tls) == 0, 8),
+                            "a wss:// WebSocket that does not read outlived the CONNECT timeout")
+            peak = sampler.stop()
+            sock.close()
+            print(f"\nwss ping flood: {end}; VmRSS baseline {baseline} KiB, peak {peak} KiB")
+            self.assertLess(peak - baseline, 32 * 1024)
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 class HttpTest(unittest.TestCase):
