@@ -705,11 +705,14 @@ class HttpApi(unittest.TestCase):
         out = raw_http(self.port, b"POST /api/message HTTP/1.1\r\nHost: x\r\n"
                                   b"Content-Length: 100000000\r\n\r\n{")
         self.assertEqual(status_of(out), 413)
-        # Chunked, over the limit.
+        # Chunked, over the limit (authenticated: the body of an
+        # unauthenticated /api request is never read, it gets 401).
         chunk = b"a" * 3000
-        out = raw_http(self.port, b"POST /api/message HTTP/1.1\r\nHost: x\r\n"
-                                  b"Transfer-Encoding: chunked\r\n\r\n" +
-                       (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 2 + b"0\r\n\r\n")
+        head = (b"POST /api/message HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                ADMIN_TOKEN.encode() + b"\r\nX-Auth-Provider: admin\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        out = raw_http(self.port, head + (b"%x\r\n%s\r\n" % (len(chunk), chunk)) * 2 +
+                       b"0\r\n\r\n")
         self.assertEqual(status_of(out), 413)
         # Just under the limit is fine.
         body = json.dumps({"topic": "under/limit", "payload": b64(b"z" * 2000)})
