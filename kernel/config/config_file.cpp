@@ -122,7 +122,8 @@ void read_limits(const std::string& source, const json& j, Limits& l) {
 void read_http_settings(const std::string& source, const json& j, HttpSettings& h) {
   check_keys(source, j, "http",
              {"enabled", "address", "port", "api_enabled", "tls_cert", "tls_key", "max_body_bytes",
-              "max_header_bytes", "request_timeout_ms", "idle_timeout_ms", "max_connections"});
+              "max_header_bytes", "request_timeout_ms", "idle_timeout_ms", "max_connections",
+              "max_unauthenticated_bytes"});
   auto read_bool = [&](const char* key, bool& out) {
     if (!j.contains(key)) return;
     if (!j[key].is_boolean()) fail(source, std::string("http.") + key, "expected true or false");
@@ -144,9 +145,13 @@ void read_http_settings(const std::string& source, const json& j, HttpSettings& 
   read_uint(source, j, "http", "request_timeout_ms", h.request_timeout_ms);
   read_uint(source, j, "http", "idle_timeout_ms", h.idle_timeout_ms);
   read_uint(source, j, "http", "max_connections", h.max_connections);
+  read_uint(source, j, "http", "max_unauthenticated_bytes", h.max_unauthenticated_bytes);
   if (h.tls_cert.empty() != h.tls_key.empty())
     fail(source, "http", "tls_cert and tls_key must be set together");
   if (h.max_header_bytes < 1024) fail(source, "http.max_header_bytes", "must be at least 1024");
+  // Room for one request header and the bytes read ahead with it.
+  if (h.max_unauthenticated_bytes < uint64_t{h.max_header_bytes} + 64 * 1024)
+    fail(source, "http.max_unauthenticated_bytes", "must be at least max_header_bytes + 65536");
 }
 
 Config parse_config(const std::string& text, const std::string& source) {

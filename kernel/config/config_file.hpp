@@ -39,9 +39,13 @@ struct HttpSettings {
   std::string tls_key;
   uint32_t max_body_bytes = 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
-  uint32_t request_timeout_ms = 15000;  // to receive one whole request
+  uint32_t request_timeout_ms = 15000;  // to receive a request header, again its body
   uint32_t idle_timeout_ms = 60000;     // keep-alive between requests
   uint32_t max_connections = 10000;     // plain HTTP (WebSockets count as MQTT connections)
+  // Bytes all connections together may hold for requests whose sender is not
+  // authenticated yet (headers awaiting authentication, bodies on routes
+  // without authentication); beyond it a request gets 503 and is closed.
+  uint64_t max_unauthenticated_bytes = 16 * 1024 * 1024;
 };
 
 // Reads "http" settings from `j` over `out`. Throws ConfigError naming

@@ -9,11 +9,23 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+// Beast before 1.86 asserts on a legal split of a chunked body's last chunk
+// ("0\r\n", then "\r"), so any client could abort a build with assertions;
+// the code after the assertion handles it (boostorg/beast#2861). The request
+// parser is compiled without Boost assertions, as in a release build.
+#include <boost/version.hpp>
+#if BOOST_VERSION < 108600
+#define BOOST_DISABLE_ASSERTS
+#include <boost/beast/http/basic_parser.hpp>
+#undef BOOST_DISABLE_ASSERTS
+#include <boost/assert.hpp>
+#endif
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <sys/socket.h>
@@ -26,6 +38,7 @@
 #include <optional>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/http/ws_frame.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
 
@@ -50,6 +63,30 @@ constexpr size_t kWsLowWatermark = 256 * 1024;
 // the buffer (busy publishers get few, large reads).
 constexpr size_t kWsMinReadChunk = 4 * 1024;
 constexpr size_t kWsMaxReadChunk = 64 * 1024;
+// A closing WebSocket gets this long to flush and exchange close frames; a
+// peer that does not read would otherwise hold it open forever.
+constexpr auto kWsCloseGrace = std::chrono::seconds(2);
+// After a response that leaves a request body unread, what the client still
+// sends is read and discarded (bounded by http.max_body_bytes and this time)
+// before closing: closing with unread bytes makes the kernel send a reset,
+// which can destroy the response before the client reads it.
+constexpr auto kDrainTimeout = std::chrono::seconds(2);
+constexpr size_t kDrainChunk = 4 * 1024;
+// An idle keep-alive connection keeps at most this much read buffer.
+constexpr size_t kIdleReadBuffer = 16 * 1024;
+// glibc keeps freed memory in its arenas; once this much connection memory
+// was freed, a periodic malloc_trim returns it to the system.
+constexpr uint64_t kTrimAfterReleased = 8 * 1024 * 1024;
+constexpr auto kTrimInterval = std::chrono::seconds(1);
+
+// Everything a WebSocket may have queued that the socket did not take yet.
+// Above the high watermark the MQTT connection stops producing, but one
+// batch may overshoot it, and replies to the peer's own packets (PUBACK,
+// pong) are not held back: the budget leaves room for that, and a peer that
+// keeps sending without reading exceeds it and is cut.
+size_t ws_send_budget(uint64_t max_message) {
+  return 2 * kWsHighWatermark + static_cast<size_t>(max_message);
+}
 
 std::string text(bb_str s) {
   return s.ptr ? std::string(s.ptr, s.len) : std::string();
@@ -159,8 +196,15 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   // Shared with the connections: one still queued in a worker at shutdown
   // is destroyed after the server.
-  std::shared_ptr<std::atomic<uint32_t>> http_connections =
-      std::make_shared<std::atomic<uint32_t>>(0);
+  struct Counters {
+    std::atomic<uint32_t> connections{0};
+    // Bytes held for requests not authenticated (http.max_unauthenticated_bytes).
+    std::atomic<uint64_t> unauthenticated{0};
+    // Connection memory freed since the last malloc_trim.
+    std::atomic<uint64_t> released{0};
+  };
+  std::shared_ptr<Counters> counters = std::make_shared<Counters>();
+  std::unique_ptr<asio::steady_timer> trim_timer;
 
   mutable std::shared_mutex routes_mutex;
   std::vector<std::unique_ptr<Route>> routes;
@@ -240,6 +284,18 @@ struct HttpServer::Impl {
   }
 
   void accept();
+
+  void arm_trim() {
+    trim_timer->expires_after(kTrimInterval);
+    trim_timer->async_wait([this](beast::error_code ec) {
+      if (ec || stopping) return;
+      if (counters->released.load() >= kTrimAfterReleased) {
+        counters->released.store(0);
+        malloc_trim(0);
+      }
+      arm_trim();
+    });
+  }
 };
 
 namespace {
@@ -289,7 +345,8 @@ class WebSocketConnection : public WebSocketBase,
         ws_(std::move(stream)),
         route_(route),
         peer_(std::move(peer)),
-        local_(std::move(local)) {}
+        local_(std::move(local)),
+        timer_(worker.io()) {}
 
   void start(bhttp::request<bhttp::string_body> req, std::string subprotocol) {
     id_ = impl_.add_websocket(worker_, this->shared_from_this());
@@ -325,6 +382,7 @@ class WebSocketConnection : public WebSocketBase,
     }));
     const uint32_t limit = route_.max_message_size ? route_.max_message_size
                                                    : impl_.broker.limits().max_packet_size + 16;
+    send_budget_ = ws_send_budget(limit);
     ws_.read_message_max(limit);
     ws_.auto_fragment(false);
     ws_.binary(true);
@@ -345,6 +403,11 @@ class WebSocketConnection : public WebSocketBase,
     for (size_t i = 0; i < count; ++i) {
       if (chunks[i].ptr) out_.append(reinterpret_cast<const char*>(chunks[i].ptr), chunks[i].len);
     }
+    if (out_.size() + sending_.size() > send_budget_) {
+      spdlog::info("http {}: WebSocket cut: {} bytes queued and the peer does not read", peer_,
+                   out_.size() + sending_.size());
+      return closed("send budget exceeded");
+    }
     if (!above_high_ && out_.size() + sending_.size() > kWsHighWatermark) {
       above_high_ = true;
       route_.table->ws_backpressure(user_, 1);
@@ -361,6 +424,10 @@ class WebSocketConnection : public WebSocketBase,
     if (closing_ || !open_) return;
     closing_ = true;
     close_code_ = code;
+    timer_.expires_after(kWsCloseGrace);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec) self->closed("close timed out");
+    });
     flush();
   }
 
@@ -376,11 +443,8 @@ class WebSocketConnection : public WebSocketBase,
           self->buffer_.commit(n);
           if (!self->ws_.got_binary()) {
             // MQTT over WebSocket is binary only (MQTT 5 §6).
-            self->closing_ = true;
-            self->close_code_ = websocket::close_code::unknown_data;  // 1003
             self->buffer_.consume(self->buffer_.size());
-            self->flush();
-            return;
+            return self->close(websocket::close_code::unknown_data);  // 1003
           }
           const auto data = self->buffer_.cdata();
           if (self->open_ && !self->closing_) {
@@ -429,8 +493,10 @@ class WebSocketConnection : public WebSocketBase,
     open_ = false;
     if (!why.empty()) spdlog::debug("http {}: WebSocket closed: {}", peer_, why);
     impl_.remove_websocket(id_);
+    timer_.cancel();
     beast::error_code ec;
     lowest(ws_.next_layer()).socket().close(ec);
+    impl_.counters->released.fetch_add(out_.capacity() + sending_.capacity() + buffer_.capacity());
     route_.table->ws_closed(user_);
   }
 
@@ -441,9 +507,11 @@ class WebSocketConnection : public WebSocketBase,
   std::string peer_, local_;
   bb_ws_id id_ = 0;
   void* user_ = nullptr;
+  asio::steady_timer timer_;
   std::unique_ptr<bhttp::request<bhttp::string_body>> upgrade_request_;
   beast::flat_buffer buffer_;
   size_t chunk_ = kWsMinReadChunk;
+  size_t send_budget_ = 0;
   std::string out_, sending_;
   bool open_ = false, accepted_ = false, reading_ = false, writing_ = false, paused_ = false;
   bool closing_ = false, close_sent_ = false, above_high_ = false;
@@ -508,6 +576,7 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
     open_ = true;
     max_message_ = route_.max_message_size ? route_.max_message_size
                                            : impl_.broker.limits().max_packet_size + 16;
+    send_budget_ = ws_send_budget(max_message_);
     out_ = std::move(handshake);
     flush();
     arm_read();
@@ -584,6 +653,7 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
       for (size_t i = 0; i < count; ++i)
         out_.append(reinterpret_cast<const char*>(chunks[i].ptr), chunks[i].len);
     }
+    if (over_budget()) return;
     if (!above_high_ && out_.size() > kWsHighWatermark) {
       above_high_ = true;
       route_.table->ws_backpressure(user_, 1);
@@ -619,14 +689,11 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
       if (open_) route_.table->ws_backpressure(user_, 0);
     }
     if (out_.empty() && close_sent_ && !shut_down_) {
+      // The peer answers with its close frame or closes (start_close bounds
+      // the wait).
       shut_down_ = true;
       boost::system::error_code ec;
       socket_.shutdown(tcp::socket::shutdown_send, ec);
-      // The peer answers with its close frame or closes; bounded either way.
-      timer_.expires_after(std::chrono::seconds(2));
-      timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
-        if (!e) self->fail("");
-      });
     }
   }
 
@@ -668,46 +735,29 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
   // Handles every complete frame in in_[0, in_len_).
   void parse() {
     size_t off = 0;
-    while (open_ && in_len_ - off >= 2) {
+    // Handling a frame may close the WebSocket (ws_data can end the MQTT
+    // connection): nothing after it is parsed then.
+    while (open_ && !closing_ && in_len_ - off >= 2) {
       uint8_t* f = in_.data() + off;
-      const bool fin = f[0] & 0x80;
-      const uint8_t rsv = f[0] & 0x70;
-      const uint8_t opcode = f[0] & 0x0f;
-      const bool masked = f[1] & 0x80;
-      uint64_t len = f[1] & 0x7f;
-      size_t header = 2;
-      if (len == 126) {
-        if (in_len_ - off < 4) break;
-        len = (uint64_t{f[2]} << 8) | f[3];
-        header = 4;
-      } else if (len == 127) {
-        if (in_len_ - off < 10) break;
-        len = 0;
-        for (int i = 0; i < 8; ++i) len = (len << 8) | f[2 + i];
-        header = 10;
-        if (len >> 63) return start_close(websocket::close_code::protocol_error);
-      }
-      if (rsv || !masked) return start_close(websocket::close_code::protocol_error);
-      const bool control = opcode & 0x08;
-      if (control && (!fin || len > 125)) return start_close(websocket::close_code::protocol_error);
-      if (!control) {
-        if (opcode != 0x0 && opcode != 0x1 && opcode != 0x2)
-          return start_close(websocket::close_code::protocol_error);
-        if ((opcode == 0x0) != in_message_)  // continuation without start, or start within
-          return start_close(websocket::close_code::protocol_error);
-        if (message_len_ + len > max_message_) return start_close(websocket::close_code::too_big);
-      } else if (opcode != 0x8 && opcode != 0x9 && opcode != 0xA) {
+      WsFrame frame;
+      const WsParse status =
+          parse_ws_frame(f, in_len_ - off, in_message_, message_len_, max_message_, frame);
+      if (status == WsParse::kProtocolError)
         return start_close(websocket::close_code::protocol_error);
-      }
-      if (in_len_ - off < header + 4 + len) {
-        // Incomplete: make sure the buffer can hold the whole frame.
-        if (header + 4 + len > in_.size() - off) in_.resize(off + header + 4 + len);
+      if (status == WsParse::kTooBig) return start_close(websocket::close_code::too_big);
+      if (status == WsParse::kNeedMore) {
+        // Make sure the buffer can hold the whole frame.
+        if (frame.header + frame.length > in_.size() - off)
+          in_.resize(off + frame.header + frame.length);
         break;
       }
-      uint8_t* mask = f + header;
-      uint8_t* payload = mask + 4;
-      for (uint64_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
-      off += header + 4 + len;
+      unmask_ws_frame(f, frame);
+      const bool fin = frame.fin;
+      const uint8_t opcode = frame.opcode;
+      const uint64_t len = frame.length;
+      const bool control = opcode & 0x08;
+      uint8_t* payload = f + frame.header;
+      off += frame.header + len;
       if (!control) {
         const uint8_t kind = opcode == 0x0 ? message_opcode_ : opcode;
         if (opcode != 0x0) message_opcode_ = opcode;
@@ -720,7 +770,7 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
           return start_close(utf8 ? websocket::close_code::unknown_data
                                   : websocket::close_code::bad_payload);
         }
-        if (len > 0 && !closing_) route_.table->ws_data(user_, bb_bytes{payload, len});
+        if (len > 0) route_.table->ws_data(user_, bb_bytes{payload, len});
         continue;
       }
       if (opcode == 0x9) {  // ping: pong with the same payload
@@ -736,7 +786,9 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
         return start_close(code);
       }
     }
-    if (off > 0) {
+    if (closing_) {
+      in_len_ = 0;  // a closing WebSocket reads only to see the peer go
+    } else if (off > 0) {
       std::memmove(in_.data(), in_.data() + off, in_len_ - off);
       in_len_ -= off;
     }
@@ -745,12 +797,25 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
   void start_close(uint16_t code) {
     if (!open_ || closing_) return;
     closing_ = true;
-    in_len_ = 0;
+    timer_.expires_after(kWsCloseGrace);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+      if (!e) self->fail("close timed out");
+    });
     uint8_t frame[4] = {0x88, 2, static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)};
     out_.append(reinterpret_cast<const char*>(frame), sizeof frame);
+    if (over_budget()) return;
     close_sent_ = true;
     flush();
     if (peer_closed_ && out_.empty()) fail("");
+  }
+
+  // Cuts the connection when out_ exceeds the send budget.
+  bool over_budget() {
+    if (out_.size() <= send_budget_) return false;
+    spdlog::info("http {}: WebSocket cut: {} bytes queued and the peer does not read", peer_,
+                 out_.size());
+    fail("send budget exceeded");
+    return true;
   }
 
   void fail(const std::string& why) {
@@ -761,6 +826,8 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
     timer_.cancel();
     boost::system::error_code ec;
     socket_.close(ec);
+    // Freed with this object, once its pending handlers are cancelled.
+    impl_.counters->released.fetch_add(out_.capacity() + in_.capacity());
     route_.table->ws_closed(user_);
   }
 
@@ -779,6 +846,7 @@ class PlainWebSocket : public WebSocketBase, public std::enable_shared_from_this
   size_t chunk_ = kWsMinReadChunk;
   std::string out_;
   uint64_t max_message_ = 0;
+  size_t send_budget_ = 0;
   uint64_t message_len_ = 0;
   uint8_t message_opcode_ = 0;
   bool in_message_ = false;
@@ -801,9 +869,14 @@ class HttpConnection : public ConnectionBase,
         peer_(std::move(peer)),
         local_(std::move(local)),
         timer_(worker.io()),
-        count_(impl.http_connections) {}
+        counters_(impl.counters) {}
 
-  ~HttpConnection() override { count_->fetch_sub(1); }
+  ~HttpConnection() override {
+    uncharge();
+    counters_->released.fetch_add(buffer_.capacity() +
+                                  (parser_ ? parser_->get().body().capacity() : 0));
+    counters_->connections.fetch_sub(1);
+  }
 
   void run() {
     if constexpr (kIsTls<Stream>) {
@@ -836,48 +909,56 @@ class HttpConnection : public ConnectionBase,
   }
 
  private:
+  bhttp::request<bhttp::string_body>& request() { return parser_->get(); }
+
   void read() {
+    if (parser_) counters_->released.fetch_add(request().body().capacity());
     parser_.emplace();
     parser_->body_limit(impl_.settings().max_body_bytes);
     parser_->header_limit(impl_.settings().max_header_bytes);
     lowest(stream_).expires_after(std::chrono::milliseconds(
         first_ ? impl_.settings().request_timeout_ms : impl_.settings().idle_timeout_ms));
-    bhttp::async_read(
+    // The header alone first: a request is routed, and on BB_HTTP_AUTH routes
+    // authenticated, before its body is read.
+    bhttp::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
-  void on_read(beast::error_code ec) {
-    first_ = false;
+  // Ends the connection or answers with an error when a read failed.
+  bool read_failed(beast::error_code ec) {
+    if (!ec) return false;
+    if (current_) impl_.end_exchange(current_);
+    current_ = 0;
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted)
-      return shutdown();
-    if (ec == bhttp::error::body_limit) {
-      return fail(
-          413, "payload_too_large",
-          "the request body exceeds " + std::to_string(impl_.settings().max_body_bytes) + " bytes",
-          true);
+        ec == asio::error::operation_aborted) {
+      shutdown();
+    } else if (ec == bhttp::error::body_limit) {
+      fail(413, "payload_too_large",
+           "the request body exceeds " + std::to_string(impl_.settings().max_body_bytes) + " bytes",
+           true);
+    } else if (ec == bhttp::error::header_limit) {
+      fail(431, "headers_too_large", "the request headers are too large", true);
+    } else {
+      fail(400, "bad_request", "malformed HTTP request: " + ec.message(), true);
     }
-    if (ec == bhttp::error::header_limit) {
-      return fail(431, "headers_too_large", "the request headers are too large", true);
-    }
-    if (ec) return fail(400, "bad_request", "malformed HTTP request: " + ec.message(), true);
-    request_ = parser_->release();
-    handle();
+    return true;
   }
 
-  void handle() {
+  void on_header(beast::error_code ec) {
+    first_ = false;
+    if (read_failed(ec)) return;
     lowest(stream_).expires_never();
     if (impl_.stopping) return fail(503, "unavailable", "the server is shutting down", true);
-    const std::string_view target = request_.target();
+    const std::string_view target = request().target();
     const size_t q = target.find('?');
     auto path = percent_decode(target.substr(0, q));
     if (!path || path->empty() || path->front() != '/')
       return fail(400, "bad_request", "invalid request target", false);
     path_ = std::move(*path);
     query_ = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
-    const std::string method(request_.method_string());
+    const std::string method(request().method_string());
     bool known = false;
     std::string allow;
     const Route* route = impl_.find_route(path_, method, known, allow);
@@ -889,24 +970,74 @@ class HttpConnection : public ConnectionBase,
       r.headers.emplace_back("Allow", allow);
       return write(std::move(r));
     }
-    if (route->websocket) return upgrade(*route);
-    if (websocket::is_upgrade(request_))
+    if (route->websocket) {
+      if (!parser_->is_done())
+        return fail(400, "bad_request", "a WebSocket upgrade carries no body", true);
+      return upgrade(*route);
+    }
+    if (websocket::is_upgrade(request()))
       return fail(400, "bad_request", path_ + " is not a WebSocket endpoint", false);
     route_ = route;
     auto ex = impl_.new_exchange(this->weak_from_this(), worker_);
     current_ = ex->id;
+    // Until its sender is authenticated (on routes without authentication:
+    // until answered), what a request holds counts against one budget shared
+    // by all connections, so unauthenticated clients cannot exhaust memory.
+    uint64_t held = buffer_.capacity();
+    if (!route->auth && !parser_->is_done())
+      held += parser_->content_length().value_or(impl_.settings().max_body_bytes);
+    if (!charge(held)) {
+      spdlog::info("http {}: {} {} refused: http.max_unauthenticated_bytes ({}) in use", peer_,
+                   method, path_, impl_.settings().max_unauthenticated_bytes);
+      return fail_exchange(503, "unavailable",
+                           "too many unauthenticated requests in progress; retry later", true);
+    }
     if (route->auth) return authenticate(*ex);
+    read_body();
+  }
+
+  void read_body() {
+    if (parser_->is_done()) return on_body({});
+    lowest(stream_).expires_after(std::chrono::milliseconds(impl_.settings().request_timeout_ms));
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (read_failed(ec)) return;
+    lowest(stream_).expires_never();
+    auto ex = impl_.find_exchange(current_);
+    if (!ex) return shutdown();
     dispatch(*ex);
   }
 
+  // Counts `bytes` against http.max_unauthenticated_bytes; false, counting
+  // nothing, when that would exceed it.
+  bool charge(uint64_t bytes) {
+    auto& total = counters_->unauthenticated;
+    const uint64_t limit = impl_.settings().max_unauthenticated_bytes;
+    uint64_t now = total.load();
+    do {
+      if (now + bytes > limit) return false;
+    } while (!total.compare_exchange_weak(now, now + bytes));
+    charged_ += bytes;
+    return true;
+  }
+
+  void uncharge() {
+    counters_->unauthenticated.fetch_sub(charged_);
+    charged_ = 0;
+  }
+
   void upgrade(const Route& route) {
-    if (!websocket::is_upgrade(request_)) {
+    if (!websocket::is_upgrade(request())) {
       ResponseData r =
           error_response(426, "upgrade_required", path_ + " serves WebSocket connections only");
       r.headers.emplace_back("Upgrade", "websocket");
       return write(std::move(r));
     }
-    const auto offered = split_list(request_[bhttp::field::sec_websocket_protocol]);
+    const auto offered = split_list(request()[bhttp::field::sec_websocket_protocol]);
     std::string chosen;
     for (const auto& o : offered) {
       for (const auto& s : route.subprotocols) {
@@ -921,11 +1052,11 @@ class HttpConnection : public ConnectionBase,
     if constexpr (kIsTls<Stream>) {
       auto ws = std::make_shared<WebSocketConnection<Stream>>(impl_, worker_, std::move(stream_),
                                                               route, peer_, local_);
-      ws->start(std::move(request_), chosen);
+      ws->start(parser_->release(), chosen);
     } else {
-      const auto key = request_[bhttp::field::sec_websocket_key];
-      if (request_[bhttp::field::sec_websocket_version] != "13" || key.empty() ||
-          request_.method() != bhttp::verb::get) {
+      const auto key = request()[bhttp::field::sec_websocket_key];
+      if (request()[bhttp::field::sec_websocket_version] != "13" || key.empty() ||
+          request().method() != bhttp::verb::get) {
         ResponseData r = error_response(400, "bad_request",
                                         "a WebSocket upgrade needs GET, Sec-WebSocket-Key and "
                                         "Sec-WebSocket-Version: 13");
@@ -937,7 +1068,7 @@ class HttpConnection : public ConnectionBase,
           "HTTP/1.1 101 Switching Protocols\r\nServer: backbone\r\nUpgrade: websocket\r\n"
           "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
           websocket_accept(key) + "\r\nSec-WebSocket-Protocol: " + chosen + "\r\n\r\n";
-      const std::string method(request_.method_string());
+      const std::string method(request().method_string());
       lowest(stream_).expires_never();
       auto ws = std::make_shared<PlainWebSocket>(impl_, worker_, stream_.release_socket(), route,
                                                  peer_, local_);
@@ -950,8 +1081,8 @@ class HttpConnection : public ConnectionBase,
   }
 
   void authenticate(Exchange& ex) {
-    const auto authorization = request_[bhttp::field::authorization];
-    const auto provider = request_["X-Auth-Provider"];
+    const auto authorization = request()[bhttp::field::authorization];
+    const auto provider = request()["X-Auth-Provider"];
     std::string_view token;
     if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "Bearer "))
       token = authorization.substr(7);
@@ -965,7 +1096,7 @@ class HttpConnection : public ConnectionBase,
     const broker::Authenticator* auth = impl_.broker.find_authenticator(provider_);
     if (!auth) {
       spdlog::info("http {}: {} {}: no authentication provider '{}'", peer_,
-                   std::string(request_.method_string()), path_, provider_);
+                   std::string(request().method_string()), path_, provider_);
       return fail_exchange(401, "unauthorized", "invalid credentials");
     }
     bb_auth_request req{};
@@ -1008,7 +1139,7 @@ class HttpConnection : public ConnectionBase,
                                          std::chrono::steady_clock::now() - auth_started_);
     auto ex = impl_.find_exchange(current_);
     if (!ex) return;
-    const std::string what = std::string(request_.method_string()) + " " + path_;
+    const std::string what = std::string(request().method_string()) + " " + path_;
     if (outcome.verdict == BB_AUTH_ALLOW && outcome.expires_at_unix_s > 0 &&
         outcome.expires_at_unix_s <= std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
@@ -1028,7 +1159,9 @@ class HttpConnection : public ConnectionBase,
         ex->policy = std::move(policy);
         ex->provider = provider_;
         ex->principal = outcome.principal;
-        return dispatch(*ex);
+        // Authenticated: its body no longer counts as unauthenticated memory.
+        uncharge();
+        return read_body();
       }
       case BB_AUTH_FORBIDDEN:
         spdlog::info("http {}: {}: '{}' ({}) not authorized: {}", peer_, what, outcome.principal,
@@ -1048,14 +1181,14 @@ class HttpConnection : public ConnectionBase,
   void dispatch(Exchange& ex) {
     std::vector<bb_http_header> headers;
     headers.reserve(16);
-    for (const auto& f : request_) {
+    for (const auto& f : request()) {
       const auto name = f.name_string();
       const auto value = f.value();
       headers.push_back(
           bb_http_header{bb_str{name.data(), name.size()}, bb_str{value.data(), value.size()}});
     }
-    const std::string method(request_.method_string());
-    const std::string& body = request_.body();
+    const std::string method(request().method_string());
+    const std::string& body = request().body();
     bb_http_request r{};
     r.struct_size = sizeof(r);
     r.method = bb_str{method.data(), method.size()};
@@ -1095,33 +1228,71 @@ class HttpConnection : public ConnectionBase,
     write(std::move(r));
   }
 
-  void fail_exchange(unsigned status, std::string_view error, std::string_view message) {
+  void fail_exchange(unsigned status, std::string_view error, std::string_view message,
+                     bool close = false) {
     impl_.end_exchange(current_);
-    fail(status, error, message, false);
+    fail(status, error, message, close);
   }
 
   void write(ResponseData r) {
+    uncharge();
+    // With its body unread the request's end is unknown: no keep-alive.
+    const bool unread = !parser_->is_done();
+    const unsigned version = request().version() ? request().version() : 11;
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-        static_cast<bhttp::status>(r.status), request_.version() ? request_.version() : 11);
+        static_cast<bhttp::status>(r.status), version);
     res->set(bhttp::field::server, "backbone");
     if (!r.content_type.empty()) res->set(bhttp::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) res->set(name, value);
     res->body() = std::move(r.body);
-    res->keep_alive(!r.close && request_.keep_alive() && !impl_.stopping);
+    res->keep_alive(!r.close && !unread && request().keep_alive() && !impl_.stopping);
     res->prepare_payload();
     lowest(stream_).expires_after(std::chrono::milliseconds(impl_.settings().request_timeout_ms));
-    bhttp::async_write(stream_, *res,
-                       [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
-                         if (ec || !res->keep_alive()) return self->shutdown();
-                         self->request_ = {};
-                         self->read();
-                       });
+    bhttp::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, unread](beast::error_code ec, size_t) {
+          if (ec) return self->shutdown();
+          if (!res->keep_alive()) return unread ? self->drain() : self->shutdown();
+          if (self->buffer_.size() == 0 && self->buffer_.capacity() > kIdleReadBuffer) {
+            self->counters_->released.fetch_add(self->buffer_.capacity());
+            self->buffer_.shrink_to_fit();
+          }
+          self->read();
+        });
+  }
+
+  // After the last response, reads and discards the unread body the client
+  // may still be sending (see kDrainTimeout), then closes.
+  void drain() {
+    timer_.cancel();
+    if (current_) impl_.end_exchange(current_);
+    current_ = 0;
+    if constexpr (!kIsTls<Stream>) {
+      beast::error_code ec;
+      lowest(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    uncharge();
+    buffer_.consume(buffer_.size());
+    buffer_.shrink_to_fit();
+    lowest(stream_).expires_after(kDrainTimeout);
+    drain_some();
+  }
+
+  void drain_some() {
+    stream_.async_read_some(buffer_.prepare(kDrainChunk),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > self->impl_.settings().max_body_bytes)
+                                return self->shutdown();
+                              self->drain_some();
+                            });
   }
 
   void shutdown() {
     timer_.cancel();
     if (current_) impl_.end_exchange(current_);
     current_ = 0;
+    uncharge();
     beast::error_code ec;
     if constexpr (kIsTls<Stream>) {
       lowest(stream_).expires_after(std::chrono::seconds(2));
@@ -1141,13 +1312,14 @@ class HttpConnection : public ConnectionBase,
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  bhttp::request<bhttp::string_body> request_;
   std::string path_, query_, provider_;
   const Route* route_ = nullptr;
   uint64_t current_ = 0;
+  uint64_t charged_ = 0;  // counted against http.max_unauthenticated_bytes
+  uint64_t drained_ = 0;
   bool first_ = true, waiting_ = false, authenticating_ = false;
   std::chrono::steady_clock::time_point auth_started_{};
-  std::shared_ptr<std::atomic<uint32_t>> count_;
+  std::shared_ptr<HttpServer::Impl::Counters> counters_;
 };
 
 }  // namespace
@@ -1157,19 +1329,19 @@ void HttpServer::Impl::accept() {
   acceptor->async_accept(worker.io(), [this, &worker](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || stopping) return;
     if (!ec) {
-      if (http_connections->load() >= settings().max_connections) {
+      if (counters->connections.load() >= settings().max_connections) {
         spdlog::warn("http: connection limit ({}) reached, refusing a connection",
                      settings().max_connections);
         beast::error_code ignored;
         socket.close(ignored);
       } else {
-        http_connections->fetch_add(1);
+        counters->connections.fetch_add(1);
         worker.post([this, &worker, s = std::move(socket)]() mutable {
           beast::error_code e;
           const auto remote = s.remote_endpoint(e);
           const auto local = s.local_endpoint(e);
           if (e) {
-            http_connections->fetch_sub(1);
+            counters->connections.fetch_sub(1);
             return;
           }
           s.set_option(tcp::no_delay(true), e);
@@ -1312,8 +1484,12 @@ void HttpServer::listen() {
                               std::to_string(settings_.port) + ": " + ec.message());
   bound_port_ = acceptor->local_endpoint().port();
   impl_->acceptor = std::move(acceptor);
+  impl_->trim_timer = std::make_unique<asio::steady_timer>(impl_->workers.at(0).io());
   listening_ = true;
-  impl_->workers.at(0).post([this] { impl_->accept(); });
+  impl_->workers.at(0).post([this] {
+    impl_->accept();
+    impl_->arm_trim();
+  });
   spdlog::info("http: listening on {}:{} ({})", settings_.address, bound_port_,
                impl_->tls ? "https" : "http");
 }
@@ -1326,6 +1502,7 @@ void HttpServer::stop() {
   impl_->workers.at(0).post([this, close_acceptor] {
     beast::error_code ec;
     impl_->acceptor->close(ec);
+    impl_->trim_timer->cancel();
     close_acceptor->set_value();
   });
   for (uint32_t w = 0; w < impl_->workers.size(); ++w) {

@@ -3,9 +3,22 @@
 
 namespace backbone::kernel::retain {
 
+namespace {
+
+std::string_view first_level(std::string_view topic) {
+  return topic.substr(0, topic.find('/'));
+}
+
+}  // namespace
+
+size_t RetainedStore::shard_index(std::string_view topic) {
+  return std::hash<std::string_view>{}(first_level(topic)) % kShards;
+}
+
 void RetainedStore::release_locked(const Entry& e) {
   const uint64_t size = bytes_of(*e.msg);
-  bytes_ -= size;
+  count_.fetch_sub(1, std::memory_order_relaxed);
+  bytes_.fetch_sub(size, std::memory_order_relaxed);
   if (e.owner) {
     e.owner->retained.fetch_sub(1, std::memory_order_relaxed);
     e.owner->retained_bytes.fetch_sub(size, std::memory_order_relaxed);
@@ -14,22 +27,19 @@ void RetainedStore::release_locked(const Entry& e) {
 
 std::string_view RetainedStore::set(const broker::MessagePtr& msg, const quota::PrincipalPtr& owner,
                                     const Caps& caps) {
-  std::lock_guard lock(mutex_);
-  auto it = messages_.find(msg->topic);
+  Shard& shard = shards_[shard_index(msg->topic)];
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.messages.find(msg->topic);
   if (msg->payload.empty()) {
-    if (it != messages_.end()) {
+    if (it != shard.messages.end()) {
       release_locked(it->second);
-      messages_.erase(it);
+      shard.messages.erase(it);
     }
     return {};
   }
   const uint64_t size = bytes_of(*msg);
-  const bool replaces = it != messages_.end();
+  const bool replaces = it != shard.messages.end();
   const uint64_t old_size = replaces ? bytes_of(*it->second.msg) : 0;
-  if (caps.max_messages && messages_.size() + !replaces > caps.max_messages)
-    return quota::kBrokerRetained;
-  if (caps.max_bytes && bytes_ - old_size + size > caps.max_bytes)
-    return quota::kBrokerRetainedBytes;
   if (owner) {
     const quota::Quotas q = owner->quotas();
     const bool own = replaces && it->second.owner == owner;
@@ -40,43 +50,81 @@ std::string_view RetainedStore::set(const broker::MessagePtr& msg, const quota::
             q.max_retained_bytes)
       return quota::kMaxRetainedBytes;
   }
-  if (replaces) release_locked(it->second);
-  bytes_ += size;
+  // The broker-wide caps, claimed first and given back when over.
+  const uint64_t count = count_.fetch_add(!replaces, std::memory_order_relaxed) + !replaces;
+  const uint64_t bytes = bytes_.fetch_add(size, std::memory_order_relaxed) + size - old_size;
+  const bool over_count = caps.max_messages && count > caps.max_messages;
+  const bool over_bytes = caps.max_bytes && bytes > caps.max_bytes;
+  if (over_count || over_bytes) {
+    count_.fetch_sub(!replaces, std::memory_order_relaxed);
+    bytes_.fetch_sub(size, std::memory_order_relaxed);
+    return over_count ? quota::kBrokerRetained : quota::kBrokerRetainedBytes;
+  }
+  if (replaces) {
+    // Its place is taken: only the old message's own bytes and owner go.
+    bytes_.fetch_sub(old_size, std::memory_order_relaxed);
+    if (const auto& old = it->second.owner) {
+      old->retained.fetch_sub(1, std::memory_order_relaxed);
+      old->retained_bytes.fetch_sub(old_size, std::memory_order_relaxed);
+    }
+  }
   if (owner) {
     owner->retained.fetch_add(1, std::memory_order_relaxed);
     owner->retained_bytes.fetch_add(size, std::memory_order_relaxed);
   }
-  messages_[msg->topic] = Entry{msg, owner};
+  shard.messages[msg->topic] = Entry{msg, owner};
   return {};
 }
 
 void RetainedStore::restore(const broker::MessagePtr& msg) {
-  std::lock_guard lock(mutex_);
-  auto& e = messages_[msg->topic];
-  if (e.msg) bytes_ -= bytes_of(*e.msg);
+  Shard& shard = shards_[shard_index(msg->topic)];
+  std::lock_guard lock(shard.mutex);
+  auto& e = shard.messages[msg->topic];
+  if (e.msg) {
+    bytes_.fetch_sub(bytes_of(*e.msg), std::memory_order_relaxed);
+  } else {
+    count_.fetch_add(1, std::memory_order_relaxed);
+  }
   e = Entry{msg, nullptr};
-  bytes_ += bytes_of(*msg);
+  bytes_.fetch_add(bytes_of(*msg), std::memory_order_relaxed);
+}
+
+void RetainedStore::collect(const Shard& shard, std::string_view filter,
+                            broker::Clock::time_point now, std::vector<broker::MessagePtr>& out) {
+  // Only topics under the filter's literal head can match: "a/b/+/c" reads
+  // from "a/b" on, in order, until the topics leave that prefix.
+  const size_t wild = filter.find_first_of("+#");
+  std::lock_guard lock(shard.mutex);
+  if (wild == std::string_view::npos) {  // a topic name: one lookup
+    auto it = shard.messages.find(filter);
+    if (it != shard.messages.end() && !it->second.msg->expired(now)) out.push_back(it->second.msg);
+    return;
+  }
+  // Without its last '/': "a/#" matches "a" itself.
+  const size_t slash = filter.rfind('/', wild);
+  const std::string_view head =
+      slash == std::string_view::npos ? std::string_view() : filter.substr(0, slash);
+  for (auto it = shard.messages.lower_bound(head);
+       it != shard.messages.end() && std::string_view(it->first).starts_with(head); ++it) {
+    const Entry& e = it->second;
+    if (!e.msg->expired(now) && topic_matches_filter(filter, it->first)) out.push_back(e.msg);
+  }
 }
 
 std::vector<broker::MessagePtr> RetainedStore::matching(std::string_view filter) const {
   std::vector<broker::MessagePtr> out;
   const auto now = broker::Clock::now();
-  std::lock_guard lock(mutex_);
-  // A filter without wildcards is a single lookup.
-  if (filter.find_first_of("+#") == std::string_view::npos) {
-    auto it = messages_.find(filter);
-    if (it != messages_.end() && !it->second.msg->expired(now)) out.push_back(it->second.msg);
+  const std::string_view first = first_level(filter);
+  if (first != "+" && first != "#") {
+    collect(shards_[shard_index(filter)], filter, now, out);
     return out;
   }
-  for (const auto& [topic, e] : messages_) {
-    if (!e.msg->expired(now) && topic_matches_filter(filter, topic)) out.push_back(e.msg);
-  }
+  for (const Shard& shard : shards_) collect(shard, filter, now, out);
   return out;
 }
 
 size_t RetainedStore::size() const {
-  std::lock_guard lock(mutex_);
-  return messages_.size();
+  return count_.load(std::memory_order_relaxed);
 }
 
 bool topic_matches_filter(std::string_view filter, std::string_view topic) {

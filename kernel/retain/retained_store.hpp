@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -14,7 +16,11 @@
 namespace backbone::kernel::retain {
 
 // Retained messages by topic. Written on retained publishes, read when a
-// subscription is made; both rare compared to plain routing.
+// subscription is made; both rare compared to plain routing. Sharded by the
+// topic's first level: a filter with a literal first level reads one shard,
+// and there only the topics under its literal prefix; a filter starting with
+// a wildcard visits the shards one at a time, so no lookup holds one lock
+// over every retained message while publishers wait.
 class RetainedStore {
  public:
   struct Caps {
@@ -42,9 +48,21 @@ class RetainedStore {
   static uint64_t bytes_of(const broker::Message& m) { return m.topic.size() + m.payload.size(); }
   void release_locked(const Entry& e);
 
-  mutable std::mutex mutex_;
-  std::map<std::string, Entry, std::less<>> messages_;
-  uint64_t bytes_ = 0;
+  struct Shard {
+    mutable std::mutex mutex;
+    std::map<std::string, Entry, std::less<>> messages;
+  };
+  static constexpr size_t kShards = 64;
+  static size_t shard_index(std::string_view topic);
+  // Appends the matching, unexpired messages of one shard.
+  static void collect(const Shard& shard, std::string_view filter, broker::Clock::time_point now,
+                      std::vector<broker::MessagePtr>& out);
+
+  std::array<Shard, kShards> shards_;
+  // Over all shards: checked against the caps after adding, rolled back when
+  // over, so concurrent writers never end above a cap.
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> bytes_{0};
 };
 
 // Does the MQTT topic filter match the topic name (including the rule that

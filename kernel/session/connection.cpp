@@ -318,15 +318,20 @@ void Connection::flush() {
       session_->flush_scheduled = false;
       const auto now = broker::Clock::now();
       const auto& limits = broker_.limits();
+      // Payload bytes of this turn: they are written from the messages, not
+      // copied to out_, but a transport that cannot send them at once (a
+      // WebSocket with its send budget) must buffer them.
+      size_t payloads = 0;
       while (!session_->queue.empty()) {
         Delivery& d = session_->queue.front();
         if (d.qos > 0 && session_->inflight.size() >= send_window_) break;
-        if (out_.size() > 256 * 1024) {
+        if (out_.size() + payloads > 256 * 1024) {
           // Enough for one write; continue on the next turn.
           request_flush();
           break;
         }
         Delivery delivery = std::move(d);
+        payloads += delivery.msg->payload.size();
         session_->queue.pop_front();
         session_->queued_bytes -= delivery.msg->payload.size();
         if (delivery.msg->expired(now)) {

@@ -353,10 +353,14 @@ def raw_publish(sock, topic, payload, qos=1, retain=False, packet_id=1, version=
 
 
 def http_request(port, method, path, body=None, token=None, provider=None, headers=None,
-                 timeout=5):
-    """One HTTP request on a fresh connection: (status, headers, JSON or text)."""
+                 timeout=5, tls_context=None):
+    """One HTTP(S) request on a fresh connection: (status, headers, JSON or text)."""
     import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if tls_context is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                           context=tls_context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     h = dict(headers or {})
     if token is not None:
         h["Authorization"] = "Bearer " + token

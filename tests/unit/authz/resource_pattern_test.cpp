@@ -431,23 +431,27 @@ bool mqtt_filter_matches(const std::string& filter, const std::string& topic) {
   return i == t.size();
 }
 
-TEST(ResourcePatternCrossCheck, CoversAndOverlapsAgreeWithEnumeration) {
-  // "z" is a level no pattern or filter names: it stands for every other
-  // string, so depth-bounded enumeration decides covers/overlaps exactly for
-  // these small patterns.
+// Every topic of 1 to `depth` levels over a small alphabet. "z" is a level no
+// pattern or filter names: it stands for every other string.
+std::vector<std::string> every_topic(int depth) {
   const std::vector<std::string> alphabet = {"a", "b", "z", "", "$s", "ab"};
-  std::vector<std::string> topics;
-  for (const auto& l : alphabet) {
-    topics.push_back(l);
-  }
-  for (int depth = 2; depth <= 5; ++depth) {
+  std::vector<std::string> topics = alphabet;
+  for (int d = 2; d <= depth; ++d) {
     std::vector<std::string> next;
     for (const auto& t : topics) {
-      if (std::count(t.begin(), t.end(), '/') != depth - 2) continue;
+      if (std::count(t.begin(), t.end(), '/') != d - 2) continue;
       for (const auto& l : alphabet) next.push_back(t + "/" + l);
     }
     topics.insert(topics.end(), next.begin(), next.end());
   }
+  return topics;
+}
+
+TEST(ResourcePatternCrossCheck, CoversAndOverlapsAgreeWithEnumeration) {
+  // "z" is a level no pattern or filter names: it stands for every other
+  // string, so depth-bounded enumeration decides covers/overlaps exactly for
+  // these small patterns.
+  const std::vector<std::string> topics = every_topic(5);
   ASSERT_EQ(topics.size(), 6u + 36u + 216u + 1296u + 7776u);
 
   const char* patterns[] = {
@@ -490,16 +494,7 @@ TEST(ResourcePatternCrossCheck, CoversAndOverlapsAgreeWithEnumeration) {
 // enumeration: a pattern said to cover another matches every topic the other
 // matches, and patterns said to be disjoint share no topic.
 TEST(ResourcePatternCrossCheck, PatternCoverageIsSound) {
-  const std::vector<std::string> alphabet = {"a", "b", "z", "", "$s", "ab"};
-  std::vector<std::string> topics = alphabet;
-  for (int depth = 2; depth <= 4; ++depth) {
-    std::vector<std::string> next;
-    for (const auto& t : topics) {
-      if (std::count(t.begin(), t.end(), '/') != depth - 2) continue;
-      for (const auto& l : alphabet) next.push_back(t + "/" + l);
-    }
-    topics.insert(topics.end(), next.begin(), next.end());
-  }
+  const std::vector<std::string> topics = every_topic(4);
   const char* patterns[] = {"a",   "a/b",    "+",    "*",      "**",        "#",      "a/+",
                             "a/#", "a/**",   "**/b", "a/**/b", "+/b",       "+/+",    "**/**",
                             "a*",  "*b",     "a/*b", "$s/#",   "$s",        "+/#",    "a//b",

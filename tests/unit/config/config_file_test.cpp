@@ -272,7 +272,7 @@ TEST(ConfigParse, Http) {
       R"({"http": {"enabled": false, "address": "127.0.0.1", "port": 9000, "api_enabled": false,
           "tls_cert": "c.pem", "tls_key": "k.pem", "max_body_bytes": 4096,
           "max_header_bytes": 2048, "request_timeout_ms": 100, "idle_timeout_ms": 200,
-          "max_connections": 3}})",
+          "max_connections": 3, "max_unauthenticated_bytes": 1000000}})",
       "t.json");
   EXPECT_FALSE(cfg.http.enabled);
   EXPECT_FALSE(cfg.http.api_enabled);
@@ -284,6 +284,8 @@ TEST(ConfigParse, Http) {
   EXPECT_EQ(cfg.http.request_timeout_ms, 100u);
   EXPECT_EQ(cfg.http.idle_timeout_ms, 200u);
   EXPECT_EQ(cfg.http.max_connections, 3u);
+  EXPECT_EQ(cfg.http.max_unauthenticated_bytes, 1000000u);
+  EXPECT_EQ(parse_config("{}", "t.json").http.max_unauthenticated_bytes, 16u * 1024 * 1024);
 }
 
 TEST(ConfigErrors, Http) {
@@ -297,6 +299,8 @@ TEST(ConfigErrors, Http) {
             "test.json: http: tls_cert and tls_key must be set together");
   EXPECT_EQ(error_of(R"({"http": {"max_header_bytes": 10}})"),
             "test.json: http.max_header_bytes: must be at least 1024");
+  EXPECT_EQ(error_of(R"({"http": {"max_header_bytes": 4096, "max_unauthenticated_bytes": 69631}})"),
+            "test.json: http.max_unauthenticated_bytes: must be at least max_header_bytes + 65536");
   EXPECT_EQ(error_of(R"({"http": {"bogus": 1}})"), "test.json: http: unknown key 'bogus'");
   EXPECT_EQ(error_of(R"({"http": []})"), "test.json: http: expected an object, got array");
 }

@@ -127,5 +127,34 @@ TEST(RetainedStore, BrokerCapsAndOwnerQuotas) {
   EXPECT_EQ(store.size(), 2u);
 }
 
+TEST(RetainedStore, ShardedLookupAgreesWithAFullScan) {
+  RetainedStore store;
+  std::vector<std::string> all;
+  const char* levels[] = {"a", "b", "ab", "", "$SYS", "x"};
+  for (const char* l1 : levels)
+    for (const char* l2 : levels)
+      for (const char* l3 : {"", "/c", "/c/d", "/ab"}) {
+        std::string t = std::string(l1) + "/" + l2 + l3;
+        all.push_back(t);
+        store.set(msg(t, "p"), nullptr, {});
+      }
+  for (const char* l1 : levels) {
+    all.push_back(l1);
+    store.set(msg(l1, "p"), nullptr, {});
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  EXPECT_EQ(store.size(), all.size());
+  for (const char* filter : {"#", "+", "+/+", "a/#", "a/+", "a", "ab/#", "a/b/#", "+/b/#", "$SYS/#",
+                             "+/+/c", "/#", "a/b/c/d", "x/+/c/#", "ab", "a/ab"}) {
+    V want;
+    for (const auto& t : all) {
+      if (topic_matches_filter(filter, t)) want.push_back(t + "=p");
+    }
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(topics(store.matching(filter)), want) << filter;
+  }
+}
+
 }  // namespace
 }  // namespace backbone::kernel::retain
