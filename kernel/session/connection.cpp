@@ -237,7 +237,14 @@ void Connection::publish_will_now() {
 
 void Connection::set_backpressure(bool above) {
   backpressured_ = above;
-  if (!above) request_flush();
+  // A client that does not read what it is sent is not read either: every
+  // PINGREQ or QoS 1 PUBLISH it sends would only add to what waits for it.
+  if (above) {
+    pause_reading(kPausedForOutput);
+  } else {
+    resume_reading(kPausedForOutput);
+    request_flush();
+  }
 }
 
 void Connection::pause_reading(PauseReason why) {

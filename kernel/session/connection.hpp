@@ -66,7 +66,7 @@ class Connection {
   void set_quotas(const quota::Quotas& q);
   // Why reading from the client is paused; reading resumes once no reason
   // is left.
-  enum PauseReason : uint8_t { kPausedForQueue = 1, kPausedForRate = 2 };
+  enum PauseReason : uint8_t { kPausedForQueue = 1, kPausedForRate = 2, kPausedForOutput = 4 };
   void pause_reading(PauseReason why);
   void resume_reading(PauseReason why);
   // Sends the acknowledgements held for the store, up to what is durable.

@@ -20,7 +20,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import Broker, main, wait_for
+from harness import Broker, main, rss_kib, sanitized, wait_for
 
 ADMIN_TOKEN = "admin-token-for-the-adversarial-tests-0123"
 ENV = {"ADMIN_TOKEN": ADMIN_TOKEN}
@@ -30,21 +30,6 @@ MIB = 1024 * 1024
 # One masked ping with the largest control payload (125 bytes) and a zero
 # mask key, so the payload needs no masking work here.
 PING = b"\x89\xfd\x00\x00\x00\x00" + b"p" * 125
-
-
-def rss_kib(broker):
-    with open(f"/proc/{broker.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/%d/status" % broker.proc.pid)
-
-
-def sanitized(broker):
-    """True for a backboned built with AddressSanitizer: its quarantine of
-    freed memory and its shadow memory make VmRSS say nothing about ours."""
-    with open(f"/proc/{broker.proc.pid}/maps") as f:
-        return "libasan" in f.read()
 
 
 def assert_rss_bounded(test, broker, baseline, peak, peak_margin_kib):
@@ -177,7 +162,9 @@ def settled_rss(broker):
 class WebSocketTest(unittest.TestCase):
     def test_ping_flood_without_reading_is_cut(self):
         """Pongs count against the WebSocket's send budget: peers that ping
-        and never read are cut, and memory returns to its baseline."""
+        and never read are cut, or no longer read once their output backs up
+        (the MQTT connection pauses reading while its transport is above its
+        high watermark), and memory returns to its baseline."""
         flooders = 8
         with Broker(modules=MODULES, env=ENV, limits={"connect_timeout_ms": 60000}) as b:
             upgrade(b).close()  # the first WebSocket's one-time allocations
@@ -210,12 +197,13 @@ class WebSocketTest(unittest.TestCase):
                 sock.close()
             print(f"\nping flood ({flooders} WebSockets): VmRSS baseline {baseline} KiB, "
                   f"peak {peak} KiB (+{(peak - baseline) / 1024:.1f} MiB)")
-            self.assertEqual(ends, ["cut"] * flooders,
+            self.assertEqual([e for e in ends if e not in ("cut", "blocked")], [],
                              f"VmRSS +{(peak - baseline) // 1024} MiB")
             self.assertTrue(wait_for(lambda: ws_connections(b) == 0, 5))
             assert_rss_bounded(self, b, baseline, peak, 64 * 1024)
-            print(f"ping flood: VmRSS after {rss_kib(b)} KiB")
-            self.assertIn("send budget", b.read_log())
+            print(f"ping flood: VmRSS after {rss_kib(b)} KiB; ends {ends}")
+            if "cut" in ends:
+                self.assertIn("send budget", b.read_log())
 
     def test_websocket_without_connect_is_closed(self):
         """The CONNECT timeout runs from the upgrade: a silent WebSocket is

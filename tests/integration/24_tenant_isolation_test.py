@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,8 +17,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Broker, Client, encode_varint, http_request, main, make_jwt,  # noqa: E402
-                     raw_login, raw_ping, raw_publish, raw_session, read_packet, wait_for)
+from harness import (ALLOW_ALL, Broker, Client, encode_varint, http_request, main,  # noqa: E402
+                     make_jwt, raw_login, raw_ping, raw_publish, raw_session, read_packet,
+                     rss_kib, sanitized, wait_for)
 
 ADMIN_TOKEN = "admin-token-for-the-isolation-tests-0123"
 SECRET = "jwt-secret-for-the-isolation-tests-0123456789"
@@ -263,6 +265,32 @@ class TenantIsolation(unittest.TestCase):
         self.assertEqual(code, 400, body)
         code, _, body = self.api("POST", "/api/message", {"topic": "fine/topic", "payload": ""})
         self.assertEqual(code, 200, body)
+
+
+class SlowReaders(unittest.TestCase):
+    def test_a_client_that_never_reads_is_not_read(self):
+        """PINGREQs (or QoS 1 PUBLISHes) from a client that never reads its
+        answers made the broker buffer every answer: memory grew with what
+        the client sent until the slow-consumer timeout cut it."""
+        with Broker(anonymous=ALLOW_ALL) as b:
+            s, _ = raw_login(b, "never-reads")
+            s.settimeout(0.2)
+            baseline = rss_kib(b)
+            flood = b"\xc0\x00" * 32768
+            sent = 0
+            deadline = time.time() + 3
+            while time.time() < deadline:
+                try:
+                    sent += s.send(flood)
+                except socket.timeout:
+                    pass
+            grown = rss_kib(b) - baseline
+            s.close()
+            # Once its socket and the transport's buffer (1 MiB) are full,
+            # nothing more is read: a few MiB at most.
+            self.assertLess(sent, 16 * 1024 * 1024, "the broker kept reading")
+            if not sanitized(b):
+                self.assertLess(grown, 8 * 1024, f"VmRSS grew {grown} KiB")
 
 
 class RestoredSessions(unittest.TestCase):

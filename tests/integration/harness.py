@@ -419,3 +419,19 @@ def raw_ping(sock, timeout=5):
         if kind == 0xD0:
             return packets
         packets.append((kind, body))
+
+
+def rss_kib(broker):
+    """The broker process's resident memory (VmRSS) in KiB."""
+    with open(f"/proc/{broker.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/%d/status" % broker.proc.pid)
+
+
+def sanitized(broker):
+    """True for a backboned built with AddressSanitizer: its quarantine of
+    freed memory and its shadow memory make VmRSS say nothing about ours."""
+    with open(f"/proc/{broker.proc.pid}/maps") as f:
+        return "libasan" in f.read()
