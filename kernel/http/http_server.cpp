@@ -165,6 +165,7 @@ struct Exchange {
   std::shared_ptr<const authz::Policy> policy;
   std::string provider;
   std::string principal;
+  quota::PrincipalPtr usage;  // the requester's quotas and usage (SPEC §6)
 };
 
 // An HTTP connection as the exchange registry sees it.
@@ -1159,6 +1160,12 @@ class HttpConnection : public ConnectionBase,
         ex->policy = std::move(policy);
         ex->provider = provider_;
         ex->principal = outcome.principal;
+        // The same quotas as the principal's MQTT sessions, from this login.
+        ex->usage = impl_.broker.principals().get(provider_, outcome.principal);
+        if (ex->usage->replace_quotas(quota::Quotas::resolve(
+                outcome.quotas ? &*outcome.quotas : nullptr, impl_.broker.limits().principal)))
+          impl_.broker.update_quotas(provider_, outcome.principal,
+                                     outcome.quotas ? &*outcome.quotas : nullptr);
         // Authenticated: its body no longer counts as unauthenticated memory.
         uncharge();
         return read_body();
@@ -1544,6 +1551,11 @@ bb_status HttpServer::respond(bb_http_exchange ex, const bb_http_response& r) {
 std::shared_ptr<const authz::Policy> HttpServer::policy_of(bb_http_exchange ex) {
   auto exchange = impl_->find_exchange(ex);
   return exchange ? exchange->policy : nullptr;
+}
+
+quota::PrincipalPtr HttpServer::principal_of(bb_http_exchange ex) {
+  auto exchange = impl_->find_exchange(ex);
+  return exchange ? exchange->usage : nullptr;
 }
 
 int32_t HttpServer::authorize(bb_http_exchange ex, std::string_view action,
