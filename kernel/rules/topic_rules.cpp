@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include <backbone/json.hpp>
 #include <nlohmann/json.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -367,18 +368,21 @@ std::optional<Violation> cheap_violation(const std::vector<Entry>& entries,
   return std::nullopt;
 }
 
-Violation not_json(const Entry& e, const ResourcePattern& p) {
-  return Violation{e.rule, Violation::kPayloadFormatInvalid,
-                   prefix(e, p) + "payload is not valid JSON"};
+Violation not_json(const Entry& e, const ResourcePattern& p,
+                   const std::string& why = "not valid JSON") {
+  return Violation{e.rule, Violation::kPayloadFormatInvalid, prefix(e, p) + "payload is " + why};
 }
 
 // valijson decides, and explains a refusal. `doc` is valijson's view of the
 // payload, parsed at the first call and shared by the entries of a message.
+// valijson recurses along the payload (e.g. uniqueItems, $ref), so a payload
+// nested deeper than sdk::kMaxJsonDepth is refused here, though the fast
+// check, which does not recurse, accepts any depth.
 std::optional<Violation> reference_check(const Entry& e, const ResourcePattern& p,
                                          uint64_t generation, std::string_view payload,
-                                         std::optional<json>& doc) {
-  if (!doc) doc = json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (doc->is_discarded()) return not_json(e, p);
+                                         std::optional<json>& doc, sdk::JsonError& doc_error) {
+  if (!doc) doc = sdk::parse_json(payload, &doc_error);
+  if (doc->is_discarded()) return not_json(e, p, doc_error.message);
   const valijson::adapters::NlohmannJsonAdapter adapter(*doc);
   std::string detail;
   bool valid = false;
@@ -432,6 +436,7 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
   // Set once the payload is known to be JSON, to parse it only for the schemas.
   bool is_json = false;
   std::optional<json> slow_doc;
+  sdk::JsonError slow_doc_error;
   for (const auto& [index, p] : matches.schemas) {
     const Entry& e = entries[index];
     // valijson is asked when the fast check cannot express the schema or
@@ -444,7 +449,8 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
       return not_json(e, *p);
     }
     is_json = true;
-    if (auto v = reference_check(e, *p, impl_->generation, payload, slow_doc)) return v;
+    if (auto v = reference_check(e, *p, impl_->generation, payload, slow_doc, slow_doc_error))
+      return v;
   }
   return std::nullopt;
 }

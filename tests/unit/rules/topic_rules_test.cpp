@@ -189,6 +189,21 @@ TEST(TopicRules, DeeplyNestedPayloadsAreParsedWithoutRecursion) {
   EXPECT_FALSE(set->check("r/1", deep, 0, false).has_value());
 }
 
+TEST(TopicRules, ValijsonSeesOnlyPayloadsOfBoundedDepth) {
+  // uniqueItems compares items recursively: two equal deep items would
+  // recurse along their whole depth.
+  auto set = compile_ok(
+      {{"unique", json::parse(R"({"patterns": [{"pattern": "u", "schema": {"uniqueItems": true,
+          "items": {"not": {"type": "string"}}}}]})")}});
+  const std::string item = std::string(100000, '[') + std::string(100000, ']');
+  auto v = set->check("u", "[" + item + "," + item + "]", 0, false);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->reason_code, 0x99);
+  EXPECT_EQ(v->reason, "topic rule 'unique' pattern 'u': payload is nested deeper than 64 levels");
+  EXPECT_FALSE(set->check("u", "[[[1]],[[2]]]", 0, false).has_value());
+  EXPECT_TRUE(set->check("u", "[[[1]],[[1]]]", 0, false).has_value());
+}
+
 TEST(TopicRules, SchemasOnlyValijsonCanCheck) {
   auto set = compile_ok(
       {{"a-enum", json::parse(R"({"patterns": [{"pattern": "e", "schema": {"enum": [1, 2]}}]})")},
