@@ -185,8 +185,14 @@ TEST(TopicRules, DeeplyNestedPayloadsAreParsedWithoutRecursion) {
   const std::string open(200000, '[');
   EXPECT_EQ(set->check("r/1", open, 0, false)->reason,
             "topic rule 'readings' pattern 'r/+': payload is not valid JSON");
+  // The schema ("pattern") needs valijson, which walks payloads recursively.
   const std::string deep = R"({"value": 1, "x": )" + open + std::string(200000, ']') + "}";
-  EXPECT_FALSE(set->check("r/1", deep, 0, false).has_value());
+  EXPECT_EQ(set->check("r/1", deep, 0, false)->reason,
+            "topic rule 'readings' pattern 'r/+': payload is nested deeper than 64 levels");
+  // The fast check does not recurse: any depth.
+  auto fast = compile_ok({{"fast", json::parse(R"({"patterns": [{"pattern": "f",
+      "schema": {"type": "object", "required": ["value"]}}]})")}});
+  EXPECT_FALSE(fast->check("f", deep, 0, false).has_value());
 }
 
 TEST(TopicRules, ValijsonSeesOnlyPayloadsOfBoundedDepth) {
