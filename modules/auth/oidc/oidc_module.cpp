@@ -385,9 +385,10 @@ class OidcModule final : public sdk::Module {
       if (!r.ok) {
         error = "JWKS: " + r.error;
       } else {
-        Json doc = sdk::parse_json(r.body);
+        sdk::JsonError json_error;
+        Json doc = sdk::parse_json(r.body, &json_error);
         if (doc.is_discarded()) {
-          error = "JWKS: " + jwks_uri + " is not JSON";
+          error = "JWKS: " + jwks_uri + " is " + json_error.message;
         } else if (!parse_jwks(doc, keys->keys, skipped, error)) {
           error = jwks_uri + ": " + error;
         } else if (keys->keys.empty()) {
