@@ -3,7 +3,7 @@
 
 // Parsing JSON that comes from outside (request bodies, files, tokens,
 // documents fetched over the network, other processes). Needs nlohmann/json
-// (Debian nlohmann-json3-dev); sdk.hpp does not include it.
+// 3.9 or later (Debian nlohmann-json3-dev); sdk.hpp does not include it.
 
 #include <nlohmann/json.hpp>
 
