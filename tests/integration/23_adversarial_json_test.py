@@ -3,6 +3,7 @@
 (API bodies, the config file at start-up and on SIGHUP, PUBLISH payloads
 checked against a JSON Schema) is refused with a reason, and the broker keeps
 serving."""
+import http.client
 import json
 import os
 import subprocess
@@ -27,7 +28,7 @@ def deep(depth):
 
 
 def request(port, method, path, body):
-    import http.client
+    """One admin request: (status, JSON body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, body=body, headers={
