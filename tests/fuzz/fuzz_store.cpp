@@ -26,15 +26,17 @@ void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
 }
 
+// One per process, removed at exit (never destroyed before that handler).
 const std::string& directory() {
-  static const std::string dir = [] {
-    std::string d = (std::filesystem::temp_directory_path() /
-                     ("backbone-fuzz-store-" + std::to_string(::getpid())))
-                        .string();
-    std::filesystem::create_directories(d);
+  static const std::string* dir = [] {
+    auto* d = new std::string((std::filesystem::temp_directory_path() /
+                               ("backbone-fuzz-store-" + std::to_string(::getpid())))
+                                  .string());
+    std::filesystem::create_directories(*d);
+    std::atexit([] { std::filesystem::remove_all(directory()); });
     return d;
   }();
-  return dir;
+  return *dir;
 }
 
 }  // namespace
