@@ -30,6 +30,7 @@
 #include <openssl/sha.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <backbone/json.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -1416,7 +1417,7 @@ bb_status HttpServer::add_route(const std::string& module, const bb_http_route& 
     return BB_E_INVALID;
   }
   if (r.openapi.len > 0) {
-    route->openapi = json::parse(text(r.openapi), nullptr, false);
+    route->openapi = sdk::parse_json(text(r.openapi));
     if (!route->openapi.is_object()) {
       *error = "route '" + path + "': openapi is not a JSON object";
       return BB_E_INVALID;

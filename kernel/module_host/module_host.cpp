@@ -2,6 +2,7 @@
 #include "kernel/module_host/module_host.hpp"
 
 #include <spdlog/spdlog.h>
+#include <backbone/json.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -196,10 +197,11 @@ struct HostApiImpl {
       const std::string k = text(kind), n = text(name);
       json body;
       if (!deleted) {
-        body = json::parse(text(json_text), nullptr, false);
+        sdk::JsonError error;
+        body = sdk::parse_json(text(json_text), &error);
         if (body.is_discarded()) {
-          spdlog::error("[{}] submitted {} '{}' is not valid JSON", i->name(), k, n);
-          return failed(BB_E_INVALID, "not valid JSON");
+          spdlog::error("[{}] submitted {} '{}' is {}", i->name(), k, n, error.message);
+          return failed(BB_E_INVALID, error.message);
         }
       }
       if (k == "settings") {
