@@ -598,8 +598,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
   if (msg->retain) {
     // Counted against the broker's caps and the publisher's retained quotas
     // before anyone (taps, subscribers, the store) sees it.
-    static const quota::PrincipalPtr kNobody;
-    const quota::PrincipalPtr& owner = origin.session ? origin.session->usage : kNobody;
+    const quota::PrincipalPtr owner = origin.usage ? origin.usage->shared_from_this() : nullptr;
     const std::string_view over =
         retained_.set(msg, owner, {limits_.max_retained_messages, limits_.max_retained_bytes});
     if (!over.empty()) {

@@ -78,6 +78,7 @@ struct Origin {
   session::Session* session = nullptr;            // null for modules and the broker itself
   authz::DecisionCache* publish_cache = nullptr;  // null = trusted (module, $SYS)
   rules::RuleMemo* rule_memo = nullptr;           // the publishing connection's
+  quota::Principal* usage = nullptr;  // the publisher's quotas; null = none (modules, $SYS)
   // Accepted by another broker of the cluster: its authorization and topic
   // rules were applied there, and it is not handed to the taps again.
   bool routed = false;

@@ -4,6 +4,7 @@
 #include "kernel/rules/topic_rules.hpp"
 
 #include <backbone/quotas.hpp>
+#include <backbone/json.hpp>
 
 #include <fstream>
 #include <limits>
@@ -155,13 +156,13 @@ void read_http_settings(const std::string& source, const json& j, HttpSettings& 
 }
 
 Config parse_config(const std::string& text, const std::string& source) {
-  json root;
-  try {
-    root = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    // e.byte locates the error; turn it into line:column for humans.
+  sdk::JsonError error;
+  const json root = sdk::parse_json(text, &error, /*comments=*/true);
+  if (root.is_discarded()) {
+    if (error.byte == 0) throw ConfigError(source + ": " + error.message);
+    // error.byte locates a syntax error; turn it into line:column for humans.
     size_t line = 1, col = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+    for (size_t i = 0; i + 1 < error.byte && i < text.size(); ++i) {
       if (text[i] == '\n') {
         ++line;
         col = 1;

@@ -30,6 +30,7 @@
 #include <openssl/sha.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <backbone/json.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -165,6 +166,7 @@ struct Exchange {
   std::shared_ptr<const authz::Policy> policy;
   std::string provider;
   std::string principal;
+  quota::PrincipalPtr usage;  // the requester's quotas and usage (SPEC §6)
 };
 
 // An HTTP connection as the exchange registry sees it.
@@ -1159,6 +1161,12 @@ class HttpConnection : public ConnectionBase,
         ex->policy = std::move(policy);
         ex->provider = provider_;
         ex->principal = outcome.principal;
+        // The same quotas as the principal's MQTT sessions, from this login.
+        ex->usage = impl_.broker.principals().get(provider_, outcome.principal);
+        if (ex->usage->replace_quotas(quota::Quotas::resolve(
+                outcome.quotas ? &*outcome.quotas : nullptr, impl_.broker.limits().principal)))
+          impl_.broker.update_quotas(provider_, outcome.principal,
+                                     outcome.quotas ? &*outcome.quotas : nullptr);
         // Authenticated: its body no longer counts as unauthenticated memory.
         uncharge();
         return read_body();
@@ -1409,7 +1417,7 @@ bb_status HttpServer::add_route(const std::string& module, const bb_http_route& 
     return BB_E_INVALID;
   }
   if (r.openapi.len > 0) {
-    route->openapi = json::parse(text(r.openapi), nullptr, false);
+    route->openapi = sdk::parse_json(text(r.openapi));
     if (!route->openapi.is_object()) {
       *error = "route '" + path + "': openapi is not a JSON object";
       return BB_E_INVALID;
@@ -1544,6 +1552,11 @@ bb_status HttpServer::respond(bb_http_exchange ex, const bb_http_response& r) {
 std::shared_ptr<const authz::Policy> HttpServer::policy_of(bb_http_exchange ex) {
   auto exchange = impl_->find_exchange(ex);
   return exchange ? exchange->policy : nullptr;
+}
+
+quota::PrincipalPtr HttpServer::principal_of(bb_http_exchange ex) {
+  auto exchange = impl_->find_exchange(ex);
+  return exchange ? exchange->usage : nullptr;
 }
 
 int32_t HttpServer::authorize(bb_http_exchange ex, std::string_view action,

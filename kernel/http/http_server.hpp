@@ -81,6 +81,8 @@ class HttpServer {
   int32_t authorize(bb_http_exchange ex, std::string_view action, std::string_view resource);
   // The policy of the exchange's requester; null when unknown or answered.
   std::shared_ptr<const authz::Policy> policy_of(bb_http_exchange ex);
+  // The requester's quotas and usage (BB_HTTP_AUTH routes), or null.
+  quota::PrincipalPtr principal_of(bb_http_exchange ex);
   static bool is_http_ticket(bb_auth_ticket t) { return (t >> 63) != 0; }
   bb_status auth_complete(bb_auth_ticket t, broker::AuthOutcome&& outcome);
 

@@ -2,6 +2,7 @@
 #include "kernel/module_host/module_host.hpp"
 
 #include <spdlog/spdlog.h>
+#include <backbone/json.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -196,10 +197,11 @@ struct HostApiImpl {
       const std::string k = text(kind), n = text(name);
       json body;
       if (!deleted) {
-        body = json::parse(text(json_text), nullptr, false);
+        sdk::JsonError error;
+        body = sdk::parse_json(text(json_text), &error);
         if (body.is_discarded()) {
-          spdlog::error("[{}] submitted {} '{}' is not valid JSON", i->name(), k, n);
-          return failed(BB_E_INVALID, "not valid JSON");
+          spdlog::error("[{}] submitted {} '{}' is {}", i->name(), k, n, error.message);
+          return failed(BB_E_INVALID, error.message);
         }
       }
       if (k == "settings") {
@@ -638,7 +640,28 @@ struct HostApiImpl {
       auto msg = message_of(m);
       if (!msg) return BB_E_INVALID;
       authz::DecisionCache cache(std::move(policy), 1);
-      auto result = g_broker->ingress(broker::Origin{nullptr, &cache}, std::move(msg), 0);
+      // The requester's publish rates: an HTTP request over them is refused
+      // (0x97) rather than paused, and spends nothing.
+      const quota::PrincipalPtr usage = g_http->principal_of(ex);
+      if (usage) {
+        const quota::Quotas q = usage->quotas();
+        const auto now = quota::RateLimiter::Clock::now();
+        const bool messages_over =
+            usage->messages.try_spend(1, q.publish_rate, q.publish_burst, now).count() > 0;
+        if (messages_over || usage->bytes.try_spend(msg->payload.size(), q.publish_bytes_rate,
+                                                   q.publish_bytes_burst, now).count() > 0) {
+          const std::string_view which = messages_over ? quota::kPublishRate
+                                                       : quota::kPublishBytesRate;
+          g_broker->metrics().count_quota(which);
+          *reason_code = protocol::reason::kQuotaExceeded;
+          t_result = "quota exceeded: " + std::string(which);
+          *reason_string = bb_str{t_result.c_str(), t_result.size()};
+          return BB_OK;
+        }
+      }
+      broker::Origin origin{nullptr, &cache};
+      origin.usage = usage.get();
+      auto result = g_broker->ingress(origin, std::move(msg), 0);
       *reason_code = result.reason == 0x10 ? 0 : result.reason;  // no subscribers is success
       t_result = std::move(result.reason_string);
       *reason_string = bb_str{t_result.c_str(), t_result.size()};

@@ -39,8 +39,8 @@ Quotas Quotas::resolve(const bb_quotas* given, const Quotas& defaults) {
   return q;
 }
 
-RateLimiter::Clock::duration RateLimiter::spend(uint64_t cost, uint64_t rate, uint64_t burst,
-                                                Clock::time_point now) {
+RateLimiter::Clock::duration RateLimiter::take(uint64_t cost, uint64_t rate, uint64_t burst,
+                                               Clock::time_point now, bool always) {
   using std::chrono::nanoseconds;
   if (rate == 0 || cost == 0) return Clock::duration::zero();
   if (burst == 0) burst = rate;  // one second's worth
@@ -53,6 +53,7 @@ RateLimiter::Clock::duration RateLimiter::spend(uint64_t cost, uint64_t rate, ui
   int64_t next;
   do {
     next = std::max(tat, t) + interval;
+    if (!always && next - t > tolerance) return nanoseconds(next - t - tolerance);
   } while (!tat_ns_.compare_exchange_weak(tat, next, std::memory_order_relaxed));
   // The message is taken either way (nothing is dropped); once the bucket
   // runs past its tolerance the spender waits until it is back within it.

@@ -53,16 +53,25 @@ class RateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
   // Zero when `cost` fits, else how long to pause before the next spend.
-  Clock::duration spend(uint64_t cost, uint64_t rate, uint64_t burst, Clock::time_point now);
+  Clock::duration spend(uint64_t cost, uint64_t rate, uint64_t burst, Clock::time_point now) {
+    return take(cost, rate, burst, now, true);
+  }
+  // Spends only when `cost` fits (a request that can be refused instead of
+  // paused); otherwise nothing is spent and the wait is returned.
+  Clock::duration try_spend(uint64_t cost, uint64_t rate, uint64_t burst, Clock::time_point now) {
+    return take(cost, rate, burst, now, false);
+  }
 
  private:
+  Clock::duration take(uint64_t cost, uint64_t rate, uint64_t burst, Clock::time_point now,
+                       bool always);
   std::atomic<int64_t> tat_ns_{0};  // theoretical arrival time, steady clock ns
 };
 
 // The live usage of one principal (provider + name), shared by its sessions,
 // connections and retained messages; quotas change live (principal_quotas,
 // a later login with other quotas).
-class Principal {
+class Principal : public std::enable_shared_from_this<Principal> {
  public:
   Principal(std::string provider, std::string name)
       : provider_(std::move(provider)), name_(std::move(name)) {}

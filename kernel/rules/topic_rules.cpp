@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include <backbone/json.hpp>
 #include <nlohmann/json.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -35,6 +36,9 @@ struct Entry {
   std::optional<bool> retain;
   std::unique_ptr<valijson::Schema> schema;
   std::optional<FastSchema> fast;  // set when the schema fits FastSchema's subset
+  // The longest regular expression valijson may run for this schema (pattern,
+  // patternProperties, the date/time formats); 0 = none.
+  size_t longest_regex = 0;
 
   const ResourcePattern* match(std::string_view topic) const {
     for (const auto& p : patterns) {
@@ -54,12 +58,26 @@ std::string qos_list(uint8_t mask) {
   return out;
 }
 
+// libstdc++'s std::regex (valijson's engine) matches by recursion, about one
+// stack frame per character and pattern element: a long string against a
+// pattern would overflow a worker's stack. Each string a schema's regexes may
+// see is held to kRegexBudget / (longest regex) characters; longer ones are
+// refused (0x99) before valijson runs. Measured: "^(a|b)*$" overflowed 8 MiB
+// at ~100,000 characters (8 x 100,000 = 800,000), an 80-way alternation at
+// ~1,000 (320 x 1,000): 32,768 stays well below both.
+constexpr size_t kRegexBudget = 32768;
+constexpr size_t kMaxRegexSize = 1024;  // longer patterns are refused at compile
+// valijson's own regexes for these formats are about this long.
+constexpr size_t kFormatRegexSize = 160;
+
 // valijson builds a std::regex per "pattern" only while validating, where a
-// bad expression would throw per message; refuse it up front instead.
-bool check_regexes(const json& node, const std::string& where, std::string& error) {
+// bad expression would throw per message; refuse it up front instead. Sets
+// `longest` to the longest regex the schema makes valijson run.
+bool check_regexes(const json& node, const std::string& where, std::string& error,
+                   size_t& longest) {
   if (node.is_array()) {
     for (const auto& e : node) {
-      if (!check_regexes(e, where, error)) return false;
+      if (!check_regexes(e, where, error, longest)) return false;
     }
     return true;
   }
@@ -71,6 +89,18 @@ bool check_regexes(const json& node, const std::string& where, std::string& erro
     if (key == "patternProperties" && value.is_object()) {
       for (const auto& [re, sub] : value.items()) regexes.push_back(re);
     }
+    if (key == "format" && value.is_string() &&
+        (value == "date" || value == "time" || value == "date-time"))
+      longest = std::max(longest, kFormatRegexSize);
+    for (const auto& re : regexes) {
+      // Compiling recurses along the expression too (nested groups).
+      if (re.size() > kMaxRegexSize) {
+        error = where + ": regular expression longer than " + std::to_string(kMaxRegexSize) +
+                " characters";
+        return false;
+      }
+      longest = std::max(longest, std::max<size_t>(re.size(), 1));
+    }
     for (const auto& re : regexes) {
       try {
         std::regex compiled(re);
@@ -79,18 +109,34 @@ bool check_regexes(const json& node, const std::string& where, std::string& erro
         return false;
       }
     }
-    if (!check_regexes(value, where, error)) return false;
+    if (!check_regexes(value, where, error, longest)) return false;
   }
   return true;
 }
 
+// The longest string (value or member name) in `doc` exceeds `limit`?
+bool has_string_longer(const json& doc, size_t limit) {
+  if (doc.is_string()) return doc.get_ref<const std::string&>().size() > limit;
+  if (doc.is_array()) {
+    for (const auto& e : doc) {
+      if (has_string_longer(e, limit)) return true;
+    }
+  } else if (doc.is_object()) {
+    for (const auto& [key, value] : doc.items()) {
+      if (key.size() > limit || has_string_longer(value, limit)) return true;
+    }
+  }
+  return false;
+}
+
 bool compile_schema(const json& schema, const std::string& where,
-                    std::unique_ptr<valijson::Schema>& out, std::string& error) {
+                    std::unique_ptr<valijson::Schema>& out, size_t& longest_regex,
+                    std::string& error) {
   if (!schema.is_object()) {
     error = where + ": expected object";
     return false;
   }
-  if (!check_regexes(schema, where, error)) return false;
+  if (!check_regexes(schema, where, error, longest_regex)) return false;
   auto compiled = std::make_unique<valijson::Schema>();
   try {
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
@@ -196,7 +242,7 @@ bool parse_entry(const json& e, const std::string& at, Entry& out, std::string& 
     out.retain = it->get<bool>();
   }
   if (auto it = e.find("schema"); it != e.end()) {
-    if (!compile_schema(*it, at + ".schema", out.schema, error)) return false;
+    if (!compile_schema(*it, at + ".schema", out.schema, out.longest_regex, error)) return false;
     out.fast = FastSchema::compile(*it);
   }
   return true;
@@ -367,18 +413,28 @@ std::optional<Violation> cheap_violation(const std::vector<Entry>& entries,
   return std::nullopt;
 }
 
-Violation not_json(const Entry& e, const ResourcePattern& p) {
-  return Violation{e.rule, Violation::kPayloadFormatInvalid,
-                   prefix(e, p) + "payload is not valid JSON"};
+Violation not_json(const Entry& e, const ResourcePattern& p,
+                   const std::string& why = "not valid JSON") {
+  return Violation{e.rule, Violation::kPayloadFormatInvalid, prefix(e, p) + "payload is " + why};
 }
 
 // valijson decides, and explains a refusal. `doc` is valijson's view of the
 // payload, parsed at the first call and shared by the entries of a message.
+// valijson recurses along the payload (e.g. uniqueItems, $ref), so a payload
+// nested deeper than sdk::kMaxJsonDepth is refused here, though the fast
+// check, which does not recurse, accepts any depth.
 std::optional<Violation> reference_check(const Entry& e, const ResourcePattern& p,
                                          uint64_t generation, std::string_view payload,
-                                         std::optional<json>& doc) {
-  if (!doc) doc = json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (doc->is_discarded()) return not_json(e, p);
+                                         std::optional<json>& doc, sdk::JsonError& doc_error) {
+  if (!doc) doc = sdk::parse_json(payload, &doc_error);
+  if (doc->is_discarded()) return not_json(e, p, doc_error.message);
+  // The payload is at most sdk::kMaxJsonDepth deep, so this walk is bounded.
+  if (e.longest_regex && has_string_longer(*doc, kRegexBudget / e.longest_regex)) {
+    return Violation{e.rule, Violation::kPayloadFormatInvalid,
+                     prefix(e, p) + "payload has a string longer than " +
+                         std::to_string(kRegexBudget / e.longest_regex) +
+                         " characters, too long for the schema's regular expressions"};
+  }
   const valijson::adapters::NlohmannJsonAdapter adapter(*doc);
   std::string detail;
   bool valid = false;
@@ -432,6 +488,7 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
   // Set once the payload is known to be JSON, to parse it only for the schemas.
   bool is_json = false;
   std::optional<json> slow_doc;
+  sdk::JsonError slow_doc_error;
   for (const auto& [index, p] : matches.schemas) {
     const Entry& e = entries[index];
     // valijson is asked when the fast check cannot express the schema or
@@ -444,7 +501,8 @@ std::optional<Violation> RuleSet::check(std::string_view topic, std::string_view
       return not_json(e, *p);
     }
     is_json = true;
-    if (auto v = reference_check(e, *p, impl_->generation, payload, slow_doc)) return v;
+    if (auto v = reference_check(e, *p, impl_->generation, payload, slow_doc, slow_doc_error))
+      return v;
   }
   return std::nullopt;
 }

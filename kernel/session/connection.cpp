@@ -266,13 +266,44 @@ void Connection::resume_reading(PauseReason why) {
   }
 }
 
+namespace {
+
+// How much a connection takes from its principal's shared bucket at once: a
+// sixteenth of the burst (at most `cap`), so the shared atomic and the clock
+// are touched once per batch rather than per message, and a principal's
+// connections together overdraw by at most a sixteenth of a burst each.
+uint64_t rate_batch(uint64_t rate, uint64_t burst, uint64_t at_least, uint64_t cap) {
+  if (rate == 0) return 0;
+  const uint64_t b = std::min<uint64_t>((burst ? burst : rate) / 16, cap);
+  return std::max<uint64_t>({b, at_least, 1});
+}
+
+}  // namespace
+
 void Connection::spend_publish_rate(size_t payload_bytes) {
   using Duration = quota::RateLimiter::Clock::duration;
+  const bool messages_due = quotas_.publish_rate && rate_messages_left_ == 0;
+  const bool bytes_due = quotas_.publish_bytes_rate && rate_bytes_left_ < payload_bytes;
+  if (!messages_due && !bytes_due) {
+    if (rate_messages_left_) --rate_messages_left_;
+    rate_bytes_left_ -= std::min<uint64_t>(rate_bytes_left_, payload_bytes);
+    return;
+  }
   const auto now = quota::RateLimiter::Clock::now();
-  const Duration messages =
-      usage_->messages.spend(1, quotas_.publish_rate, quotas_.publish_burst, now);
-  const Duration bytes = usage_->bytes.spend(payload_bytes, quotas_.publish_bytes_rate,
-                                             quotas_.publish_bytes_burst, now);
+  Duration messages = Duration::zero(), bytes = Duration::zero();
+  if (messages_due) {
+    const uint64_t n = rate_batch(quotas_.publish_rate, quotas_.publish_burst, 1, 64);
+    messages = usage_->messages.spend(n, quotas_.publish_rate, quotas_.publish_burst, now);
+    rate_messages_left_ += n;
+  }
+  if (bytes_due) {
+    const uint64_t n = rate_batch(quotas_.publish_bytes_rate, quotas_.publish_bytes_burst,
+                                  payload_bytes - rate_bytes_left_, 64 * 1024);
+    bytes = usage_->bytes.spend(n, quotas_.publish_bytes_rate, quotas_.publish_bytes_burst, now);
+    rate_bytes_left_ += n;
+  }
+  if (rate_messages_left_) --rate_messages_left_;
+  rate_bytes_left_ -= std::min<uint64_t>(rate_bytes_left_, payload_bytes);
   const Duration wait = std::max(messages, bytes);
   if (wait == Duration::zero() || (paused_ & kPausedForRate)) return;
   // Over a rate: this message is taken, the next ones wait (TCP pushes back
@@ -298,6 +329,7 @@ void Connection::release_principal() {
 void Connection::set_quotas(const quota::Quotas& q) {
   if (state_ != State::kConnected) return;
   quotas_ = q;
+  rate_messages_left_ = rate_bytes_left_ = 0;
   const uint64_t limit = broker_.limits().max_queued_messages;
   std::lock_guard lock(session_->mutex());
   session_->queue_limit = q.max_queued_messages ? std::min(q.max_queued_messages, limit) : limit;

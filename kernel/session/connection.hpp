@@ -155,6 +155,9 @@ class Connection {
   // The principal's usage (connection counted while set) and quotas.
   quota::PrincipalPtr usage_;
   quota::Quotas quotas_;
+  // Taken from the principal's rate buckets in batches, spent per message.
+  uint64_t rate_messages_left_ = 0;
+  uint64_t rate_bytes_left_ = 0;
   std::unique_ptr<boost::asio::steady_timer> rate_timer_;  // while paused for a rate
   struct HeldAck {
     uint64_t durable_seq;  // 0: waits only for those before it

@@ -67,7 +67,8 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   if (pub.props.message_expiry)
     msg->expires_at = broker::Clock::now() + std::chrono::seconds(*pub.props.message_expiry);
 
-  broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr, &rule_memo_};
+  broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr, &rule_memo_,
+                        usage_.get()};
   broker::IngressResult result = broker_.ingress(origin, std::move(msg), id_);
   const bool refused = result.reason >= 0x80;
   if (refused && version_ != Version::kV5 && broker_.limits().disconnect_on_denied_publish &&

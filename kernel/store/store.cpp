@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -180,6 +181,10 @@ int64_t to_unix_ms(const std::optional<broker::Clock::time_point>& at) {
 
 std::optional<broker::Clock::time_point> from_unix_ms(int64_t ms) {
   if (ms == 0) return std::nullopt;
+  // A damaged record must not overflow the nanosecond arithmetic below
+  // (undefined behaviour): before 1970 is expired all the same, and 9*10^12
+  // ms (the year 2255) is as good as never.
+  ms = std::clamp<int64_t>(ms, 1, 9'000'000'000'000);
   const auto wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
   return broker::Clock::now() + std::chrono::duration_cast<broker::Clock::duration>(
                                     wall - std::chrono::system_clock::now());

@@ -35,7 +35,7 @@
 #include <vector>
 
 #if __has_include(<nlohmann/json.hpp>)
-#include <nlohmann/json.hpp>
+#include <backbone/json.hpp>
 #define BACKBONE_FAKE_HOST_HAS_JSON 1
 #endif
 
@@ -577,7 +577,7 @@ class FakeHost {
       f->config_out_ = *f->settings_;
     } else {
 #ifdef BACKBONE_FAKE_HOST_HAS_JSON
-      auto doc = nlohmann::json::parse(*f->settings_, nullptr, false, true);
+      auto doc = sdk::parse_json(*f->settings_, nullptr, true);
       std::string k = to_string(key);
       if (doc.is_discarded() || !doc.is_object() || !doc.contains(k)) return BB_E_NOT_FOUND;
       f->config_out_ = doc[k].dump();

@@ -178,6 +178,23 @@ class Quotas(unittest.TestCase):
         self.assertGreater(metric(self.b, "maxRetained"), 0)
         self.assertGreater(metric(self.b, "limits.max_retained_messages"), 0)
 
+    def test_http_publishes_count_against_the_same_quotas(self):
+        token = self.client("http", {"publishRate": 1, "publishBurst": 3, "maxRetained": 1})
+
+        def post(topic, retain=False):
+            return http_request(self.b.http_port, "POST", "/api/message",
+                                {"topic": topic, "payload": "eA==", "retain": retain},
+                                token=token, provider="client")
+
+        self.assertEqual(post("q/h/1", retain=True)[0], 200)
+        code, _, body = post("q/h/2", retain=True)
+        self.assertEqual((code, body["error"]), (429, "quota_exceeded"), body)
+        self.assertIn("maxRetained", body["message"])
+        codes = [post("q/h/live")[0] for _ in range(4)]
+        self.assertIn(429, codes)  # the burst of 3 is spent
+        self.assertEqual(codes[0], 200)
+        self.assertGreater(metric(self.b, "publishRate"), 0)
+
     def test_publish_rate_pauses_without_losing(self):
         token = self.client("rate", {"publishRate": 40, "publishBurst": 10})
         sub = Client(self.b, "rate-sub", username="admin", password=ADMIN_TOKEN).connect()

@@ -5,6 +5,7 @@
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -86,7 +87,7 @@ class AdminModule final : public sdk::Module {
   bb_status read_settings(std::optional<std::string>& token) const {
     std::optional<std::string> text = host().config("");
     if (!text) return BB_OK;
-    nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
+    nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
     if (doc.is_discarded() || !(doc.is_object() || doc.is_null())) {
       host().error("settings: expected a JSON object");
       return BB_E_INVALID;

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <backbone/quotas.hpp>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
 #include "common/base64/base64.hpp"
@@ -194,7 +195,7 @@ class ClientModule : public sdk::Module {
 
   bb_status configure(bool reloading) override {
     const auto text = host().config("");
-    const json settings = text ? json::parse(*text, nullptr, false) : json::object();
+    const json settings = text ? sdk::parse_json(*text) : json::object();
     auto table = std::make_shared<ClientTable>();
     std::string error;
     if (!parse(settings, *table, error)) {
@@ -540,10 +541,13 @@ class ClientModule : public sdk::Module {
     // PUT
     if (!permitted(r, ex, "mgmt:put-client", resource)) return;
     const auto text = sdk::view(r.body);
-    const json body = json::parse(text.begin(), text.end(), nullptr, false);
-    if (body.is_discarded() || !body.is_object())
+    sdk::JsonError json_error;
+    const json body = sdk::parse_json(text, &json_error);
+    if (body.is_discarded())
       return void(
-          host().respond_error(ex, 400, "bad_request", "the body must be a JSON object (UTF-8)"));
+          host().respond_error(ex, 400, "bad_request", "the body is " + json_error.message));
+    if (!body.is_object())
+      return void(host().respond_error(ex, 400, "bad_request", "the body must be a JSON object"));
     for (const auto& [key, value] : body.items()) {
       if (key != "statements" && key != "quotas")
         return void(host().respond_error(
@@ -673,7 +677,7 @@ class ClientModule : public sdk::Module {
       host().error("cannot read the stored clients: " + error);
       return BB_E_INVALID;
     }
-    const json doc = json::parse(*text, nullptr, false);
+    const json doc = sdk::parse_json(*text);
     if (!doc.is_object()) {
       host().error(state_file_ + ": not a JSON object; move it away to start without it");
       return BB_E_INVALID;

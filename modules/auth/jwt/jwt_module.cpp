@@ -7,6 +7,7 @@
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <backbone/quotas.hpp>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -91,7 +92,7 @@ class JwtModule final : public sdk::Module {
   // Validates the settings; leaves `out` null when the provider is off.
   bb_status build_verifier(std::shared_ptr<const Verifier>& out) const {
     std::optional<std::string> text = host().config("");
-    Json doc = text ? Json::parse(*text, nullptr, false, true) : Json::object();
+    Json doc = text ? sdk::parse_json(*text, nullptr, true) : Json::object();
     if (text) OPENSSL_cleanse(text->data(), text->size());
     if (doc.is_null()) doc = Json::object();
     if (doc.is_discarded() || !doc.is_object()) {
@@ -332,9 +333,14 @@ class JwtModule final : public sdk::Module {
         return;
       }
       const auto text = sdk::view(r->body);
-      const Json body = Json::parse(text.begin(), text.end(), nullptr, false);
-      if (body.is_discarded() || !body.is_object()) {
-        host.respond_error(ex, 400, "bad_request", "the body must be a JSON object (UTF-8)");
+      sdk::JsonError json_error;
+      const Json body = sdk::parse_json(text, &json_error);
+      if (body.is_discarded()) {
+        host.respond_error(ex, 400, "bad_request", "the body is " + json_error.message);
+        return;
+      }
+      if (!body.is_object()) {
+        host.respond_error(ex, 400, "bad_request", "the body must be a JSON object");
         return;
       }
       Json claims = Json::object();

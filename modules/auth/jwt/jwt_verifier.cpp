@@ -4,6 +4,7 @@
 #include "common/jose/jose_common.hpp"
 
 #include <backbone/quotas.hpp>
+#include <backbone/json.hpp>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -277,7 +278,7 @@ Verdict Verifier::verify(std::string_view token, int64_t now) const {
   if (header_b64.size() > kMaxHeaderSize) return fail("malformed token: header too long");
   std::optional<std::string> header_text = base64url_decode(header_b64);
   if (!header_text) return fail("malformed token: header is not base64url");
-  Json header = Json::parse(*header_text, nullptr, false);
+  Json header = sdk::parse_json(*header_text);
   if (header.is_discarded() || !header.is_object()) {
     return fail("malformed token: header is not a JSON object");
   }
@@ -311,7 +312,7 @@ Verdict Verifier::verify(std::string_view token, int64_t now) const {
 
   std::optional<std::string> payload_text = base64url_decode(payload_b64);
   if (!payload_text) return fail("malformed token: payload is not base64url");
-  Json payload = Json::parse(*payload_text, nullptr, false);
+  Json payload = sdk::parse_json(*payload_text);
   if (payload.is_discarded() || !payload.is_object()) {
     return fail("malformed token: payload is not a JSON object");
   }

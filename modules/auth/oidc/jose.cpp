@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "jose.hpp"
 
+#include <backbone/json.hpp>
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -330,7 +332,7 @@ std::optional<TokenHeader> parse_header(std::string_view token, std::string& err
     error = "malformed token: header is not base64url";
     return std::nullopt;
   }
-  Json header = Json::parse(*text, nullptr, false);
+  Json header = sdk::parse_json(*text);
   if (header.is_discarded() || !header.is_object()) {
     error = "malformed token: header is not a JSON object";
     return std::nullopt;
@@ -409,7 +411,7 @@ Verdict verify_token(std::string_view token, const TokenHeader& header, const Ke
   std::optional<std::string> payload_text =
       base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!payload_text) return fail(Verdict::kDeny, "malformed token: payload is not base64url");
-  Json payload = Json::parse(*payload_text, nullptr, false);
+  Json payload = sdk::parse_json(*payload_text);
   if (payload.is_discarded() || !payload.is_object()) {
     return fail(Verdict::kDeny, "malformed token: payload is not a JSON object");
   }

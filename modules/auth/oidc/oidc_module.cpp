@@ -11,6 +11,7 @@
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <backbone/quotas.hpp>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -244,7 +245,7 @@ class OidcModule final : public sdk::Module {
   // Validates the settings; leaves `out` null when the provider is off.
   bb_status read_settings(std::shared_ptr<const Settings>& out) const {
     std::optional<std::string> text = host().config("");
-    Json doc = text ? Json::parse(*text, nullptr, false, true) : Json::object();
+    Json doc = text ? sdk::parse_json(*text, nullptr, true) : Json::object();
     if (text) OPENSSL_cleanse(text->data(), text->size());
     if (doc.is_null()) doc = Json::object();
     if (doc.is_discarded() || !doc.is_object()) {
@@ -397,7 +398,7 @@ class OidcModule final : public sdk::Module {
       if (!r.ok) {
         error = "discovery: " + r.error;
       } else {
-        Json doc = Json::parse(r.body, nullptr, false);
+        Json doc = sdk::parse_json(r.body);
         auto iss = doc.is_object() ? doc.find("issuer") : doc.end();
         auto uri = doc.is_object() ? doc.find("jwks_uri") : doc.end();
         if (!doc.is_object()) {
@@ -420,9 +421,10 @@ class OidcModule final : public sdk::Module {
       if (!r.ok) {
         error = "JWKS: " + r.error;
       } else {
-        Json doc = Json::parse(r.body, nullptr, false);
+        sdk::JsonError json_error;
+        Json doc = sdk::parse_json(r.body, &json_error);
         if (doc.is_discarded()) {
-          error = "JWKS: " + jwks_uri + " is not JSON";
+          error = "JWKS: " + jwks_uri + " is " + json_error.message;
         } else if (!parse_jwks(doc, keys->keys, skipped, error)) {
           error = jwks_uri + ": " + error;
         } else if (keys->keys.empty()) {

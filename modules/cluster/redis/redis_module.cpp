@@ -14,6 +14,7 @@
 #include <backbone/module_abi.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -268,7 +269,7 @@ class RedisModule final : public sdk::Module {
   bb_status read_settings(Settings& out) const {
     const std::optional<std::string> text = host().config("");
     if (!text) return BB_OK;
-    const nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
+    const nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
     if (doc.is_null()) return BB_OK;
     if (doc.is_discarded() || !doc.is_object()) {
       host().error("settings: expected a JSON object");

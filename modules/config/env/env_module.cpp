@@ -3,6 +3,7 @@
 // the kernel as one "settings" resource to merge into the modules' settings.
 
 #include <backbone/module_abi.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -50,7 +51,7 @@ class EnvModule final : public sdk::Module {
   bb_status read_settings(std::string& prefix) const {
     std::optional<std::string> text = host().config("");
     if (!text) return BB_OK;
-    nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
+    nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
     if (doc.is_null()) return BB_OK;
     if (doc.is_discarded() || !doc.is_object()) {
       host().error("settings: expected a JSON object");

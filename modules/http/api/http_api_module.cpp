@@ -3,6 +3,7 @@
 // HTTP listener. Requests under /api/ are authenticated by the kernel with the
 // same providers as MQTT; this module checks the caller's statements for the
 // management action of each endpoint.
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
 #include "common/base64/base64.hpp"
@@ -22,9 +23,10 @@ using nlohmann::json;
 std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,
                                bb_http_exchange ex) {
   const auto body = sdk::view(r.body);
-  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  sdk::JsonError error;
+  json j = sdk::parse_json(body, &error);
   if (j.is_discarded()) {
-    host.respond_error(ex, 400, "bad_request", "the body is not valid JSON (UTF-8)");
+    host.respond_error(ex, 400, "bad_request", "the body is " + error.message);
     return std::nullopt;
   }
   if (!j.is_object()) {
@@ -59,7 +61,7 @@ class HttpApiModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_OK;  // nothing to reload
     const auto text = host().config("");
-    const json settings = text ? json::parse(*text, nullptr, false) : json::object();
+    const json settings = text ? sdk::parse_json(*text) : json::object();
     if (!settings.is_object()) return fail("settings must be an object");
     for (const auto& [key, value] : settings.items()) {
       return fail("unknown setting '" + key + "' (the listener is configured under \"http\")");
@@ -194,7 +196,7 @@ class HttpApiModule : public sdk::Module {
   }
 
   static void ready(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
-    json state = json::parse(m.host().inspect("ready").value_or("{}"), nullptr, false);
+    json state = sdk::parse_json(m.host().inspect("ready").value_or("{}"));
     const bool is_ready = state.is_object() && state.value("ready", false);
     json body = {{"status", is_ready ? "ready" : "not ready"}};
     if (state.is_object() && !is_ready) {
@@ -262,6 +264,10 @@ class HttpApiModule : public sdk::Module {
       return void(
           m.host().respond_error(ex, 403, "forbidden", "not allowed: mqtt:publish on " + topic));
     }
+    if (reason == 0x97) {  // a quota of the requester (SPEC §6)
+      return void(m.host().respond_error(ex, 429, "quota_exceeded",
+                                         std::string(sdk::view(reason_string))));
+    }
     if (reason >= 0x80) {
       return void(m.host().respond_error(ex, 422, "rejected_by_topic_rule",
                                          std::string(sdk::view(reason_string))));
@@ -293,7 +299,7 @@ class HttpApiModule : public sdk::Module {
   static void topics(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
     const std::string method(sdk::view(r.method));
     const std::string name = name_after(r, "/api/topics");
-    const json all = json::parse(m.host().inspect("topics").value_or("{}"), nullptr, false);
+    const json all = sdk::parse_json(m.host().inspect("topics").value_or("{}"));
     if (name.empty()) {
       if (method != "GET")
         return void(m.host().method_not_allowed(ex, "GET",
@@ -418,7 +424,7 @@ class HttpApiModule : public sdk::Module {
     std::string error;
     const auto text = sdk::read_file(state_file_, error);
     if (!text) return error.empty() ? BB_OK : fail("cannot read the stored topic rules: " + error);
-    json doc = json::parse(*text, nullptr, false);
+    json doc = sdk::parse_json(*text);
     if (!doc.is_object())
       return fail(state_file_ + ": not a JSON object; move it away to start without it");
     for (const auto& [name, spec] : doc.items()) {

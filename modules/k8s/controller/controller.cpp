@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <backbone/json.hpp>
 
 #include <stdexcept>
 
@@ -609,7 +610,7 @@ Next Controller::action_done(const std::string& queue_key, const Action& action,
   if (r.status == 200 || r.status == 201) {
     c->second.secret_error.clear();
     c->second.secret_blocked = false;
-    Json object = Json::parse(r.body, nullptr, false);
+    Json object = sdk::parse_json(r.body);
     const ObjectMeta m = meta_of(object);
     if (object.is_object() && key_of(m) == key + std::string(kSecretSuffix)) {
       // Known now rather than when the watch delivers it: the status can say

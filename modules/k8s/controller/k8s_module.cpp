@@ -10,6 +10,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -295,7 +296,7 @@ class K8sModule final : public sdk::Module {
   // --- settings ---
 
   bool read_settings(const std::string& text, Settings& s) const {
-    Json doc = Json::parse(text, nullptr, false, true);
+    Json doc = sdk::parse_json(text, nullptr, true);
     if (doc.is_null()) doc = Json::object();
     if (doc.is_discarded() || !doc.is_object()) {
       host().error("settings: expected a JSON object");

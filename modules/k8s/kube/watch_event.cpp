@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "k8s/kube/watch_event.hpp"
 
+#include <backbone/json.hpp>
+
 namespace backbone::modules::k8s {
 namespace {
 
@@ -45,7 +47,7 @@ ObjectMeta meta_of(const Json& object) {
 }
 
 std::optional<WatchEvent> parse_watch_event(std::string_view line, std::string& error) {
-  Json doc = Json::parse(line, nullptr, false);
+  Json doc = sdk::parse_json(line);
   if (doc.is_discarded() || !doc.is_object()) {
     error = "watch event is not a JSON object";
     return std::nullopt;
@@ -97,7 +99,7 @@ ApiStatus parse_status(const Json& object) {
 }
 
 ApiStatus parse_status_body(std::string_view body, int http_status) {
-  Json doc = Json::parse(body, nullptr, false);
+  Json doc = sdk::parse_json(body);
   ApiStatus s;
   if (!doc.is_discarded() && doc.is_object() && string_at(doc, "kind") == "Status") {
     s = parse_status(doc);
@@ -111,7 +113,7 @@ ApiStatus parse_status_body(std::string_view body, int http_status) {
 }
 
 std::optional<ListPage> parse_list(std::string_view body, std::string& error) {
-  Json doc = Json::parse(body, nullptr, false);
+  Json doc = sdk::parse_json(body);
   if (doc.is_discarded() || !doc.is_object()) {
     error = "list response is not a JSON object";
     return std::nullopt;

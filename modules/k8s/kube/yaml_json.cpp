@@ -2,6 +2,7 @@
 #include "k8s/kube/yaml_json.hpp"
 
 #include <yaml.h>
+#include <backbone/json.hpp>
 
 #include <memory>
 #include <vector>
@@ -10,10 +11,6 @@ namespace backbone::modules::k8s {
 namespace {
 
 using Json = nlohmann::json;
-
-// Deeper nesting than any kubeconfig has: refused, so hostile input cannot
-// exhaust the stack of the recursive consumers of the result.
-constexpr size_t kMaxDepth = 64;
 
 struct ParserDeleter {
   void operator()(yaml_parser_t* p) const noexcept {
@@ -105,8 +102,9 @@ std::optional<Json> yaml_to_json(std::string_view text, std::string& error) {
         break;
       case YAML_SEQUENCE_START_EVENT:
       case YAML_MAPPING_START_EVENT:
-        if (stack.size() >= kMaxDepth) {
-          error = "YAML: nested deeper than " + std::to_string(kMaxDepth) + " levels";
+        // As parse_json(): the result's consumers recurse.
+        if (stack.size() >= static_cast<size_t>(sdk::kMaxJsonDepth)) {
+          error = "YAML: nested deeper than " + std::to_string(sdk::kMaxJsonDepth) + " levels";
           return std::nullopt;
         }
         stack.push_back(

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
 #include <cstring>
@@ -72,7 +73,7 @@ class TcpModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_E_UNSUPPORTED;
     const auto text = host().config("");
-    const json settings = text ? json::parse(*text, nullptr, false) : json::object();
+    const json settings = text ? sdk::parse_json(*text) : json::object();
     if (!settings.is_object()) return fail("settings must be an object");
     for (const auto& [key, value] : settings.items()) {
       if (key == "address") {

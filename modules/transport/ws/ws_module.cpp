@@ -3,6 +3,7 @@
 // messages carry the MQTT byte stream (MQTT 5 §6). The kernel does the
 // WebSocket protocol; this module binds each WebSocket to an MQTT connection
 // on the same worker.
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ class WsModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_E_UNSUPPORTED;
     const auto text = host().config("");
-    const json settings = text ? json::parse(*text, nullptr, false) : json::object();
+    const json settings = text ? sdk::parse_json(*text) : json::object();
     if (!settings.is_object()) return fail("settings must be an object");
     for (const auto& [key, value] : settings.items()) {
       if (key == "path") {

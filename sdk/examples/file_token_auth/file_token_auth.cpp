@@ -15,6 +15,7 @@
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -150,8 +151,7 @@ class FileTokenAuth final : public sdk::Module {
  private:
   bb_status read_settings(std::string& file, std::string& name) const {
     std::optional<std::string> text = host().config("");
-    nlohmann::json doc =
-        text ? nlohmann::json::parse(*text, nullptr, false, true) : nlohmann::json::object();
+    nlohmann::json doc = text ? sdk::parse_json(*text, nullptr, true) : nlohmann::json::object();
     if (doc.is_discarded() || !doc.is_object()) {
       host().error("settings: expected a JSON object");
       return BB_E_INVALID;

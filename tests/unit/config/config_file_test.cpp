@@ -138,6 +138,11 @@ TEST(ConfigErrors, InvalidJsonGivesLineAndColumn) {
   EXPECT_EQ(error_of("{\"a\": 1} }"), "test.json:1:10: invalid JSON");
 }
 
+TEST(ConfigErrors, DeepNestingIsRefusedBeforeAnythingWalksIt) {
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');
+  EXPECT_EQ(error_of(R"({"modules": )" + deep + "}"), "test.json: nested deeper than 64 levels");
+}
+
 TEST(ConfigErrors, TopLevel) {
   EXPECT_EQ(error_of("[]"), "test.json: top level: expected an object, got array");
   EXPECT_EQ(error_of("5"), "test.json: top level: expected an object, got number");

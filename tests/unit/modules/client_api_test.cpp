@@ -124,6 +124,15 @@ TEST(ClientApi, BadRequests) {
   EXPECT_EQ(host.http(request("GET", "/api/clients")).status, 403);
 }
 
+TEST(ClientApi, DeepBodiesAreRefusedWithTheLimit) {
+  FakeHost host;
+  ASSERT_EQ(host.load(descriptor()), BB_OK);
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');
+  auto r = host.http(request("PUT", "/api/clients/a", R"({"statements": )" + deep + "}"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["message"], "the body is nested deeper than 64 levels");
+}
+
 }  // namespace
 }  // namespace backbone::modules::client
 

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,8 @@ namespace backbone::kernel::rules {
 namespace {
 
 using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::shared_ptr<const RuleSet> compile_ok(const std::map<std::string, json>& topics) {
   std::string error;
@@ -185,8 +188,29 @@ TEST(TopicRules, DeeplyNestedPayloadsAreParsedWithoutRecursion) {
   const std::string open(200000, '[');
   EXPECT_EQ(set->check("r/1", open, 0, false)->reason,
             "topic rule 'readings' pattern 'r/+': payload is not valid JSON");
+  // The schema ("pattern") needs valijson, which walks payloads recursively.
   const std::string deep = R"({"value": 1, "x": )" + open + std::string(200000, ']') + "}";
-  EXPECT_FALSE(set->check("r/1", deep, 0, false).has_value());
+  EXPECT_EQ(set->check("r/1", deep, 0, false)->reason,
+            "topic rule 'readings' pattern 'r/+': payload is nested deeper than 64 levels");
+  // The fast check does not recurse: any depth.
+  auto fast = compile_ok({{"fast", json::parse(R"({"patterns": [{"pattern": "f",
+      "schema": {"type": "object", "required": ["value"]}}]})")}});
+  EXPECT_FALSE(fast->check("f", deep, 0, false).has_value());
+}
+
+TEST(TopicRules, ValijsonSeesOnlyPayloadsOfBoundedDepth) {
+  // uniqueItems compares items recursively: two equal deep items would
+  // recurse along their whole depth.
+  auto set = compile_ok(
+      {{"unique", json::parse(R"({"patterns": [{"pattern": "u", "schema": {"uniqueItems": true,
+          "items": {"not": {"type": "string"}}}}]})")}});
+  const std::string item = std::string(100000, '[') + std::string(100000, ']');
+  auto v = set->check("u", "[" + item + "," + item + "]", 0, false);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->reason_code, 0x99);
+  EXPECT_EQ(v->reason, "topic rule 'unique' pattern 'u': payload is nested deeper than 64 levels");
+  EXPECT_FALSE(set->check("u", "[[[1]],[[2]]]", 0, false).has_value());
+  EXPECT_TRUE(set->check("u", "[[[1]],[[1]]]", 0, false).has_value());
 }
 
 TEST(TopicRules, SchemasOnlyValijsonCanCheck) {
@@ -201,6 +225,37 @@ TEST(TopicRules, SchemasOnlyValijsonCanCheck) {
   EXPECT_EQ(set->check("e", "{", 0, false)->reason,
             "topic rule 'a-enum' pattern 'e': payload is not valid JSON");
   EXPECT_EQ(set->check("e", R"({"a":1})", 0, false)->reason_code, 0x99);
+}
+
+TEST(TopicRules, RegexSchemasBoundTheStringsTheyMatch) {
+  // std::regex recurses per character: a 100,000-character string against
+  // this pattern overflowed a worker's stack before the bound.
+  auto rules = compile_ok({{"re", json::parse(R"({"patterns": [{"pattern": "re/#", "schema":
+      {"properties": {"s": {"type": "string", "pattern": "^(a|b)*$"}}}}]})")}});
+  const std::string ok = R"({"s": ")" + std::string(1000, 'a') + R"("})";
+  EXPECT_FALSE(rules->check("re/x", ok, 0, false));
+  const std::string hostile = R"({"s": ")" + std::string(100000, 'a') + R"("})";
+  auto v = rules->check("re/x", hostile, 0, false);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->reason_code, 0x99);
+  EXPECT_THAT(v->reason, HasSubstr("too long for the schema's regular expressions"));
+  // Other strings of the payload count too (the check does not follow the schema).
+  const std::string other = R"({"s": "ab", "note": ")" + std::string(10000, 'x') + R"("})";
+  EXPECT_TRUE(rules->check("re/x", other, 0, false));
+  // Schemas without regexes take strings of any length.
+  auto plain = compile_ok({{"p", json::parse(R"({"patterns": [{"pattern": "p/#", "schema":
+      {"properties": {"s": {"type": "string", "minLength": 1, "enum": ["x"]}}}}]})")}});
+  EXPECT_TRUE(plain->check("p/x", hostile, 0, false));  // refused by enum, not by length
+  EXPECT_THAT(plain->check("p/x", hostile, 0, false)->reason, Not(HasSubstr("too long")));
+  // A regex long enough to recurse deeply when compiled is refused outright.
+  std::string error;
+  EXPECT_FALSE(RuleSet::validate_spec(
+      json{{"patterns",
+            {{{"pattern", "x/#"},
+              {"schema", {{"properties", {{"s", {{"pattern", std::string(20000, '(') +
+                                                                 std::string(20000, ')')}}}}}}}}}}},
+      &error));
+  EXPECT_THAT(error, HasSubstr("longer than 1024"));
 }
 
 TEST(TopicRules, CheapChecksOfEveryRuleComeBeforeAnySchema) {
