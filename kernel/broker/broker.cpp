@@ -130,14 +130,7 @@ void Broker::set_anonymous_policy(std::shared_ptr<const authz::Policy> p) {
 
 void Broker::update_principal(std::string_view provider, std::string_view principal,
                               std::shared_ptr<const authz::Policy> policy) {
-  std::vector<session::SessionPtr> targets;
-  {
-    std::lock_guard lock(sessions_mutex_);
-    for (auto& [id, s] : sessions_) {
-      std::lock_guard session_lock(s->mutex());
-      if (s->provider == provider && s->principal == principal) targets.push_back(s);
-    }
-  }
+  const std::vector<session::SessionPtr> targets = sessions_of(provider, principal);
   {
     // Pending (delayed) wills: checked against the new statements when sent;
     // revoked credentials publish nothing more (SPEC §6).
@@ -402,6 +395,17 @@ Broker::Attached Broker::attach_session(const std::string& client_id, bool clean
   return out;
 }
 
+std::vector<session::SessionPtr> Broker::sessions_of(std::string_view provider,
+                                                     std::string_view principal) const {
+  std::vector<session::SessionPtr> out;
+  std::lock_guard lock(sessions_mutex_);
+  for (const auto& [id, s] : sessions_) {
+    std::lock_guard session_lock(s->mutex());
+    if (s->provider == provider && s->principal == principal) out.push_back(s);
+  }
+  return out;
+}
+
 bool Broker::connected_as(const std::string& client_id, std::string_view provider,
                           std::string_view principal) const {
   std::lock_guard lock(sessions_mutex_);
@@ -417,16 +421,10 @@ void Broker::update_quotas(std::string_view provider, std::string_view principal
   const quota::Quotas q = quota::Quotas::resolve(quotas, limits_.principal);
   // Its next login starts from these too.
   if (auto usage = principals_.find(provider, principal)) usage->set_quotas(q);
-  std::vector<ConnId> conns;
-  {
-    std::lock_guard lock(sessions_mutex_);
-    for (auto& [id, s] : sessions_) {
-      std::lock_guard session_lock(s->mutex());
-      if (s->provider == provider && s->principal == principal && s->conn() != 0)
-        conns.push_back(s->conn());
-    }
+  for (const auto& s : sessions_of(provider, principal)) {
+    if (const ConnId c = s->conn())
+      with_connection(c, [q](session::Connection& conn) { conn.set_quotas(q); });
   }
-  for (ConnId c : conns) with_connection(c, [q](session::Connection& conn) { conn.set_quotas(q); });
 }
 
 void Broker::detach_session(const session::SessionPtr& s) {
@@ -441,8 +439,8 @@ void Broker::detach_session(const session::SessionPtr& s) {
         s->set_conn(0);
         s->offline_since = Clock::now();
         end = !s->persistent();
-        if (!end && offline_sessions_.load(std::memory_order_relaxed) >=
-                        limits_.max_offline_sessions) {
+        if (!end &&
+            offline_sessions_.load(std::memory_order_relaxed) >= limits_.max_offline_sessions) {
           // Kept offline sessions are memory no one bounds but this cap.
           spdlog::warn("session '{}' not kept: {} offline sessions (limits.max_offline_sessions)",
                        s->client_id(), limits_.max_offline_sessions);
@@ -581,8 +579,7 @@ void Broker::session_started(std::string_view client_id, uint64_t connected_at_u
   start.connected_at_unix_ms = connected_at_unix_ms;
   start.provider = {login.provider.data(), login.provider.size()};
   start.principal = {login.principal.data(), login.principal.size()};
-  start.may_take_over =
-      login.policy && login.policy->allows("mqtt:connect", client_id) ? 1 : 0;
+  start.may_take_over = login.policy && login.policy->allows("mqtt:connect", client_id) ? 1 : 0;
   for (const Tap& tap : taps_) {
     if (BB_HAS(tap.table, bb_message_tap, session_started_as) && tap.table->session_started_as) {
       tap.table->session_started_as(tap.user, &start);

@@ -248,6 +248,9 @@ class Broker {
 
  private:
   struct Route;
+  // Every session (live or offline) of the principal.
+  std::vector<session::SessionPtr> sessions_of(std::string_view provider,
+                                               std::string_view principal) const;
   static void collect(void* ctx, const topic_tree::Subscriber& s);
   // What one message left in the store while being routed.
   struct Stored {

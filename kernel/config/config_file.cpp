@@ -3,8 +3,8 @@
 
 #include "kernel/rules/topic_rules.hpp"
 
-#include <backbone/quotas.hpp>
 #include <backbone/json.hpp>
+#include <backbone/quotas.hpp>
 
 #include <fstream>
 #include <limits>

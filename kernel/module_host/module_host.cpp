@@ -310,8 +310,7 @@ struct HostApiImpl {
 
   static bb_status session_takeover_as(bb_host_ctx* h, const bb_session_start* s) noexcept {
     try {
-      if (!inst(h) || !s || !BB_HAS(s, bb_session_start, principal) ||
-          s->connected_at_unix_ms == 0)
+      if (!inst(h) || !s || !BB_HAS(s, bb_session_start, principal) || s->connected_at_unix_ms == 0)
         return failed(BB_E_INVALID, "bad bb_session_start");
       const std::string provider = text(s->provider), principal = text(s->principal);
       broker::Broker::Login by{provider, principal, nullptr, s->may_take_over != 0};
@@ -648,10 +647,12 @@ struct HostApiImpl {
         const auto now = quota::RateLimiter::Clock::now();
         const bool messages_over =
             usage->messages.try_spend(1, q.publish_rate, q.publish_burst, now).count() > 0;
-        if (messages_over || usage->bytes.try_spend(msg->payload.size(), q.publish_bytes_rate,
-                                                   q.publish_bytes_burst, now).count() > 0) {
-          const std::string_view which = messages_over ? quota::kPublishRate
-                                                       : quota::kPublishBytesRate;
+        if (messages_over || usage->bytes
+                                     .try_spend(msg->payload.size(), q.publish_bytes_rate,
+                                                q.publish_bytes_burst, now)
+                                     .count() > 0) {
+          const std::string_view which =
+              messages_over ? quota::kPublishRate : quota::kPublishBytesRate;
           g_broker->metrics().count_quota(which);
           *reason_code = protocol::reason::kQuotaExceeded;
           t_result = "quota exceeded: " + std::string(which);

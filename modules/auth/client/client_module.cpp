@@ -6,8 +6,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <backbone/quotas.hpp>
 #include <backbone/json.hpp>
+#include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
 
 #include "common/base64/base64.hpp"

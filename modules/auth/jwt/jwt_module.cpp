@@ -6,8 +6,8 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
-#include <backbone/quotas.hpp>
 #include <backbone/json.hpp>
+#include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 

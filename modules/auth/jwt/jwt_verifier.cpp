@@ -3,8 +3,8 @@
 
 #include "common/jose/jose_common.hpp"
 
-#include <backbone/quotas.hpp>
 #include <backbone/json.hpp>
+#include <backbone/quotas.hpp>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

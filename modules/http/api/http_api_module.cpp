@@ -265,8 +265,8 @@ class HttpApiModule : public sdk::Module {
           m.host().respond_error(ex, 403, "forbidden", "not allowed: mqtt:publish on " + topic));
     }
     if (reason == 0x97) {  // a quota of the requester (SPEC §6)
-      return void(m.host().respond_error(ex, 429, "quota_exceeded",
-                                         std::string(sdk::view(reason_string))));
+      return void(
+          m.host().respond_error(ex, 429, "quota_exceeded", std::string(sdk::view(reason_string))));
     }
     if (reason >= 0x80) {
       return void(m.host().respond_error(ex, 422, "rejected_by_topic_rule",

@@ -150,8 +150,8 @@ class WsModule : public sdk::Module {
     c->module->api()->ws_close(c->module->ctx(), c->ws, BB_WS_NORMAL);
   }
 
-  static constexpr bb_conn_ops kOps{sizeof(bb_conn_ops), 0, &WsModule::write,
-                                    &WsModule::pause_read, &WsModule::close};
+  static constexpr bb_conn_ops kOps{sizeof(bb_conn_ops), 0, &WsModule::write, &WsModule::pause_read,
+                                    &WsModule::close};
 
   std::string path_ = "/ws";
   std::string subprotocols_ = "mqtt,mqttv3.1";

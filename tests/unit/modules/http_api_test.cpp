@@ -43,10 +43,9 @@ class HttpApi : public ::testing::Test {
 };
 
 TEST_F(HttpApi, RegistersEveryRouteWhileConfiguring) {
-  EXPECT_EQ(host.routes(),
-            (std::vector<std::string>{"/health", "/ready", "/metrics", "/api/message",
-                                      "/api/topics", "/api/stats", "/api/sessions",
-                                      "/api/openapi.json"}));
+  EXPECT_EQ(host.routes(), (std::vector<std::string>{"/health", "/ready", "/metrics",
+                                                     "/api/message", "/api/topics", "/api/stats",
+                                                     "/api/sessions", "/api/openapi.json"}));
   EXPECT_THAT(host.violations(), IsEmpty());
 }
 
@@ -61,7 +60,8 @@ TEST_F(HttpApi, HealthAndReady) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(body_of(health), json({{"status", "ok"}}));
 
-  host.set_inspect("ready", R"({"ready": false, "waiting": ["k8s"], "reason": "waiting for modules"})");
+  host.set_inspect("ready",
+                   R"({"ready": false, "waiting": ["k8s"], "reason": "waiting for modules"})");
   auto not_ready = host.http(request("GET", "/ready"));
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(body_of(not_ready)["waiting"], json::array({"k8s"}));
@@ -82,8 +82,9 @@ TEST_F(HttpApi, MetricsAreTextFormat) {
 }
 
 TEST_F(HttpApi, MessageIsPublishedThroughTheHost) {
-  auto r = host.http(request("POST", "/api/message",
-                             R"({"topic": "a/b", "payload": "aGVsbG8=", "qos": 1, "retain": true})"));
+  auto r =
+      host.http(request("POST", "/api/message",
+                        R"({"topic": "a/b", "payload": "aGVsbG8=", "qos": 1, "retain": true})"));
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(body_of(r), json({{"success", true}}));
   ASSERT_EQ(host.published().size(), 1u);
@@ -134,7 +135,8 @@ TEST_F(HttpApi, TopicsCrudChecksManagementActions) {
   host.set_inspect("topics", R"({"temp": {"patterns": [{"pattern": "t"}]}})");
   auto list = host.http(request("GET", "/api/topics"));
   EXPECT_EQ(list.status, 200);
-  EXPECT_EQ(body_of(list), json::parse(R"([{"name": "temp", "spec": {"patterns": [{"pattern": "t"}]}}])"));
+  EXPECT_EQ(body_of(list),
+            json::parse(R"([{"name": "temp", "spec": {"patterns": [{"pattern": "t"}]}}])"));
   EXPECT_EQ(host.http(request("GET", "/api/topics/temp")).status, 200);
   EXPECT_EQ(host.http(request("GET", "/api/topics/none")).status, 404);
 
@@ -143,7 +145,8 @@ TEST_F(HttpApi, TopicsCrudChecksManagementActions) {
   ASSERT_EQ(host.submissions().size(), 1u);
   EXPECT_EQ(host.submissions()[0].kind, "topic");
   EXPECT_EQ(host.submissions()[0].name, "new");
-  EXPECT_EQ(json::parse(host.submissions()[0].json), json::parse(R"({"patterns": [{"pattern": "x"}]})"));
+  EXPECT_EQ(json::parse(host.submissions()[0].json),
+            json::parse(R"({"patterns": [{"pattern": "x"}]})"));
 
   EXPECT_EQ(host.http(request("PUT", "/api/topics/new", R"({"pattern": []})")).status, 400);
   EXPECT_EQ(host.http(request("PUT", "/api/topics/new", R"({})")).status, 400);
@@ -213,10 +216,12 @@ TEST(HttpApiState, TopicRulesOfTheApiAreStoredAndRestored) {
     FakeHost host;
     host.set_state_path(dir);
     ASSERT_EQ(host.load(descriptor()), BB_OK) << host.log_text();
-    EXPECT_EQ(host.http(request("PUT", "/api/topics/a", R"({"patterns": [{"pattern": "a"}]})")).status,
-              201);
-    EXPECT_EQ(host.http(request("PUT", "/api/topics/b", R"({"patterns": [{"pattern": "b"}]})")).status,
-              201);
+    EXPECT_EQ(
+        host.http(request("PUT", "/api/topics/a", R"({"patterns": [{"pattern": "a"}]})")).status,
+        201);
+    EXPECT_EQ(
+        host.http(request("PUT", "/api/topics/b", R"({"patterns": [{"pattern": "b"}]})")).status,
+        201);
     host.set_inspect("topics", R"({"a": {"patterns": [{"pattern": "a"}]}, "b": {}})");
     EXPECT_EQ(host.http(request("DELETE", "/api/topics/b")).status, 204);
   }
@@ -225,7 +230,8 @@ TEST(HttpApiState, TopicRulesOfTheApiAreStoredAndRestored) {
   ASSERT_EQ(restarted.load(descriptor()), BB_OK) << restarted.log_text();
   ASSERT_EQ(restarted.submissions().size(), 1u);
   EXPECT_EQ(restarted.submissions()[0].name, "a");
-  EXPECT_EQ(json::parse(restarted.submissions()[0].json), json::parse(R"({"patterns": [{"pattern": "a"}]})"));
+  EXPECT_EQ(json::parse(restarted.submissions()[0].json),
+            json::parse(R"({"patterns": [{"pattern": "a"}]})"));
 
   // A stored rule the kernel now refuses stops start-up (fail closed).
   FakeHost refusing;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "kernel/quota/login_throttle.hpp"
 #include "kernel/quota/quota.hpp"
+#include "kernel/quota/login_throttle.hpp"
 
 #include <chrono>
 
@@ -18,7 +18,7 @@ TEST(Quotas, ResolveTakesGivenFieldsOverDefaults) {
   defaults.publish_rate = 100;
   bb_quotas given{};
   given.struct_size = sizeof(given);
-  given.max_connections = 3;               // set
+  given.max_connections = 3;                // set
   given.publish_rate = BB_QUOTA_UNLIMITED;  // lifted
   const Quotas q = Quotas::resolve(&given, defaults);
   EXPECT_EQ(q.max_connections, 3u);

@@ -252,8 +252,9 @@ TEST(TopicRules, RegexSchemasBoundTheStringsTheyMatch) {
   EXPECT_FALSE(RuleSet::validate_spec(
       json{{"patterns",
             {{{"pattern", "x/#"},
-              {"schema", {{"properties", {{"s", {{"pattern", std::string(20000, '(') +
-                                                                 std::string(20000, ')')}}}}}}}}}}},
+              {"schema",
+               {{"properties",
+                 {{"s", {{"pattern", std::string(20000, '(') + std::string(20000, ')')}}}}}}}}}}},
       &error));
   EXPECT_THAT(error, HasSubstr("longer than 1024"));
 }
