@@ -14,6 +14,7 @@
 #include "kernel/app/sd_notify.hpp"
 #include "kernel/broker/broker.hpp"
 #include "kernel/config/config_file.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/http/http_server.hpp"
 #include "kernel/module_host/module_host.hpp"
 #include "kernel/module_host/module_loader.hpp"
@@ -168,8 +169,9 @@ int main(int argc, char** argv) {
   const uint32_t worker_count = cfg.workers ? cfg.workers : net::WorkerPool::available_cpus();
   net::WorkerPool workers(std::min<uint32_t>(worker_count, 64));
   broker::Broker broker(cfg.limits, workers);
+  connection::ConnectionTable connections(broker, workers);
   http::HttpServer http_server(broker, workers);
-  module_host::ModuleHost host(broker, workers, http_server);
+  module_host::ModuleHost host(broker, connections, workers, http_server);
   std::vector<std::string> file_rules;
   try {
     // --check-config only reads: it neither creates nor writes the state.
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("backboned {} running: {} worker(s), modules: {}", BACKBONE_VERSION, workers.size(),
                fmt::join(host.module_names(), ", "));
-  if (broker.authenticator_names().empty() && !broker.anonymous_policy())
+  if (broker.logins().names().empty() && !broker.anonymous_policy())
     spdlog::warn(
         "no authentication provider is configured and anonymous access is off: no "
         "client can log in (set ADMIN_TOKEN or TOKEN_SECRET)");
@@ -246,7 +248,7 @@ int main(int argc, char** argv) {
     break;
   }
   app::sd_notify("STOPPING=1");
-  broker.close_all(protocol::reason::kServerShuttingDown);
+  connections.close_all(protocol::reason::kServerShuttingDown);
   // Drain: DISCONNECTs and queued bytes go out until every connection is
   // closed, or the grace period ends.
   const auto drain_deadline =
@@ -261,6 +263,9 @@ int main(int argc, char** argv) {
   // Everything acknowledged is durable before the process ends.
   broker.close_store();
   http_server.stop();
+  // Logins still waiting are abandoned: their authenticators hear of it
+  // before the modules stop.
+  broker.logins().cancel_all();
   host.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   workers.stop();

@@ -8,7 +8,6 @@
 
 #include "kernel/protocol/reason_code.hpp"
 #include "kernel/retain/retained_store.hpp"
-#include "kernel/session/connection.hpp"
 
 namespace backbone::kernel::broker {
 
@@ -16,41 +15,34 @@ namespace reason = protocol::reason;
 using session::ConnId;
 using session::Session;
 
-AuthOutcome copy_auth_result(const bb_auth_result& r) {
-  AuthOutcome out;
-  out.verdict = r.verdict;
-  auto text = [](bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); };
-  out.principal = text(r.principal);
-  out.log_reason = text(r.log_reason);
-  if (BB_HAS(&r, bb_auth_result, expires_at_unix_s)) out.expires_at_unix_s = r.expires_at_unix_s;
-  if (BB_HAS(&r, bb_auth_result, quotas) && r.quotas) {
-    // The module's struct may be older (shorter) than ours: copy what it has.
-    bb_quotas q{};
-    std::memcpy(&q, r.quotas, std::min<size_t>(r.quotas->struct_size, sizeof q));
-    q.struct_size = static_cast<uint32_t>(std::min<size_t>(r.quotas->struct_size, sizeof q));
-    out.quotas = q;
-  }
-  out.statements = statements_from_abi(r.statements, r.statement_count);
-  return out;
+namespace {
+
+// Until connections are attached (and in tests of routing alone).
+class NoConnections final : public Connections {
+ public:
+  void wake(ConnId) override {}
+  void resume_publisher(ConnId) override {}
+  void disconnect(ConnId, uint8_t, std::string_view) override {}
+  void revoke(ConnId) override {}
+  void set_policy(ConnId, std::shared_ptr<const authz::Policy>) override {}
+  void set_quotas(ConnId, const quota::Quotas&) override {}
+  void tick(uint32_t, Clock::time_point) override {}
+};
+
+Connections& no_connections() {
+  static NoConnections none;
+  return none;
 }
 
-std::vector<authz::Statement> statements_from_abi(const bb_statement* statements, size_t count) {
-  auto text = [](bb_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); };
-  std::vector<authz::Statement> out;
-  for (size_t i = 0; statements && i < count; ++i) {
-    const bb_statement& s = statements[i];
-    out.push_back(
-        authz::Statement{s.effect == BB_EFFECT_ALLOW, {text(s.action)}, {text(s.resource)}});
-  }
-  return out;
-}
+}  // namespace
 
 Broker::Broker(config::Limits limits, net::WorkerPool& workers)
     : limits_(limits),
       workers_(workers),
       login_throttle_(limits.login_failures_before_backoff,
                       std::chrono::milliseconds(limits.login_backoff_max_ms)),
-      connections_(workers.size()) {
+      logins_(std::chrono::milliseconds(limits.auth_timeout_ms)),
+      connections_(&no_connections()) {
   rules_.set(std::shared_ptr<const rules::RuleSet>(rules::RuleSet::compile({}, nullptr)));
   next_sys_ = Clock::now();
 }
@@ -158,7 +150,7 @@ void Broker::update_principal(std::string_view provider, std::string_view princi
                  s->client_id());
     const ConnId conn = s->conn();
     if (conn != 0) {
-      with_connection(conn, [](session::Connection& c) { c.revoke(); });
+      connections_->revoke(conn);
     }
     {
       std::lock_guard lock(s->mutex());
@@ -207,7 +199,7 @@ void Broker::apply_policy(const session::SessionPtr& s,
     unsubscribe(*s, f);
   }
   if (const ConnId conn = s->conn()) {
-    with_connection(conn, [policy](session::Connection& c) { c.set_policy(policy); });
+    connections_->set_policy(conn, policy);
   }
 }
 
@@ -240,106 +232,6 @@ bool Broker::replace_topic_rules(const std::vector<std::string>& remove,
   rule_specs_ = std::move(candidate);
   rules_.set(std::move(compiled));
   return true;
-}
-
-void Broker::register_authenticator(std::string name, Authenticator a) {
-  std::lock_guard lock(policy_mutex_);
-  if (a.serialize) a.serial_mutex = std::make_shared<std::mutex>();
-  authenticators_[std::move(name)] = a;
-}
-
-const Authenticator* Broker::find_authenticator(std::string_view name) const {
-  std::lock_guard lock(policy_mutex_);
-  auto it = authenticators_.find(name);
-  return it == authenticators_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> Broker::authenticator_names() const {
-  std::lock_guard lock(policy_mutex_);
-  std::vector<std::string> names;
-  for (const auto& [name, a] : authenticators_) names.push_back(name);
-  return names;
-}
-
-// --- connections ---
-
-ConnId Broker::open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user,
-                               bool on_current_worker) {
-  if (stats_.connections.load(std::memory_order_relaxed) >= limits_.max_connections) return 0;
-  net::Worker* current = net::WorkerPool::current();
-  net::Worker& worker = on_current_worker && current ? *current : workers_.next();
-  const ConnId id = (next_conn_serial_.fetch_add(1) << 8) | worker.index();
-  auto conn = std::make_unique<session::Connection>(*this, worker, id, info, ops, user);
-  if (current == &worker) {
-    connections_[worker.index()].emplace(id, std::move(conn));
-  } else {
-    // Only the worker itself touches its connection map; the transport's
-    // later calls for this id are queued behind this insertion.
-    auto* map = &connections_[worker.index()];
-    worker.post([map, id, c = std::move(conn)]() mutable { map->emplace(id, std::move(c)); });
-  }
-  stats_.connections.fetch_add(1, std::memory_order_relaxed);
-  return id;
-}
-
-session::Connection* Broker::find_connection(ConnId id) {
-  const uint32_t w = worker_of(id);
-  if (w >= connections_.size()) return nullptr;
-  auto& map = connections_[w];
-  auto it = map.find(id);
-  return it == map.end() ? nullptr : it->second.get();
-}
-
-bool Broker::feed(ConnId id, std::string_view data) {
-  session::Connection* c = find_connection(id);
-  return c && c->feed(data);
-}
-
-void Broker::connection_closed(ConnId id) {
-  session::Connection* c = find_connection(id);
-  if (!c) return;
-  c->on_transport_closed();
-  // The transport may call this from inside our own call into ops->close:
-  // destroy the connection only after the current event completes.
-  auto* map = &connections_[worker_of(id)];
-  c->worker().post([map, id] { map->erase(id); });
-  stats_.connections.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void Broker::backpressure(ConnId id, bool above) {
-  if (session::Connection* c = find_connection(id)) c->set_backpressure(above);
-}
-
-void Broker::with_connection(ConnId id, std::function<void(session::Connection&)> fn) {
-  const uint32_t w = worker_of(id);
-  if (w >= connections_.size()) return;
-  net::Worker& worker = workers_.at(w);
-  if (net::WorkerPool::current() == &worker) {
-    if (session::Connection* c = find_connection(id)) fn(*c);
-    return;
-  }
-  worker.post([this, id, fn = std::move(fn)] {
-    if (session::Connection* c = find_connection(id)) fn(*c);
-  });
-}
-
-void Broker::close_all(uint8_t reason_code) {
-  for (uint32_t w = 0; w < workers_.size(); ++w) {
-    workers_.at(w).post([this, w, reason_code] {
-      std::vector<ConnId> ids;
-      for (auto& [id, c] : connections_[w]) ids.push_back(id);
-      for (ConnId id : ids) {
-        if (session::Connection* c = find_connection(id)) c->disconnect(reason_code);
-      }
-    });
-  }
-}
-
-bb_status Broker::auth_complete(bb_auth_ticket ticket, const bb_auth_result& r) {
-  if (ticket == 0 || worker_of(ticket) >= connections_.size()) return BB_E_STALE;
-  auto outcome = std::make_shared<AuthOutcome>(copy_auth_result(r));
-  with_connection(ticket, [outcome](session::Connection& c) { c.auth_done(std::move(*outcome)); });
-  return BB_OK;
 }
 
 // --- sessions ---
@@ -385,8 +277,7 @@ Broker::Attached Broker::attach_session(const std::string& client_id, bool clean
       old->set_conn(0);
     }
     if (previous != 0) {
-      with_connection(previous,
-                      [](session::Connection& c) { c.disconnect(reason::kSessionTakenOver); });
+      connections_->disconnect(previous, reason::kSessionTakenOver, {});
     }
     if (clean_start) end_session(old);
   }
@@ -422,35 +313,30 @@ void Broker::update_quotas(std::string_view provider, std::string_view principal
   // Its next login starts from these too.
   if (auto usage = principals_.find(provider, principal)) usage->set_quotas(q);
   for (const auto& s : sessions_of(provider, principal)) {
-    if (const ConnId c = s->conn())
-      with_connection(c, [q](session::Connection& conn) { conn.set_quotas(q); });
+    if (const ConnId c = s->conn()) connections_->set_quotas(c, q);
   }
 }
 
-void Broker::detach_session(const session::SessionPtr& s) {
+void Broker::detach_session(const session::SessionPtr& s, ConnId conn) {
   bool end = false;
   {
     std::lock_guard lock(s->mutex());
     // A takeover may already have bound the session to a newer connection.
-    const ConnId conn = s->conn();
-    if (conn != 0) {
-      session::Connection* c = find_connection(conn);
-      if (c && c->session() == s) {
-        s->set_conn(0);
-        s->offline_since = Clock::now();
-        end = !s->persistent();
-        if (!end &&
-            offline_sessions_.load(std::memory_order_relaxed) >= limits_.max_offline_sessions) {
-          // Kept offline sessions are memory no one bounds but this cap.
-          spdlog::warn("session '{}' not kept: {} offline sessions (limits.max_offline_sessions)",
-                       s->client_id(), limits_.max_offline_sessions);
-          metrics_.count_quota("limits.max_offline_sessions");
-          s->expiry_interval_s = 0;
-          end = true;
-        }
-        if (!end) offline_sessions_.fetch_add(1, std::memory_order_relaxed);
-        s->paused_publishers.clear();
+    if (conn != 0 && s->conn() == conn) {
+      s->set_conn(0);
+      s->offline_since = Clock::now();
+      end = !s->persistent();
+      if (!end &&
+          offline_sessions_.load(std::memory_order_relaxed) >= limits_.max_offline_sessions) {
+        // Kept offline sessions are memory no one bounds but this cap.
+        spdlog::warn("session '{}' not kept: {} offline sessions (limits.max_offline_sessions)",
+                     s->client_id(), limits_.max_offline_sessions);
+        metrics_.count_quota("limits.max_offline_sessions");
+        s->expiry_interval_s = 0;
+        end = true;
       }
+      if (!end) offline_sessions_.fetch_add(1, std::memory_order_relaxed);
+      s->paused_publishers.clear();
     }
   }
   if (end) {
@@ -706,7 +592,7 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
 void Broker::schedule_flush(Session& s) {
   const ConnId conn = s.conn();
   if (conn == 0) return;
-  with_connection(conn, [](session::Connection& c) { c.request_flush(); });
+  connections_->wake(conn);
 }
 
 void Broker::deliver_retained(Session& s, std::string_view filter,
@@ -752,24 +638,15 @@ void Broker::arm_timer(uint32_t w) {
   timers_[w]->expires_after(std::chrono::seconds(1));
   timers_[w]->async_wait([this, w](boost::system::error_code ec) {
     if (ec) return;
-    tick_worker(w);
+    connections_->tick(w, Clock::now());
     if (w == 0) tick();
     arm_timer(w);
   });
 }
 
-void Broker::tick_worker(uint32_t w) {
-  const auto now = Clock::now();
-  std::vector<ConnId> ids;
-  ids.reserve(connections_[w].size());
-  for (auto& [id, c] : connections_[w]) ids.push_back(id);
-  for (ConnId id : ids) {
-    if (session::Connection* c = find_connection(id)) c->tick(now);
-  }
-}
-
 void Broker::tick() {
   const auto now = Clock::now();
+  logins_.expire(now);
   // Delayed wills whose time has come, and wills of sessions that ended.
   std::vector<PendingWill> due;
   {

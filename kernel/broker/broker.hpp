@@ -20,11 +20,13 @@
 #include <backbone/module_abi.h>
 #include <nlohmann/json.hpp>
 
+#include "kernel/auth/logins.hpp"
 #include "kernel/authz/policy.hpp"
-#include "kernel/broker/message.hpp"
+#include "kernel/broker/connections.hpp"
 #include "kernel/broker/metrics.hpp"
 #include "kernel/broker/versioned.hpp"
 #include "kernel/config/limits.hpp"
+#include "kernel/message/message.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/quota/login_throttle.hpp"
 #include "kernel/quota/quota.hpp"
@@ -34,32 +36,11 @@
 #include "kernel/store/store.hpp"
 #include "kernel/topic_tree/topic_tree.hpp"
 
-namespace backbone::kernel::session {
-class Connection;
-}
-
 namespace backbone::kernel::broker {
 
-// A registered authenticator: the module's table and its user pointer.
-struct Authenticator {
-  const bb_authenticator* table = nullptr;
-  void* user = nullptr;
-  bool serialize = false;
-  std::shared_ptr<std::mutex> serial_mutex;
-};
-
-// The copied outcome of an authentication, owned by the kernel.
-struct AuthOutcome {
-  int32_t verdict = BB_AUTH_DENY;
-  std::string principal;
-  std::string log_reason;
-  std::vector<authz::Statement> statements;
-  int64_t expires_at_unix_s = 0;
-  std::optional<bb_quotas> quotas;  // ABI 1.3
-};
-AuthOutcome copy_auth_result(const bb_auth_result& r);
-// One kernel statement per (effect, action, resource) triple of the ABI.
-std::vector<authz::Statement> statements_from_abi(const bb_statement* statements, size_t count);
+using message::Clock;
+using message::Message;
+using message::MessagePtr;
 
 struct Stats {
   std::atomic<uint64_t> connections{0};
@@ -120,6 +101,8 @@ class Broker {
   Metrics& metrics() { return metrics_; }
   quota::PrincipalTable& principals() { return principals_; }
   quota::LoginThrottle& login_throttle() { return login_throttle_; }
+  // The authenticators and pending logins (MQTT and HTTP).
+  auth::Logins& logins() { return logins_; }
   // New quotas for every session of (provider, principal) (SPEC §6): live
   // within a second, new logins at once. Null = the broker's defaults.
   void update_quotas(std::string_view provider, std::string_view principal,
@@ -134,7 +117,6 @@ class Broker {
   bool replace_topic_rules(const std::vector<std::string>& remove,
                            const std::map<std::string, nlohmann::json>& set, std::string* error);
   std::shared_ptr<const rules::RuleSet> topic_rules() const { return rules_.get(); }
-  void register_authenticator(std::string name, Authenticator a);
   // Live statement change for every session of (provider, principal); a
   // null policy revokes: those sessions are disconnected and ended.
   void update_principal(std::string_view provider, std::string_view principal,
@@ -142,29 +124,16 @@ class Broker {
   // Puts a session under `p`: its read decisions, queued messages it may no
   // longer read (dropped) and subscriptions no longer allowed (removed).
   void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
-  const Authenticator* find_authenticator(std::string_view name) const;
   // Before the workers start; read without a lock afterwards.
   void add_tap(Tap tap) { taps_.push_back(tap); }
   // A client's session started here (CONNACK sent): the taps hear of it.
   void session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
                        const Login& login);
-  std::vector<std::string> authenticator_names() const;
 
-  // --- connections (transport side), on the connection's worker ---
-  // `on_current_worker`: bind to the calling worker instead of round robin.
-  session::ConnId open_connection(const bb_conn_info& info, const bb_conn_ops* ops, void* user,
-                                  bool on_current_worker = false);
-  bool feed(session::ConnId id, std::string_view data);
-  void connection_closed(session::ConnId id);
-  void backpressure(session::ConnId id, bool above);
-  session::Connection* find_connection(session::ConnId id);  // current worker only
-  static uint32_t worker_of(session::ConnId id) { return static_cast<uint32_t>(id & 0xFF); }
-  // Runs fn on the connection's worker if the connection still exists there.
-  void with_connection(session::ConnId id, std::function<void(session::Connection&)> fn);
-  void close_all(uint8_t reason);
-
-  // --- authentication (any thread) ---
-  bb_status auth_complete(bb_auth_ticket ticket, const bb_auth_result& r);
+  // The connections sessions are bound to; set once, before the workers
+  // start (until then, and in tests without connections, none).
+  void attach_connections(Connections& c) { connections_ = &c; }
+  Connections& connections() { return *connections_; }
 
   // --- the store (SPEC §10), attached before the workers start ---
   // Restores what `state` holds and persists from now on.
@@ -197,8 +166,10 @@ class Broker {
   // allow "mqtt:connect" on the client id (SPEC §6): then nothing changes.
   Attached attach_session(const std::string& client_id, bool clean_start, session::ConnId conn,
                           const Login& login);
-  void detach_session(const session::SessionPtr& s);  // connection gone
-  void end_session(const session::SessionPtr& s);     // remove state entirely
+  // Connection `conn` is gone: the session goes offline (or ends) unless a
+  // takeover has bound it to a newer connection already.
+  void detach_session(const session::SessionPtr& s, session::ConnId conn);
+  void end_session(const session::SessionPtr& s);  // remove state entirely
   size_t session_count() const;
 
   // --- subscriptions ---
@@ -262,7 +233,6 @@ class Broker {
                const session::SubIds& ids, session::ConnId publisher_conn, uint64_t read_policy,
                Stored& stored);
   void publish_sys();
-  void tick_worker(uint32_t worker);
   void arm_timer(uint32_t worker);
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;
 
@@ -274,7 +244,6 @@ class Broker {
 
   mutable std::mutex policy_mutex_;
   std::shared_ptr<const authz::Policy> anonymous_policy_;
-  std::map<std::string, Authenticator, std::less<>> authenticators_;
   std::vector<Tap> taps_;
   bool admit(const Origin& origin, const Message& msg, IngressResult& result);
   void tap_message(const Message& msg);
@@ -287,6 +256,7 @@ class Broker {
 
   quota::PrincipalTable principals_;
   quota::LoginThrottle login_throttle_;
+  auth::Logins logins_;
 
   mutable std::mutex sessions_mutex_;
   std::unordered_map<std::string, session::SessionPtr> sessions_;
@@ -298,10 +268,7 @@ class Broker {
 
   retain::RetainedStore retained_;
 
-  // Connections per worker; each map is touched only by its worker thread.
-  std::vector<std::unordered_map<session::ConnId, std::unique_ptr<session::Connection>>>
-      connections_;
-  std::atomic<uint64_t> next_conn_serial_{1};
+  Connections* connections_;
 
   struct PendingWill {
     MessagePtr msg;

@@ -4,7 +4,6 @@
 
 #include "kernel/broker/broker.hpp"
 #include "kernel/protocol/reason_code.hpp"
-#include "kernel/session/connection.hpp"
 
 namespace backbone::kernel::broker {
 
@@ -196,10 +195,9 @@ bool Broker::kick(const std::string& client_id, uint8_t reason, uint64_t connect
     s->expiry_interval_s = 0;
   }
   if (conn != 0) {
-    with_connection(conn, [reason, takeover](session::Connection& c) {
-      c.disconnect(reason, takeover ? "session taken over on another broker"
-                                    : "disconnected by an administrator");
-    });
+    connections_->disconnect(
+        conn, reason,
+        takeover ? "session taken over on another broker" : "disconnected by an administrator");
   }
   end_session(s);
   return true;

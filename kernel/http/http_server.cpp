@@ -174,7 +174,7 @@ class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
   virtual void on_response(uint64_t ex, std::shared_ptr<ResponseData> r) = 0;
-  virtual void on_auth(uint64_t ex, std::shared_ptr<broker::AuthOutcome> outcome) = 0;
+  virtual void on_auth(uint64_t ex, std::shared_ptr<auth::Outcome> outcome) = 0;
 };
 
 class WebSocketBase {
@@ -903,7 +903,7 @@ class HttpConnection : public ConnectionBase,
     write(std::move(*r));
   }
 
-  void on_auth(uint64_t ex, std::shared_ptr<broker::AuthOutcome> outcome) override {
+  void on_auth(uint64_t ex, std::shared_ptr<auth::Outcome> outcome) override {
     if (ex != current_ || !authenticating_) return;
     authenticating_ = false;
     timer_.cancel();
@@ -1095,7 +1095,7 @@ class HttpConnection : public ConnectionBase,
                            "<provider>'");
     }
     provider_.assign(provider.data(), provider.size());
-    const broker::Authenticator* auth = impl_.broker.find_authenticator(provider_);
+    const auth::Authenticator* auth = impl_.broker.logins().find(provider_);
     if (!auth) {
       spdlog::info("http {}: {} {}: no authentication provider '{}'", peer_,
                    std::string(request().method_string()), path_, provider_);
@@ -1133,10 +1133,10 @@ class HttpConnection : public ConnectionBase,
       spdlog::warn("http {}: provider '{}' failed with status {}", peer_, provider_, status);
       return fail_exchange(503, "unavailable", "the authentication provider failed");
     }
-    authenticated(broker::copy_auth_result(result));
+    authenticated(auth::copy_result(result));
   }
 
-  void authenticated(broker::AuthOutcome&& outcome) {
+  void authenticated(auth::Outcome&& outcome) {
     impl_.broker.metrics().observe_login(provider_, outcome.verdict,
                                          std::chrono::steady_clock::now() - auth_started_);
     auto ex = impl_.find_exchange(current_);
@@ -1569,10 +1569,10 @@ int32_t HttpServer::authorize(bb_http_exchange ex, std::string_view action,
   return allowed ? 1 : 0;
 }
 
-bb_status HttpServer::auth_complete(bb_auth_ticket t, broker::AuthOutcome&& outcome) {
+bb_status HttpServer::auth_complete(bb_auth_ticket t, auth::Outcome&& outcome) {
   auto exchange = impl_->find_exchange(t & ~kTicketBit);
   if (!exchange) return BB_E_STALE;
-  auto shared = std::make_shared<broker::AuthOutcome>(std::move(outcome));
+  auto shared = std::make_shared<auth::Outcome>(std::move(outcome));
   exchange->worker->post([exchange, shared] {
     if (auto conn = exchange->conn.lock()) conn->on_auth(exchange->id, shared);
   });

@@ -18,10 +18,12 @@
 #include "kernel/authz/policy.hpp"
 #include "kernel/config/config_file.hpp"
 
+namespace backbone::kernel::auth {
+struct Outcome;
+}
 namespace backbone::kernel::broker {
 class Broker;
-struct AuthOutcome;
-}  // namespace backbone::kernel::broker
+}
 namespace backbone::kernel::net {
 class WorkerPool;
 }
@@ -84,7 +86,7 @@ class HttpServer {
   // The requester's quotas and usage (BB_HTTP_AUTH routes), or null.
   quota::PrincipalPtr principal_of(bb_http_exchange ex);
   static bool is_http_ticket(bb_auth_ticket t) { return (t >> 63) != 0; }
-  bb_status auth_complete(bb_auth_ticket t, broker::AuthOutcome&& outcome);
+  bb_status auth_complete(bb_auth_ticket t, auth::Outcome&& outcome);
 
   // --- WebSockets (the WebSocket's worker only) ---
   bb_status ws_send(bb_ws_id ws, const bb_bytes* chunks, size_t count);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/http/http_server.hpp"
 #include "kernel/net/worker_pool.hpp"
 #include "kernel/protocol/codec.hpp"
@@ -123,6 +124,7 @@ struct WatchRegistry {
 };
 
 broker::Broker* g_broker = nullptr;
+connection::ConnectionTable* g_connections = nullptr;
 net::WorkerPool* g_workers = nullptr;
 http::HttpServer* g_http = nullptr;
 ModuleHost* g_host = nullptr;
@@ -229,13 +231,13 @@ struct HostApiImpl {
 
   // The kernel's message for a module's; nullptr (and last_error says why)
   // when it is not one a client could publish.
-  static broker::MessagePtr message_of(const bb_message* m) {
-    auto refuse = [](std::string why) -> broker::MessagePtr {
+  static message::MessagePtr message_of(const bb_message* m) {
+    auto refuse = [](std::string why) -> message::MessagePtr {
       failed(BB_E_INVALID, std::move(why));
       return nullptr;
     };
     if (!m || m->qos > 2) return refuse("invalid message");
-    auto msg = std::make_shared<broker::Message>();
+    auto msg = std::make_shared<message::Message>();
     msg->topic = text(m->topic);
     if (!protocol::valid_topic_name(msg->topic) || !protocol::valid_utf8(msg->topic))
       return refuse("invalid topic name");
@@ -245,7 +247,7 @@ struct HostApiImpl {
       msg->payload.assign(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len);
     msg->qos = m->qos;
     msg->retain = m->retain != 0;
-    if (m->expiry_s) msg->expires_at = broker::Clock::now() + std::chrono::seconds(m->expiry_s);
+    if (m->expiry_s) msg->expires_at = message::Clock::now() + std::chrono::seconds(m->expiry_s);
     // The content type field and the property block become the properties a
     // subscriber receives, checked as a PUBLISH's would be.
     std::string props;
@@ -360,15 +362,14 @@ struct HostApiImpl {
       if (!i || !a || !a->authenticate || a->name.len == 0) return BB_E_INVALID;
       if (i->configured) return BB_E_STATE;
       const std::string name = text(a->name);
-      if (g_broker->find_authenticator(name)) {
-        spdlog::error("[{}] authenticator '{}' is already registered", i->name(), name);
-        return BB_E_INVALID;
-      }
-      broker::Authenticator entry;
+      auth::Authenticator entry;
       entry.table = a;
       entry.user = user;
       entry.serialize = (i->descriptor->flags & BB_MODULE_SERIALIZE) != 0;
-      g_broker->register_authenticator(name, entry);
+      if (!g_broker->logins().add(name, entry)) {
+        spdlog::error("[{}] authenticator '{}' is already registered", i->name(), name);
+        return BB_E_INVALID;
+      }
       spdlog::info("[{}] authentication provider '{}' registered", i->name(), name);
       return BB_OK;
     } catch (...) {
@@ -380,8 +381,8 @@ struct HostApiImpl {
     try {
       if (!r) return BB_E_INVALID;
       if (http::HttpServer::is_http_ticket(t))
-        return g_http->auth_complete(t, broker::copy_auth_result(*r));
-      return g_broker->auth_complete(t, *r);
+        return g_http->auth_complete(t, auth::copy_result(*r));
+      return g_broker->logins().complete(t, *r);
     } catch (...) {
       return BB_E_INTERNAL;
     }
@@ -395,7 +396,7 @@ struct HostApiImpl {
       const bool here =
           BB_HAS(info, bb_conn_info, flags) && (info->flags & BB_CONN_ON_CALLING_WORKER);
       if (here && !net::WorkerPool::current()) return BB_E_STATE;
-      const bb_conn_id id = g_broker->open_connection(*info, ops, conn_user, here);
+      const bb_conn_id id = g_connections->open(*info, ops, conn_user, here);
       if (id == 0) return BB_E_NOMEM;  // connection limit reached
       *out = id;
       return BB_OK;
@@ -406,8 +407,8 @@ struct HostApiImpl {
 
   static bb_status conn_feed(bb_host_ctx*, bb_conn_id c, bb_bytes data) noexcept {
     try {
-      if (!g_broker->find_connection(c)) return BB_E_STALE;
-      g_broker->feed(c, std::string_view(reinterpret_cast<const char*>(data.ptr), data.len));
+      if (!g_connections->find(c)) return BB_E_STALE;
+      g_connections->feed(c, std::string_view(reinterpret_cast<const char*>(data.ptr), data.len));
       return BB_OK;
     } catch (const std::exception& e) {
       spdlog::error("connection {}: internal error: {}", c, e.what());
@@ -417,14 +418,14 @@ struct HostApiImpl {
 
   static void conn_backpressure(bb_host_ctx*, bb_conn_id c, int32_t above) noexcept {
     try {
-      g_broker->backpressure(c, above != 0);
+      g_connections->backpressure(c, above != 0);
     } catch (...) {
     }
   }
 
   static void conn_closed(bb_host_ctx*, bb_conn_id c) noexcept {
     try {
-      g_broker->connection_closed(c);
+      g_connections->closed(c);
     } catch (const std::exception& e) {
       spdlog::error("connection {}: error while closing: {}", c, e.what());
     }
@@ -435,8 +436,9 @@ struct HostApiImpl {
     try {
       if (!inst(h) || fd < 0 || !fn || !out) return BB_E_INVALID;
       net::Worker& worker =
-          affinity != 0 ? g_workers->at(broker::Broker::worker_of(affinity) % g_workers->size())
-                        : g_workers->next();
+          affinity != 0
+              ? g_workers->at(connection::ConnectionTable::worker_of(affinity) % g_workers->size())
+              : g_workers->next();
       const bb_io_watch id = (g_watches->next.fetch_add(1) << 8) | worker.index();
       auto watch = std::make_shared<IoWatch>(worker, fd, fn, user);
       auto* map = &g_watches->by_worker[worker.index()];
@@ -545,7 +547,7 @@ struct HostApiImpl {
       std::shared_ptr<const authz::Policy> policy;
       if (!revoked) {
         std::string error;
-        policy = authz::Policy::compile(broker::statements_from_abi(statements, count), &error);
+        policy = authz::Policy::compile(auth::statements_from_abi(statements, count), &error);
         if (!policy) {
           spdlog::error("[{}] statements for '{}' refused, previous ones stay: {}", inst(h)->name(),
                         text(principal), error);
@@ -793,9 +795,11 @@ const bb_host_api* ModuleHost::api() {
   return &HostApiImpl::kApi;
 }
 
-ModuleHost::ModuleHost(broker::Broker& broker, net::WorkerPool& workers, http::HttpServer& http)
+ModuleHost::ModuleHost(broker::Broker& broker, connection::ConnectionTable& connections,
+                       net::WorkerPool& workers, http::HttpServer& http)
     : http_(http) {
   g_broker = &broker;
+  g_connections = &connections;
   g_workers = &workers;
   g_http = &http;
   g_host = this;

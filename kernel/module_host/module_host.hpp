@@ -15,6 +15,9 @@
 namespace backbone::kernel::broker {
 class Broker;
 }
+namespace backbone::kernel::connection {
+class ConnectionTable;
+}
 namespace backbone::kernel::net {
 class WorkerPool;
 }
@@ -28,7 +31,8 @@ namespace backbone::kernel::module_host {
 // Lifecycle calls run on the control thread (the one calling these methods).
 class ModuleHost {
  public:
-  ModuleHost(broker::Broker& broker, net::WorkerPool& workers, http::HttpServer& http);
+  ModuleHost(broker::Broker& broker, connection::ConnectionTable& connections,
+             net::WorkerPool& workers, http::HttpServer& http);
   ~ModuleHost();
 
   // Loads and creates every enabled module of the config, then configures

@@ -25,7 +25,7 @@ void RetainedStore::release_locked(const Entry& e) {
   }
 }
 
-std::string_view RetainedStore::set(const broker::MessagePtr& msg, const quota::PrincipalPtr& owner,
+std::string_view RetainedStore::set(const message::MessagePtr& msg, const quota::PrincipalPtr& owner,
                                     const Caps& caps) {
   Shard& shard = shards_[shard_index(msg->topic)];
   std::lock_guard lock(shard.mutex);
@@ -76,7 +76,7 @@ std::string_view RetainedStore::set(const broker::MessagePtr& msg, const quota::
   return {};
 }
 
-void RetainedStore::restore(const broker::MessagePtr& msg) {
+void RetainedStore::restore(const message::MessagePtr& msg) {
   Shard& shard = shards_[shard_index(msg->topic)];
   std::lock_guard lock(shard.mutex);
   auto& e = shard.messages[msg->topic];
@@ -90,7 +90,7 @@ void RetainedStore::restore(const broker::MessagePtr& msg) {
 }
 
 void RetainedStore::collect(const Shard& shard, std::string_view filter,
-                            broker::Clock::time_point now, std::vector<broker::MessagePtr>& out) {
+                            message::Clock::time_point now, std::vector<message::MessagePtr>& out) {
   // Only topics under the filter's literal head can match: "a/b/+/c" reads
   // from "a/b" on, in order, until the topics leave that prefix.
   const size_t wild = filter.find_first_of("+#");
@@ -111,9 +111,9 @@ void RetainedStore::collect(const Shard& shard, std::string_view filter,
   }
 }
 
-std::vector<broker::MessagePtr> RetainedStore::matching(std::string_view filter) const {
-  std::vector<broker::MessagePtr> out;
-  const auto now = broker::Clock::now();
+std::vector<message::MessagePtr> RetainedStore::matching(std::string_view filter) const {
+  std::vector<message::MessagePtr> out;
+  const auto now = message::Clock::now();
   const std::string_view first = first_level(filter);
   if (first != "+" && first != "#") {
     collect(shards_[shard_index(filter)], filter, now, out);

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernel/broker/message.hpp"
+#include "kernel/message/message.hpp"
 #include "kernel/quota/quota.hpp"
 
 namespace backbone::kernel::retain {
@@ -32,20 +32,20 @@ class RetainedStore {
   // quotas; an empty payload removes the topic's message (never refused).
   // Returns the name of the limit it would break (nothing changes then), or
   // an empty view when stored.
-  std::string_view set(const broker::MessagePtr& msg, const quota::PrincipalPtr& owner,
+  std::string_view set(const message::MessagePtr& msg, const quota::PrincipalPtr& owner,
                        const Caps& caps);
   // A message restored from the store: not counted against any limit.
-  void restore(const broker::MessagePtr& msg);
+  void restore(const message::MessagePtr& msg);
   // Matching, unexpired messages for a subscription filter.
-  std::vector<broker::MessagePtr> matching(std::string_view filter) const;
+  std::vector<message::MessagePtr> matching(std::string_view filter) const;
   size_t size() const;
 
  private:
   struct Entry {
-    broker::MessagePtr msg;
+    message::MessagePtr msg;
     quota::PrincipalPtr owner;  // whose retained quota it counts against
   };
-  static uint64_t bytes_of(const broker::Message& m) { return m.topic.size() + m.payload.size(); }
+  static uint64_t bytes_of(const message::Message& m) { return m.topic.size() + m.payload.size(); }
   void release_locked(const Entry& e);
 
   struct Shard {
@@ -55,8 +55,8 @@ class RetainedStore {
   static constexpr size_t kShards = 64;
   static size_t shard_index(std::string_view topic);
   // Appends the matching, unexpired messages of one shard.
-  static void collect(const Shard& shard, std::string_view filter, broker::Clock::time_point now,
-                      std::vector<broker::MessagePtr>& out);
+  static void collect(const Shard& shard, std::string_view filter, message::Clock::time_point now,
+                      std::vector<message::MessagePtr>& out);
 
   std::array<Shard, kShards> shards_;
   // Over all shards: checked against the caps after adding, rolled back when

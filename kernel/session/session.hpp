@@ -13,7 +13,7 @@
 #include <unordered_set>
 
 #include "kernel/authz/decision_cache.hpp"
-#include "kernel/broker/message.hpp"
+#include "kernel/message/message.hpp"
 #include "kernel/protocol/packets.hpp"
 #include "kernel/quota/quota.hpp"
 #include "kernel/session/delivery_queue.hpp"
@@ -33,7 +33,7 @@ struct SubIds {
 };
 
 struct Delivery {
-  broker::MessagePtr msg;
+  message::MessagePtr msg;
   uint8_t qos = 0;
   bool retain = false;
   SubIds sub_ids;
@@ -86,7 +86,7 @@ class Session {
   protocol::Version version = protocol::Version::kV311;
   uint32_t expiry_interval_s = 0;
   bool persistent() const { return expiry_interval_s > 0; }
-  broker::Clock::time_point offline_since{};
+  message::Clock::time_point offline_since{};
   uint64_t connected_at_unix_ms = 0;  // wall clock: compared with other brokers' (takeover)
   std::string principal;
   std::string provider;

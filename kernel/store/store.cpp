@@ -169,9 +169,9 @@ class Reader {
   bool ok_ = true;
 };
 
-int64_t to_unix_ms(const std::optional<broker::Clock::time_point>& at) {
+int64_t to_unix_ms(const std::optional<message::Clock::time_point>& at) {
   if (!at) return 0;
-  const auto left = *at - broker::Clock::now();
+  const auto left = *at - message::Clock::now();
   const auto wall = std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(left);
   const int64_t ms =
@@ -179,18 +179,18 @@ int64_t to_unix_ms(const std::optional<broker::Clock::time_point>& at) {
   return ms > 0 ? ms : 1;
 }
 
-std::optional<broker::Clock::time_point> from_unix_ms(int64_t ms) {
+std::optional<message::Clock::time_point> from_unix_ms(int64_t ms) {
   if (ms == 0) return std::nullopt;
   // A damaged record must not overflow the nanosecond arithmetic below
   // (undefined behaviour): before 1970 is expired all the same, and 9*10^12
   // ms (the year 2255) is as good as never.
   ms = std::clamp<int64_t>(ms, 1, 9'000'000'000'000);
   const auto wall = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
-  return broker::Clock::now() + std::chrono::duration_cast<broker::Clock::duration>(
+  return message::Clock::now() + std::chrono::duration_cast<message::Clock::duration>(
                                     wall - std::chrono::system_clock::now());
 }
 
-void put_message(Writer& w, const broker::Message& m) {
+void put_message(Writer& w, const message::Message& m) {
   w.u8(m.qos);
   w.u8(m.retain ? 1 : 0);
   w.u64(static_cast<uint64_t>(to_unix_ms(m.expires_at)));
@@ -199,8 +199,8 @@ void put_message(Writer& w, const broker::Message& m) {
   w.str(m.forward_props);
 }
 
-broker::MessagePtr get_message(Reader& r) {
-  auto m = std::make_shared<broker::Message>();
+message::MessagePtr get_message(Reader& r) {
+  auto m = std::make_shared<message::Message>();
   m->qos = r.u8();
   m->retain = r.u8() != 0;
   m->expires_at = from_unix_ms(static_cast<int64_t>(r.u64()));
@@ -250,7 +250,7 @@ void apply_done(State& s, uint64_t key, uint64_t id) {
   release(s, id);
 }
 
-void apply_retained(State& s, const broker::MessagePtr& m) {
+void apply_retained(State& s, const message::MessagePtr& m) {
   if (m->payload.empty()) {
     s.retained.erase(m->topic);
   } else {
@@ -370,7 +370,7 @@ void sync_fd(int fd, const std::string& path) {
 
 // --- one encoder per record type, for appends and for rewriting the log ---
 
-void write_retained(Writer& w, const broker::Message& m) {
+void write_retained(Writer& w, const message::Message& m) {
   w.begin(kRetained);
   put_message(w, m);
   w.end();
@@ -398,7 +398,7 @@ void write_subscribe(Writer& w, uint64_t key, std::string_view filter,
   w.end();
 }
 
-void write_message(Writer& w, uint64_t id, const broker::Message& m) {
+void write_message(Writer& w, uint64_t id, const message::Message& m) {
   w.begin(kMessage);
   w.u64(id);
   put_message(w, m);
@@ -549,7 +549,7 @@ uint64_t Store::append_locked() {
   return seq;
 }
 
-uint64_t Store::set_retained(const broker::MessagePtr& msg) {
+uint64_t Store::set_retained(const message::MessagePtr& msg) {
   std::lock_guard lock(mutex_);
   Writer w(scratch_);
   write_retained(w, *msg);
@@ -599,7 +599,7 @@ uint64_t Store::unsubscribe(uint64_t key, std::string_view filter) {
   return append_locked();
 }
 
-uint64_t Store::enqueue(uint64_t key, uint64_t& id, const broker::MessagePtr& msg, uint8_t qos,
+uint64_t Store::enqueue(uint64_t key, uint64_t& id, const message::MessagePtr& msg, uint8_t qos,
                         bool retain, const uint32_t* subscription_ids,
                         uint8_t subscription_id_count) {
   std::lock_guard lock(mutex_);

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "kernel/broker/message.hpp"
+#include "kernel/message/message.hpp"
 #include "kernel/protocol/packets.hpp"
 
 namespace backbone::kernel::store {
@@ -65,11 +65,11 @@ struct SessionRecord {
 struct State {
   std::map<uint64_t, SessionRecord> sessions;  // by session key
   struct StoredMessage {
-    broker::MessagePtr message;
+    message::MessagePtr message;
     uint32_t references = 0;  // queue entries naming it
   };
   std::map<uint64_t, StoredMessage> messages;          // by message id
-  std::map<std::string, broker::MessagePtr> retained;  // by topic
+  std::map<std::string, message::MessagePtr> retained;  // by topic
   uint64_t next_session_key = 1;
   uint64_t next_message_id = 1;
 };
@@ -94,7 +94,7 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Each returns the sequence number of its record, for when_durable().
-  uint64_t set_retained(const broker::MessagePtr& msg);  // empty payload: removed
+  uint64_t set_retained(const message::MessagePtr& msg);  // empty payload: removed
   // A persistent session (created or changed) and its owner; `key` 0
   // allocates one.
   uint64_t put_session(uint64_t& key, std::string_view client_id, uint32_t expiry_interval_s,
@@ -105,7 +105,7 @@ class Store {
   uint64_t unsubscribe(uint64_t key, std::string_view filter);
   // The message is written once however many sessions queue it: `id` 0
   // writes it and sets id.
-  uint64_t enqueue(uint64_t key, uint64_t& id, const broker::MessagePtr& msg, uint8_t qos,
+  uint64_t enqueue(uint64_t key, uint64_t& id, const message::MessagePtr& msg, uint8_t qos,
                    bool retain, const uint32_t* subscription_ids, uint8_t subscription_id_count);
   // Delivered and acknowledged, expired or dropped.
   uint64_t done(uint64_t key, uint64_t id);

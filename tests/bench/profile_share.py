@@ -24,7 +24,7 @@ ENTRY_POINTS = {
     "authz": "backbone::kernel::authz::DecisionCache::allows",
     # Per-message quota work (SPEC §6): the publish rates. The other quotas are
     # counted per connection, subscription or retained message.
-    "quotas": "backbone::kernel::session::Connection::spend_publish_rate",
+    "quotas": "backbone::kernel::connection::Connection::spend_publish_rate",
 }
 # "  6.47%  0.69%  [.] symbol   -  -": children, self, [.] user / [k] kernel, symbol, IPC columns.
 LINE = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[[.k]\]\s+(.*?)(?:\s+-\s+-)?\s*$")

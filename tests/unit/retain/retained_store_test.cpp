@@ -13,9 +13,9 @@
 namespace backbone::kernel::retain {
 namespace {
 
-broker::MessagePtr msg(std::string topic, std::string payload,
-                       std::optional<broker::Clock::time_point> expires = std::nullopt) {
-  auto m = std::make_shared<broker::Message>();
+message::MessagePtr msg(std::string topic, std::string payload,
+                       std::optional<message::Clock::time_point> expires = std::nullopt) {
+  auto m = std::make_shared<message::Message>();
   m->topic = std::move(topic);
   m->payload = std::move(payload);
   m->retain = true;
@@ -23,7 +23,7 @@ broker::MessagePtr msg(std::string topic, std::string payload,
   return m;
 }
 
-std::vector<std::string> topics(const std::vector<broker::MessagePtr>& ms) {
+std::vector<std::string> topics(const std::vector<message::MessagePtr>& ms) {
   std::vector<std::string> out;
   for (const auto& m : ms) out.push_back(m->topic + "=" + m->payload);
   std::sort(out.begin(), out.end());
@@ -78,7 +78,7 @@ TEST(RetainedStore, MatchingFilters) {
 
 TEST(RetainedStore, ExpiredMessagesAreNotReturned) {
   RetainedStore store;
-  const auto now = broker::Clock::now();
+  const auto now = message::Clock::now();
   store.set(msg("e/old", "x", now - std::chrono::seconds(1)), nullptr, {});
   store.set(msg("e/new", "y", now + std::chrono::hours(1)), nullptr, {});
   store.set(msg("e/forever", "z"), nullptr, {});
@@ -88,8 +88,8 @@ TEST(RetainedStore, ExpiredMessagesAreNotReturned) {
 }
 
 TEST(RetainedStore, MessageRemainingExpiry) {
-  const auto now = broker::Clock::now();
-  broker::Message m;
+  const auto now = message::Clock::now();
+  message::Message m;
   EXPECT_FALSE(m.remaining_expiry(now));
   EXPECT_FALSE(m.expired(now));
   m.expires_at = now + std::chrono::milliseconds(1500);

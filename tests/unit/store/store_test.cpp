@@ -36,9 +36,9 @@ class StoreTest : public ::testing::Test {
   std::string dir_;
 };
 
-std::shared_ptr<broker::Message> message(std::string topic, std::string payload, uint8_t qos = 1,
+std::shared_ptr<message::Message> message(std::string topic, std::string payload, uint8_t qos = 1,
                                          bool retain = false) {
-  auto m = std::make_shared<broker::Message>();
+  auto m = std::make_shared<message::Message>();
   m->topic = std::move(topic);
   m->payload = std::move(payload);
   m->qos = qos;
@@ -316,11 +316,11 @@ TEST_F(StoreTest, MessageExpiryIsKeptAsWallClockTime) {
     auto store = open(state);
     uint64_t key = 0, id = 0;
     store->put_session(key, "s", 60, 5);
-    auto m = std::make_shared<broker::Message>();
+    auto m = std::make_shared<message::Message>();
     m->topic = "t";
     m->payload = "x";
     m->qos = 1;
-    m->expires_at = broker::Clock::now() + std::chrono::seconds(100);
+    m->expires_at = message::Clock::now() + std::chrono::seconds(100);
     store->enqueue(key, id, m, 1, false, nullptr, 0);
     store->sync();
   }
@@ -329,7 +329,7 @@ TEST_F(StoreTest, MessageExpiryIsKeptAsWallClockTime) {
   ASSERT_EQ(state.messages.size(), 1u);
   const auto& m = *state.messages.begin()->second.message;
   ASSERT_TRUE(m.expires_at.has_value());
-  const auto left = *m.remaining_expiry(broker::Clock::now());
+  const auto left = *m.remaining_expiry(message::Clock::now());
   EXPECT_GE(left, 95u);
   EXPECT_LE(left, 100u);
 }

@@ -3,11 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/connection/connection.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/protocol/reason_code.hpp"
-#include "kernel/session/connection.hpp"
 #include "kernel/topic_tree/topic_tree.hpp"
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
 
 using protocol::PacketType;
 using protocol::Version;
@@ -93,4 +94,4 @@ bool Connection::handle_unsubscribe(uint8_t flags, std::string_view body) {
   return true;
 }
 
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection

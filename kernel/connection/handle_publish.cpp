@@ -5,10 +5,11 @@
 #include <algorithm>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/connection/connection.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/protocol/reason_code.hpp"
-#include "kernel/session/connection.hpp"
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
 
 using protocol::PacketType;
 using protocol::Version;
@@ -57,7 +58,7 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
     if (over) return protocol_error(reason::kReceiveMaximumExceeded, "receive maximum exceeded");
   }
 
-  auto msg = std::make_shared<broker::Message>();
+  auto msg = std::make_shared<message::Message>();
   msg->topic.assign(pub.topic);
   msg->payload.assign(pub.payload);
   msg->forward_props = std::move(pub.props.forward);
@@ -65,7 +66,7 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   msg->retain = pub.retain;
   msg->origin = session_->id();
   if (pub.props.message_expiry)
-    msg->expires_at = broker::Clock::now() + std::chrono::seconds(*pub.props.message_expiry);
+    msg->expires_at = message::Clock::now() + std::chrono::seconds(*pub.props.message_expiry);
 
   broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr, &rule_memo_,
                         usage_.get()};
@@ -127,8 +128,8 @@ void Connection::wait_for_store() {
   if (store_wait_armed_) return;
   store_wait_armed_ = true;
   // Completed on the store's thread, after its group commit.
-  broker_.store()->when_durable(held_max_seq_, [&broker = broker_, id = id_] {
-    broker.with_connection(id, [](Connection& c) {
+  broker_.store()->when_durable(held_max_seq_, [&table = table_, id = id_] {
+    table.with_connection(id, [](Connection& c) {
       c.store_wait_armed_ = false;
       c.release_held_acks();
     });
@@ -158,7 +159,7 @@ bool Connection::handle_puback(const protocol::AckPacket& ack) {
     broker_.stored_done(*session_, it->second.delivery);
     session_->inflight.erase(it);
   }
-  last_progress_ = broker::Clock::now();
+  last_progress_ = message::Clock::now();
   request_flush();
   return true;
 }
@@ -205,9 +206,9 @@ bool Connection::handle_pubcomp(const protocol::AckPacket& ack) {
     if (it == session_->inflight.end() || !it->second.released) return true;
     session_->inflight.erase(it);
   }
-  last_progress_ = broker::Clock::now();
+  last_progress_ = message::Clock::now();
   request_flush();
   return true;
 }
 
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection

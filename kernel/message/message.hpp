@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-namespace backbone::kernel::broker {
+namespace backbone::kernel::message {
 
 using Clock = std::chrono::steady_clock;
 
@@ -33,4 +33,4 @@ struct Message {
 
 using MessagePtr = std::shared_ptr<const Message>;
 
-}  // namespace backbone::kernel::broker
+}  // namespace backbone::kernel::message

@@ -14,21 +14,29 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "kernel/authz/decision_cache.hpp"
-#include "kernel/broker/message.hpp"
 #include "kernel/broker/metrics.hpp"
+#include "kernel/message/message.hpp"
 #include "kernel/protocol/codec.hpp"
 #include "kernel/rules/topic_rules.hpp"
 #include "kernel/session/session.hpp"
 
+namespace backbone::kernel::auth {
+struct Outcome;
+}
 namespace backbone::kernel::broker {
 class Broker;
-struct AuthOutcome;
-}  // namespace backbone::kernel::broker
+}
 namespace backbone::kernel::net {
 class Worker;
 }
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
+
+class ConnectionTable;
+using session::ConnId;
+using session::Delivery;
+using session::Inflight;
+using session::SessionPtr;
 
 // One MQTT network connection: the protocol state machine between a
 // transport's bytes and a Session. Lives on one worker thread and is only
@@ -36,8 +44,8 @@ namespace backbone::kernel::session {
 // type from the client; the send_* methods queue one packet to it.
 class Connection {
  public:
-  Connection(broker::Broker& broker, net::Worker& worker, ConnId id, const bb_conn_info& info,
-             const bb_conn_ops* ops, void* user);
+  Connection(broker::Broker& broker, ConnectionTable& table, net::Worker& worker, ConnId id,
+             const bb_conn_info& info, const bb_conn_ops* ops, void* user);
   ~Connection();
 
   ConnId id() const { return id_; }
@@ -58,7 +66,7 @@ class Connection {
   void disconnect(uint8_t reason, std::string_view reason_string = {});
   // The login's credentials were revoked: disconnect without the will.
   void revoke();
-  void auth_done(broker::AuthOutcome&& outcome);
+  void auth_done(auth::Outcome&& outcome);
   // Statements changed while connected (SPEC §6: live within a second).
   void set_policy(std::shared_ptr<const authz::Policy> policy);
   // The principal's quotas changed (SPEC §6): subscriptions, queue and
@@ -72,7 +80,7 @@ class Connection {
   // Sends the acknowledgements held for the store, up to what is durable.
   void release_held_acks();
   // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
-  void tick(broker::Clock::time_point now);
+  void tick(message::Clock::time_point now);
 
  private:
   enum class State { kAwaitConnect, kAuthenticating, kConnected, kClosed };
@@ -103,15 +111,20 @@ class Connection {
   void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
                 std::string_view reason_string = {}, uint64_t durable_seq = 0);
   // False when the message was discarded as too large for the client.
-  bool send_publish(const Delivery& d, uint16_t packet_id, bool dup, broker::Clock::time_point now);
+  bool send_publish(const Delivery& d, uint16_t packet_id, bool dup,
+                    message::Clock::time_point now);
   bool protocol_error(uint8_t reason, const char* why);
   void close_transport();
+  // The connection ended (closed by either side): will, principal, pending
+  // login and session are let go.
+  void leave(bool was_connected);
   void write_out();
   void publish_will_now();
 
   void emit(std::string_view bytes);  // control packet bytes, in order
 
   broker::Broker& broker_;
+  ConnectionTable& table_;  // its peers: publishers to resume, itself after a wait
   net::Worker& worker_;
   const ConnId id_;
   const bb_conn_ops* ops_;
@@ -136,10 +149,10 @@ class Connection {
   std::string provider_;
 
   uint16_t keep_alive_s_ = 0;
-  broker::Clock::time_point last_activity_;
-  broker::Clock::time_point last_progress_;  // last delivery written or acknowledged
-  broker::Clock::time_point opened_at_;
-  std::optional<broker::Clock::time_point> auth_deadline_;
+  message::Clock::time_point last_activity_;
+  message::Clock::time_point last_progress_;  // last delivery written or acknowledged
+  message::Clock::time_point opened_at_;
+  bb_auth_ticket login_ticket_ = 0;  // while authenticating: cancelled if the connection ends
   int64_t credentials_expire_unix_s_ = 0;
 
   // Client-side limits (v5 CONNECT properties).
@@ -179,7 +192,7 @@ class Connection {
   };
   std::string out_;
   std::vector<Chunk> chunks_;
-  std::vector<broker::MessagePtr> pinned_;
+  std::vector<message::MessagePtr> pinned_;
 };
 
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection

@@ -6,10 +6,11 @@
 #include <chrono>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/connection/connection.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/protocol/reason_code.hpp"
-#include "kernel/session/connection.hpp"
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
 
 using protocol::PacketType;
 using protocol::Version;
@@ -103,7 +104,7 @@ bool Connection::handle_connect(std::string_view body) {
     return state_ != State::kClosed;
   }
   provider_ = *connect.username;
-  const broker::Authenticator* auth = broker_.find_authenticator(provider_);
+  const auth::Authenticator* auth = broker_.logins().find(provider_);
   connect_ = std::make_unique<protocol::ConnectPacket>(std::move(connect));
   if (!auth) {
     spdlog::info("connection {} ({}): refused login: no authentication provider '{}'", id_, peer_,
@@ -113,7 +114,6 @@ bool Connection::handle_connect(std::string_view body) {
     return false;
   }
   state_ = State::kAuthenticating;
-  auth_deadline_ = broker::Clock::now() + std::chrono::milliseconds(limits.auth_timeout_ms);
   const std::string& password = connect_->password ? *connect_->password : std::string();
   bb_auth_request req{};
   req.struct_size = sizeof(req);
@@ -123,29 +123,34 @@ bool Connection::handle_connect(std::string_view body) {
   req.transport = bb_str{transport_.data(), transport_.size()};
   req.peer_address = bb_str{peer_.data(), peer_.size()};
   req.password = bb_bytes{reinterpret_cast<const uint8_t*>(password.data()), password.size()};
-  bb_auth_result result{};
-  result.struct_size = sizeof(result);
   auth_started_ = std::chrono::steady_clock::now();
-  bb_status status;
-  {
-    std::unique_lock<std::mutex> serial;
-    if (auth->serial_mutex) serial = std::unique_lock(*auth->serial_mutex);
-    status = auth->table->authenticate(auth->user, &req, id_, &result);
+  auto started = broker_.logins().start(*auth, req, worker_,
+                                        [table = &table_, id = id_](auth::Outcome&& outcome) {
+                                          if (Connection* c = table->find(id))
+                                            c->auth_done(std::move(outcome));
+                                        });
+  if (started.status == BB_PENDING) {
+    login_ticket_ = started.ticket;  // auth_done() follows
+    return true;
   }
-  if (status == BB_PENDING) return true;  // auth_complete() arrives later
-  if (status != BB_OK) {
+  if (started.status != BB_OK) {
     spdlog::warn("connection {} ({}): provider '{}' failed with status {}", id_, peer_, provider_,
-                 status);
+                 started.status);
     refuse_connect(reason::kServerUnavailable);
     return false;
   }
-  auth_done(broker::copy_auth_result(result));
+  auth_done(std::move(started.outcome));
   return state_ != State::kClosed;
 }
 
-void Connection::auth_done(broker::AuthOutcome&& outcome) {
-  if (state_ != State::kAuthenticating) return;  // timed out or closed meanwhile
-  auth_deadline_.reset();
+void Connection::auth_done(auth::Outcome&& outcome) {
+  if (state_ != State::kAuthenticating) return;  // closed meanwhile
+  login_ticket_ = 0;
+  if (outcome.timed_out) {
+    spdlog::warn("connection {} ({}): authentication by '{}' timed out", id_, peer_, provider_);
+    refuse_connect(reason::kServerUnavailable);
+    return;
+  }
   broker_.metrics().observe_login(provider_, outcome.verdict,
                                   std::chrono::steady_clock::now() - auth_started_);
   switch (outcome.verdict) {
@@ -318,7 +323,7 @@ void Connection::finish_connect(std::shared_ptr<const authz::Policy> policy,
   // this login may read (apply_policy() filtered the queue the same way).
   {
     std::lock_guard lock(session_->mutex());
-    const auto now = broker::Clock::now();
+    const auto now = message::Clock::now();
     for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
       Inflight& f = it->second;
       if (f.released) {
@@ -378,4 +383,4 @@ bool Connection::handle_disconnect(uint8_t flags, std::string_view body) {
   return false;
 }
 
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection

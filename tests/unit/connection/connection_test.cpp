@@ -2,7 +2,8 @@
 // The MQTT state machine end to end in process: the real Broker and
 // Connection driven through a fake transport (bb_conn_ops), on the worker
 // thread the connections are bound to.
-#include "kernel/session/connection.hpp"
+#include "kernel/connection/connection.hpp"
+#include "kernel/connection/connection_table.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -24,7 +25,7 @@
 #include "kernel/protocol/codec.hpp"
 #include "kernel/protocol/reason_code.hpp"
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
 namespace {
 
 using protocol::AckPacket;
@@ -198,7 +199,8 @@ class Harness {
   explicit Harness(config::Limits limits = {},
                    std::shared_ptr<const authz::Policy> anonymous = allow_all())
       : pool_(std::make_unique<net::WorkerPool>(1)),
-        broker_(std::make_unique<broker::Broker>(limits, *pool_)) {
+        broker_(std::make_unique<broker::Broker>(limits, *pool_)),
+        table_(std::make_unique<ConnectionTable>(*broker_, *pool_)) {
     broker_->set_anonymous_policy(std::move(anonymous));
     pool_->start();
   }
@@ -210,10 +212,12 @@ class Harness {
       static auto* graveyard = new std::vector<void*>;
       graveyard->push_back(pool_.release());
       graveyard->push_back(broker_.release());
+      graveyard->push_back(table_.release());
       graveyard->push_back(transports_.release());
       return;
     }
     pool_->stop();
+    table_.reset();
     broker_.reset();
   }
 
@@ -247,35 +251,35 @@ class Harness {
     info.struct_size = sizeof(info);
     info.transport = bb_str{"test", 4};
     info.peer = bb_str{"peer:1", 6};
-    const ConnId id = run([&] { return broker_->open_connection(info, &kOps, t); });
+    const ConnId id = run([&] { return table_->open(info, &kOps, t); });
     EXPECT_NE(id, 0u);
     return Client{this, t, id, v};
   }
 
   void feed(ConnId id, const std::string& bytes) {
-    run([&] { return broker_->feed(id, bytes); });
+    run([&] { return table_->feed(id, bytes); });
     drain();
   }
 
   // The transport lost the connection.
   void transport_closed(ConnId id) {
-    run([&] { broker_->connection_closed(id); });
+    run([&] { table_->closed(id); });
     drain();
   }
 
   // Connection::tick at `now + ahead` on the worker.
   void tick(ConnId id, std::chrono::milliseconds ahead) {
     run([&] {
-      Connection* c = broker_->find_connection(id);
+      Connection* c = table_->find(id);
       ASSERT_NE(c, nullptr);
-      c->tick(broker::Clock::now() + ahead);
+      c->tick(message::Clock::now() + ahead);
     });
     drain();
   }
 
   size_t inflight(ConnId id) {
     return run([&]() -> size_t {
-      Connection* c = broker_->find_connection(id);
+      Connection* c = table_->find(id);
       if (!c || !c->session()) return SIZE_MAX;
       std::lock_guard lock(c->session()->mutex());
       return c->session()->inflight.size();
@@ -322,6 +326,7 @@ class Harness {
   std::unique_ptr<std::deque<std::unique_ptr<FakeTransport>>> transports_ =
       std::make_unique<std::deque<std::unique_ptr<FakeTransport>>>();
   std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<ConnectionTable> table_;
 };
 
 void Client::send(const std::string& bytes) {
@@ -1489,7 +1494,7 @@ TEST(ClusterTap, SeesAdmittedMessagesAndSessionsButNotRoutedOnes) {
   // A message another broker accepted skips this broker's rules and taps,
   // but each subscriber's read permission still holds.
   auto routed = [&](std::string topic, std::string payload) {
-    auto m = std::make_shared<broker::Message>();
+    auto m = std::make_shared<message::Message>();
     m->topic = std::move(topic);
     m->payload = std::move(payload);
     broker::Origin origin;
@@ -1567,5 +1572,88 @@ TEST(ClusterTap, TakeoverFromAnotherBrokerRespectsTheOwner) {
   });
 }
 
+// An authenticator that never answers by itself and records cancellations.
+struct SlowAuthenticator {
+  std::vector<bb_auth_ticket> asked, cancelled;
+  bb_authenticator table{};
+  SlowAuthenticator() {
+    table.struct_size = sizeof(table);
+    table.name = bb_str{"slow", 4};
+    table.authenticate = [](void* user, const bb_auth_request*, bb_auth_ticket t,
+                            bb_auth_result*) -> bb_status {
+      static_cast<SlowAuthenticator*>(user)->asked.push_back(t);
+      return BB_PENDING;
+    };
+    table.cancel = [](void* user, bb_auth_ticket t) {
+      static_cast<SlowAuthenticator*>(user)->cancelled.push_back(t);
+    };
+  }
+};
+
+Client connect_as_slow(Harness& h) {
+  Client c = h.open(Version::kV5);
+  ConnectPacket p;
+  p.version = Version::kV5;
+  p.client_id = "waiting";
+  p.username = "slow";
+  p.password = "token";
+  std::string bytes;
+  protocol::encode_connect(p, bytes);
+  c.send(bytes);
+  return c;
+}
+
+TEST(ConnectionAuth, LoginAbandonedByTheClientIsCancelledAndItsAnswerStale) {
+  Harness h;
+  SlowAuthenticator slow;
+  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  Client c = connect_as_slow(h);
+  EXPECT_TRUE(c.packets().empty());
+  ASSERT_EQ(slow.asked.size(), 1u);
+  EXPECT_EQ(h.broker().logins().pending(), 1u);
+  h.transport_closed(c.id);
+  EXPECT_EQ(slow.cancelled, slow.asked);
+  bb_auth_result late{};
+  late.struct_size = sizeof(late);
+  late.verdict = BB_AUTH_ALLOW;
+  EXPECT_EQ(h.broker().logins().complete(slow.asked[0], late), BB_E_STALE);
+}
+
+TEST(ConnectionAuth, LoginTimeoutRefusesWithServerUnavailableAndCancels) {
+  Harness h;
+  SlowAuthenticator slow;
+  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  Client c = connect_as_slow(h);
+  h.run([&] { h.broker().logins().expire(message::Clock::now() + std::chrono::hours(1)); });
+  h.drain();
+  auto packets = c.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_connack(packets[0], Version::kV5).reason_code, reason::kServerUnavailable);
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(slow.cancelled, slow.asked);
+}
+
+TEST(ConnectionAuth, PendingLoginAnsweredCompletesTheConnect) {
+  Harness h;
+  SlowAuthenticator slow;
+  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  Client c = connect_as_slow(h);
+  ASSERT_EQ(slow.asked.size(), 1u);
+  const bb_statement all{BB_EFFECT_ALLOW, 0, bb_str{"*", 1}, bb_str{"*", 1}};
+  bb_auth_result r{};
+  r.struct_size = sizeof(r);
+  r.verdict = BB_AUTH_ALLOW;
+  r.principal = bb_str{"alice", 5};
+  r.statements = &all;
+  r.statement_count = 1;
+  EXPECT_EQ(h.broker().logins().complete(slow.asked[0], r), BB_OK);
+  h.drain();
+  auto packets = c.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_connack(packets[0], Version::kV5).reason_code, 0);
+  EXPECT_EQ(h.broker().logins().complete(slow.asked[0], r), BB_E_STALE);
+  EXPECT_TRUE(slow.cancelled.empty());
+}
+
 }  // namespace
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection

@@ -1,22 +1,24 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "kernel/session/connection.hpp"
+#include "kernel/connection/connection.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "kernel/broker/broker.hpp"
+#include "kernel/connection/connection_table.hpp"
 #include "kernel/protocol/reason_code.hpp"
 
-namespace backbone::kernel::session {
+namespace backbone::kernel::connection {
 
 using protocol::PacketType;
 using protocol::Version;
 namespace reason = protocol::reason;
 
-Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
-                       const bb_conn_info& info, const bb_conn_ops* ops, void* user)
+Connection::Connection(broker::Broker& broker, ConnectionTable& table, net::Worker& worker,
+                       ConnId id, const bb_conn_info& info, const bb_conn_ops* ops, void* user)
     : broker_(broker),
+      table_(table),
       worker_(worker),
       id_(id),
       ops_(ops),
@@ -24,7 +26,7 @@ Connection::Connection(broker::Broker& broker, net::Worker& worker, ConnId id,
       transport_(info.transport.ptr ? std::string(info.transport.ptr, info.transport.len) : ""),
       peer_(info.peer.ptr ? std::string(info.peer.ptr, info.peer.len) : ""),
       traffic_(broker.metrics().transport(transport_)) {
-  last_activity_ = opened_at_ = last_progress_ = broker::Clock::now();
+  last_activity_ = opened_at_ = last_progress_ = message::Clock::now();
   traffic_.connections.fetch_add(1, std::memory_order_relaxed);
   traffic_.connections_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -41,7 +43,7 @@ void Connection::emit(std::string_view bytes) {
 
 bool Connection::feed(std::string_view data) {
   if (state_ == State::kClosed) return false;
-  last_activity_ = broker::Clock::now();
+  last_activity_ = message::Clock::now();
   traffic_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
   // Parse straight from the transport's buffer when nothing is pending, so
   // the common case copies nothing.
@@ -185,10 +187,7 @@ void Connection::close_transport() {
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kClosed;
   write_out();
-  if (was_connected && !graceful_disconnect_) publish_will_now();
-  will_.reset();
-  release_principal();
-  if (session_) broker_.detach_session(session_);
+  leave(was_connected);
   ops_->close(user_);
 }
 
@@ -202,15 +201,24 @@ void Connection::on_transport_closed() {
   if (state_ == State::kClosed) return;
   const bool was_connected = state_ == State::kConnected;
   state_ = State::kClosed;
+  leave(was_connected);
+}
+
+void Connection::leave(bool was_connected) {
   if (was_connected && !graceful_disconnect_) publish_will_now();
   will_.reset();
   release_principal();
-  if (session_) broker_.detach_session(session_);
+  if (login_ticket_ != 0) {
+    // Nobody waits for this login any more: its authenticator is told (ABI).
+    broker_.logins().cancel(login_ticket_);
+    login_ticket_ = 0;
+  }
+  if (session_) broker_.detach_session(session_, id_);
 }
 
 void Connection::publish_will_now() {
   if (!will_ || !session_) return;
-  auto msg = std::make_shared<broker::Message>();
+  auto msg = std::make_shared<message::Message>();
   msg->topic = will_->topic;
   msg->payload = will_->payload;
   msg->qos = will_->qos;
@@ -218,7 +226,7 @@ void Connection::publish_will_now() {
   msg->forward_props = will_->props.forward;
   msg->origin = session_->id();
   if (will_->props.message_expiry)
-    msg->expires_at = broker::Clock::now() + std::chrono::seconds(*will_->props.message_expiry);
+    msg->expires_at = message::Clock::now() + std::chrono::seconds(*will_->props.message_expiry);
   const uint32_t delay = will_->props.will_delay.value_or(0);
   if (delay > 0 && session_->persistent() && session_->conn() != 0 && session_->conn() != id_) {
     // Taken over: a new connection already resumed the session within the
@@ -228,7 +236,7 @@ void Connection::publish_will_now() {
   }
   if (delay > 0 && session_->persistent()) {
     broker_.schedule_will(*session_, std::move(msg),
-                          broker::Clock::now() + std::chrono::seconds(delay), policy_);
+                          message::Clock::now() + std::chrono::seconds(delay), policy_);
   } else {
     broker_.publish_will(std::move(msg), policy_);
   }
@@ -312,11 +320,11 @@ void Connection::spend_publish_rate(size_t payload_bytes) {
   pause_reading(kPausedForRate);
   if (!rate_timer_) rate_timer_ = std::make_unique<boost::asio::steady_timer>(worker_.io());
   rate_timer_->expires_after(wait);
-  broker::Broker* broker = &broker_;
+  ConnectionTable* table = &table_;
   const ConnId id = id_;
-  rate_timer_->async_wait([broker, id](boost::system::error_code ec) {
+  rate_timer_->async_wait([table, id](boost::system::error_code ec) {
     if (ec) return;
-    if (Connection* c = broker->find_connection(id)) c->resume_reading(kPausedForRate);
+    if (Connection* c = table->find(id)) c->resume_reading(kPausedForRate);
   });
 }
 
@@ -338,10 +346,10 @@ void Connection::set_quotas(const quota::Quotas& q) {
 void Connection::request_flush() {
   if (flush_pending_ || state_ == State::kClosed) return;
   flush_pending_ = true;
-  broker::Broker* broker = &broker_;
+  ConnectionTable* table = &table_;
   const ConnId id = id_;
-  worker_.defer([broker, id] {
-    if (Connection* c = broker->find_connection(id)) {
+  worker_.defer([table, id] {
+    if (Connection* c = table->find(id)) {
       c->flush_pending_ = false;
       c->flush();
     }
@@ -355,7 +363,7 @@ void Connection::flush() {
     {
       std::lock_guard lock(session_->mutex());
       session_->flush_scheduled = false;
-      const auto now = broker::Clock::now();
+      const auto now = message::Clock::now();
       const auto& limits = broker_.limits();
       // Payload bytes of this turn: they are written from the messages, not
       // copied to out_, but a transport that cannot send them at once (a
@@ -397,16 +405,14 @@ void Connection::flush() {
         resume.swap(session_->paused_publishers);
       }
     }
-    for (ConnId publisher : resume) {
-      broker_.with_connection(publisher, [](Connection& c) { c.resume_reading(kPausedForQueue); });
-    }
+    for (ConnId publisher : resume) table_.resume_publisher(publisher);
   }
   write_out();
 }
 
 bool Connection::send_publish(const Delivery& d, uint16_t packet_id, bool dup,
-                              broker::Clock::time_point now) {
-  const broker::Message& m = *d.msg;
+                              message::Clock::time_point now) {
+  const message::Message& m = *d.msg;
   protocol::PublishHeader h;
   h.topic = m.topic;
   h.packet_id = packet_id;
@@ -470,11 +476,11 @@ void Connection::write_out() {
   if (out_.capacity() > 64 * 1024) {
     std::string().swap(out_);
     std::vector<Chunk>().swap(chunks_);
-    std::vector<broker::MessagePtr>().swap(pinned_);
+    std::vector<message::MessagePtr>().swap(pinned_);
   }
 }
 
-void Connection::tick(broker::Clock::time_point now) {
+void Connection::tick(message::Clock::time_point now) {
   if (state_ == State::kClosed) return;
   using std::chrono::milliseconds;
   using std::chrono::seconds;
@@ -483,11 +489,6 @@ void Connection::tick(broker::Clock::time_point now) {
       now - opened_at_ > milliseconds(limits.connect_timeout_ms)) {
     spdlog::debug("connection {} ({}): no CONNECT in time", id_, peer_);
     close_transport();
-    return;
-  }
-  if (state_ == State::kAuthenticating && auth_deadline_ && now > *auth_deadline_) {
-    spdlog::warn("connection {} ({}): authentication by '{}' timed out", id_, peer_, provider_);
-    refuse_connect(reason::kServerUnavailable);
     return;
   }
   if (state_ != State::kConnected) return;
@@ -523,4 +524,4 @@ void Connection::tick(broker::Clock::time_point now) {
   }
 }
 
-}  // namespace backbone::kernel::session
+}  // namespace backbone::kernel::connection
