@@ -1606,7 +1606,8 @@ Client connect_as_slow(Harness& h) {
 TEST(ConnectionAuth, LoginAbandonedByTheClientIsCancelledAndItsAnswerStale) {
   Harness h;
   SlowAuthenticator slow;
-  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  ASSERT_TRUE(
+      h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
   Client c = connect_as_slow(h);
   EXPECT_TRUE(c.packets().empty());
   ASSERT_EQ(slow.asked.size(), 1u);
@@ -1622,7 +1623,8 @@ TEST(ConnectionAuth, LoginAbandonedByTheClientIsCancelledAndItsAnswerStale) {
 TEST(ConnectionAuth, LoginTimeoutRefusesWithServerUnavailableAndCancels) {
   Harness h;
   SlowAuthenticator slow;
-  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  ASSERT_TRUE(
+      h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
   Client c = connect_as_slow(h);
   h.run([&] { h.broker().logins().expire(message::Clock::now() + std::chrono::hours(1)); });
   h.drain();
@@ -1636,7 +1638,8 @@ TEST(ConnectionAuth, LoginTimeoutRefusesWithServerUnavailableAndCancels) {
 TEST(ConnectionAuth, PendingLoginAnsweredCompletesTheConnect) {
   Harness h;
   SlowAuthenticator slow;
-  ASSERT_TRUE(h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
+  ASSERT_TRUE(
+      h.broker().logins().add("slow", auth::Authenticator{&slow.table, &slow, false, nullptr}));
   Client c = connect_as_slow(h);
   ASSERT_EQ(slow.asked.size(), 1u);
   const bb_statement all{BB_EFFECT_ALLOW, 0, bb_str{"*", 1}, bb_str{"*", 1}};
