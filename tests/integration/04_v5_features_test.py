@@ -2,6 +2,7 @@
 """MQTT 5 features: message expiry, topic aliases, subscription options and
 identifiers, user and request/response properties, shared subscriptions,
 receive maximum."""
+import os
 import time
 import unittest
 
@@ -9,7 +10,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from harness import ALLOW_ALL, Broker, Client, main, wait_for
+from harness import (ALLOW_ALL, Broker, Client, connect_packet, main, raw_connect, raw_publish,
+                     raw_session, read_packet, wait_for)
 
 
 def props(kind=PacketTypes.PUBLISH, **values):
@@ -137,6 +139,75 @@ class V5Features(unittest.TestCase):
         with Broker(anonymous=ALLOW_ALL) as b:
             c = Client(b, client_id="", version=5).connect()
             self.assertTrue(c.connack[2].AssignedClientIdentifier.startswith("bb-"))
+
+
+class LastWords(unittest.TestCase):
+    """A connection the broker ends with a reason is half-closed and drained,
+    so a peer still writing reads the reason instead of a reset."""
+
+    def flood_then_read(self, sock, packets):
+        # Written in full before anything is read, as a client that pipelines:
+        # with a reset it fails with a broken pipe and never reads the reason.
+        sock.settimeout(10)
+        sock.sendall(b"".join(packets))
+        got = []
+        while True:
+            kind, body = read_packet(sock, timeout=10)
+            if kind is None:
+                return got
+            got.append((kind, body))
+
+    def test_client_over_receive_maximum_reads_disconnect_0x93(self):
+        with Broker(anonymous=ALLOW_ALL, limits={"receive_maximum": 2}) as b:
+            for attempt in range(3):
+                s = raw_session(b, client_id=b"flood%d" % attempt)
+                packets = []
+                for i in range(1, 10000):  # 20 MB: more than the sockets buffer
+                    topic = b"t"
+                    body = (len(topic).to_bytes(2, "big") + topic + i.to_bytes(2, "big") + b"\x00"
+                            + b"x" * 2000)
+                    packets.append(b"\x34" + bytes([(len(body) & 0x7F) | 0x80, len(body) >> 7])
+                                   + body)
+                got = self.flood_then_read(s, packets)
+                s.close()
+                self.assertEqual([k for k, _ in got], [0x50, 0x50, 0xE0])
+                self.assertEqual(got[-1][1][0], 0x93)
+            self.assertTrue(b.alive())
+
+    def test_refused_connect_reaches_a_client_that_keeps_writing(self):
+        with Broker() as b:  # no anonymous statements: refused
+            s = raw_connect(b)
+            junk = [connect_packet(b"refused", version=5)] + [b"\xc0\x00" * 10_000_000]
+            got = self.flood_then_read(s, junk)
+            s.close()
+            self.assertEqual(got[0][0], 0x20)
+            self.assertEqual(got[0][1][1], 0x87)
+
+    def test_a_peer_that_never_closes_is_let_go(self):
+        with Broker(anonymous=ALLOW_ALL, limits={"receive_maximum": 1}) as b:
+            def sockets():
+                fds, n = f"/proc/{b.proc.pid}/fd", 0
+                for f in os.listdir(fds):
+                    try:
+                        n += os.readlink(os.path.join(fds, f)).startswith("socket:")
+                    except FileNotFoundError:  # closed meanwhile
+                        pass
+                return n
+            before = sockets()
+            s = raw_session(b)
+            for i in (1, 2):
+                raw_publish(s, "t", b"x", qos=2, packet_id=i)
+            kinds = []
+            while True:
+                kind, _ = read_packet(s, timeout=10)
+                if kind is None:  # the broker's FIN, after its DISCONNECT
+                    break
+                kinds.append(kind)
+            self.assertEqual(kinds, [0x50, 0xE0])
+            # This peer neither closes nor writes: the broker lets its socket
+            # go once the linger is over.
+            self.assertTrue(wait_for(lambda: sockets() == before, timeout=10))
+            s.close()
 
 
 if __name__ == "__main__":

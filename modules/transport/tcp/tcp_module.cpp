@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <backbone/json.hpp>
@@ -61,8 +62,12 @@ struct Conn {
   size_t out_offset = 0;
   bool read_paused = false;
   bool above_watermark = false;
-  bool closing = false;  // close requested: flush, then tear down
-  int busy = 0;          // inside a callback: tear down afterwards
+  bool closing = false;    // close requested: flush, then tear down
+  bool peer_gone = false;  // EOF, reset or error: no one is left to read a goodbye
+  // After the kernel closed it: a timer bounding the linger (see linger()).
+  int linger_timer = -1;
+  bb_io_watch linger_watch = 0;
+  int busy = 0;  // inside a callback: tear down afterwards
   bool dead = false;
 };
 
@@ -143,6 +148,12 @@ class TcpModule : public sdk::Module {
       ::close(listen_fd_);
       listen_fd_ = -1;
     }
+    std::unordered_set<Conn*> lingering;
+    {
+      std::lock_guard lock(linger_mutex_);
+      lingering.swap(lingering_);
+    }
+    for (Conn* c : lingering) release(c);  // io_unwatch waits for a callback in progress
   }
 
   ~TcpModule() override {
@@ -266,9 +277,13 @@ class TcpModule : public sdk::Module {
     auto* c = static_cast<Conn*>(user);
     TcpModule* self = c->module;
     if (c->dead) return;
+    if (c->linger_timer >= 0) {
+      self->discard(c);
+      return;
+    }
     ++c->busy;
     if (events & BB_IO_ERROR) {
-      c->closing = true;
+      c->closing = c->peer_gone = true;
       c->out.clear();
       c->out_offset = 0;
     }
@@ -277,10 +292,79 @@ class TcpModule : public sdk::Module {
     if (c->closing) self->drain(c);
     --c->busy;
     if (c->closing && (c->out.size() <= c->out_offset || c->dead)) {
+      if (!c->peer_gone && !c->dead && self->linger(c)) return;
       self->teardown(c);
       return;
     }
     if (!c->dead) self->want(c);
+  }
+
+  // The kernel closed the connection with its last words (a DISCONNECT or a
+  // refused CONNACK) queued. Closing a socket with unread input makes the
+  // kernel send a reset, which can destroy those words before the peer
+  // reads them (a client still writing gets a broken pipe). So the write
+  // side is shut (FIN after the last bytes) and input is read and dropped
+  // until the peer closes or kLingerMs pass. The kernel is told at once.
+  static constexpr int kLingerMs = 2000;
+
+  bool linger(Conn* c) {
+    const int timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer < 0) return false;
+    itimerspec when{};
+    when.it_value.tv_sec = kLingerMs / 1000;
+    when.it_value.tv_nsec = (kLingerMs % 1000) * 1000000L;
+    const auto* api = host().api();
+    if (timerfd_settime(timer, 0, &when, nullptr) != 0 ||
+        api->io_watch(host().ctx(), timer, c->id, &TcpModule::on_linger_timeout, c,
+                      &c->linger_watch) != BB_OK) {
+      ::close(timer);
+      return false;
+    }
+    c->linger_timer = timer;
+    if (c->ssl) SSL_shutdown(c->ssl);  // close_notify, after what was sent
+    ::shutdown(c->fd, SHUT_WR);
+    {
+      std::lock_guard lock(linger_mutex_);
+      lingering_.insert(c);
+    }
+    api->conn_closed(host().ctx(), c->id);
+    api->io_want(host().ctx(), c->watch, BB_IO_READ);
+    api->io_want(host().ctx(), c->linger_watch, BB_IO_READ);
+    return true;
+  }
+
+  // Bounded per turn like read(); the linger's timer bounds the whole.
+  void discard(Conn* c) {
+    char buf[64 * 1024];
+    for (int i = 0; i < 16; ++i) {
+      const ssize_t n = ::recv(c->fd, buf, sizeof(buf), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      if (n <= 0) return end_linger(c);  // the peer closed (or reset): done
+    }
+  }
+
+  static void on_linger_timeout(void* user, int32_t) {
+    static_cast<Conn*>(user)->module->end_linger(static_cast<Conn*>(user));
+  }
+
+  // Thread: the connection's worker.
+  void end_linger(Conn* c) {
+    {
+      std::lock_guard lock(linger_mutex_);
+      if (lingering_.erase(c) == 0) return;  // stop() has taken it
+    }
+    release(c);
+  }
+
+  // The kernel no longer knows the connection (conn_closed was called).
+  void release(Conn* c) {
+    const auto* api = host().api();
+    api->io_unwatch(host().ctx(), c->linger_watch);
+    api->io_unwatch(host().ctx(), c->watch);
+    ::close(c->linger_timer);
+    if (c->ssl) SSL_free(c->ssl);
+    ::close(c->fd);
+    delete c;
   }
 
   void read(Conn* c) {
@@ -295,7 +379,7 @@ class TcpModule : public sdk::Module {
             if (!c->handshake_done && SSL_is_init_finished(c->ssl)) c->handshake_done = true;
             return;
           }
-          c->closing = true;
+          c->closing = c->peer_gone = true;
           c->out.clear();
           c->out_offset = 0;
           return;
@@ -305,7 +389,7 @@ class TcpModule : public sdk::Module {
         n = ::recv(c->fd, buf, sizeof(buf), 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n <= 0) {
-          c->closing = true;  // peer closed or reset
+          c->closing = c->peer_gone = true;  // peer closed or reset
           c->out.clear();
           c->out_offset = 0;
           return;
@@ -331,7 +415,7 @@ class TcpModule : public sdk::Module {
           if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
           c->out.clear();
           c->out_offset = 0;
-          c->closing = true;
+          c->closing = c->peer_gone = true;
           break;
         }
       } else {
@@ -340,7 +424,7 @@ class TcpModule : public sdk::Module {
           if (errno == EAGAIN || errno == EINTR) break;
           c->out.clear();
           c->out_offset = 0;
-          c->closing = true;
+          c->closing = c->peer_gone = true;
           break;
         }
       }
@@ -387,7 +471,7 @@ class TcpModule : public sdk::Module {
         const ssize_t sent = ::writev(c->fd, iov, static_cast<int>(n));
         if (sent < 0) {
           if (errno != EAGAIN && errno != EINTR) {
-            c->closing = true;
+            c->closing = c->peer_gone = true;
             return BB_OK;
           }
           break;
@@ -452,6 +536,8 @@ class TcpModule : public sdk::Module {
   SSL_CTX* tls_ = nullptr;
   int listen_fd_ = -1;
   bb_io_watch listen_watch_ = 0;
+  std::mutex linger_mutex_;
+  std::unordered_set<Conn*> lingering_;  // closed by the kernel, saying goodbye
 };
 
 }  // namespace
