@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// MQTT.js driven line by line for tests/integration/18_websocket_test.py.
+// MQTT.js driven line by line for tests/integration/http/websocket_test.py.
 //
 //   node client.js '{"url": "ws://127.0.0.1:PORT/ws", "protocolVersion": 5,
 //                    "username": "admin", "password": "...", "clientId": "...",

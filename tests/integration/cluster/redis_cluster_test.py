@@ -15,7 +15,7 @@ import urllib.request
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import ALLOW_ALL, Broker, Client  # noqa: E402
 

@@ -24,7 +24,7 @@ import urllib.request
 from harness import (Broker, Client, connect_packet, main, raw_connect, raw_publish,
                      raw_session, read_packet, wait_for)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 NPM_DIR = os.path.join(HERE, "oidc-npm")
 PROVIDER_SCRIPT = os.path.join(NPM_DIR, "provider.mjs")
 

@@ -27,7 +27,7 @@ import yaml
 
 from harness import BACKBONED, free_port, main, wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 ROOT = os.path.abspath(os.environ.get("BACKBONE_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "k8s"))
 

@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 ROOT = os.environ.get("BACKBONE_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
 ROOT = os.path.abspath(ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "k8s"))

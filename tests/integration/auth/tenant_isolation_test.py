@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import (ALLOW_ALL, Broker, Client, encode_varint, http_request, main,  # noqa: E402
                      make_jwt, raw_login, raw_ping, raw_publish, raw_session, read_packet,
                      rss_kib, sanitized, wait_for)

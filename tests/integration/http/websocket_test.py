@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from harness import (Broker, Client, connect_packet, encode_varint, main, pub, sub_finish,
                      sub_start, wait_for, wait_port)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 NPM_DIR = os.path.join(HERE, "mqttjs-npm")
 CLIENT_JS = os.path.join(NPM_DIR, "client.js")
 

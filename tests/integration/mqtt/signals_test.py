@@ -62,7 +62,7 @@ class Shutdown(unittest.TestCase):
 
 
 class Reload(unittest.TestCase):
-    """06_clients_reload_test covers what a reload changes; here: what it
+    """auth/clients_reload_test covers what a reload changes; here: what it
     must not touch, the live connections and their subscriptions."""
 
     def test_connections_survive_reload(self):

@@ -11,7 +11,7 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import (Broker, Client, encode_varint, http_request, main, make_jwt,  # noqa: E402
                      raw_login, raw_ping, raw_publish, read_packet, wait_for)
 
