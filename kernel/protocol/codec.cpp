@@ -1,99 +1,23 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
+// The primitives every packet shares: the fixed header, variable byte
+// integers, UTF-8 strings, topic names and filters, and the property block.
+// Each packet family has its own file: codec_connect.cpp, codec_publish.cpp,
+// codec_subscribe.cpp, codec_disconnect.cpp.
 #include "kernel/protocol/codec.hpp"
-
-#include "kernel/protocol/reason_code.hpp"
 
 #include <cstring>
 
-namespace backbone::kernel::protocol {
-namespace {
+#include "kernel/protocol/reason_code.hpp"
+#include "kernel/protocol/wire.hpp"
 
-// Bit per packet type in which a property may appear.
-enum : uint32_t {
-  kInConnect = 1u << 1,
-  kInConnack = 1u << 2,
-  kInPublish = 1u << 3,
-  kInAck = 1u << 4,  // PUBACK..PUBCOMP
-  kInSubscribe = 1u << 8,
-  kInSuback = 1u << 9,
-  kInUnsubscribe = 1u << 10,
-  kInUnsuback = 1u << 11,
-  kInDisconnect = 1u << 14,
-  kInAuth = 1u << 15,
-  kInWill = 1u << 16,
-};
+namespace backbone::kernel::protocol {
+
+using namespace wire;
+
+namespace {
 
 constexpr uint32_t kReasonStringAndUser =
     kInConnack | kInAck | kInSuback | kInUnsuback | kInDisconnect | kInAuth;
-
-class Reader {
- public:
-  explicit Reader(std::string_view data) : data_(data) {}
-
-  bool empty() const { return pos_ >= data_.size(); }
-  size_t remaining() const { return data_.size() - pos_; }
-  size_t pos() const { return pos_; }
-  std::string_view rest() const { return data_.substr(pos_); }
-  std::string_view slice(size_t from, size_t to) const { return data_.substr(from, to - from); }
-
-  bool u8(uint8_t& v) {
-    if (remaining() < 1) return false;
-    v = static_cast<uint8_t>(data_[pos_++]);
-    return true;
-  }
-  bool u16(uint16_t& v) {
-    if (remaining() < 2) return false;
-    v = static_cast<uint16_t>((static_cast<uint8_t>(data_[pos_]) << 8) |
-                              static_cast<uint8_t>(data_[pos_ + 1]));
-    pos_ += 2;
-    return true;
-  }
-  bool u32(uint32_t& v) {
-    if (remaining() < 4) return false;
-    v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(data_[pos_ + i]);
-    pos_ += 4;
-    return true;
-  }
-  bool varint(uint32_t& v) {
-    v = 0;
-    for (int i = 0; i < 4; ++i) {
-      uint8_t b;
-      if (!u8(b)) return false;
-      v |= static_cast<uint32_t>(b & 0x7F) << (7 * i);
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  bool binary(std::string_view& v) {
-    uint16_t len;
-    if (!u16(len) || remaining() < len) return false;
-    v = data_.substr(pos_, len);
-    pos_ += len;
-    return true;
-  }
-  bool skip(size_t n) {
-    if (remaining() < n) return false;
-    pos_ += n;
-    return true;
-  }
-
- private:
-  std::string_view data_;
-  size_t pos_ = 0;
-};
-
-bool fail(DecodeError& err, uint8_t reason, const char* message) {
-  err.reason = reason;
-  err.message = message;
-  return false;
-}
-
-bool read_utf8(Reader& r, std::string_view& v, DecodeError& err) {
-  if (!r.binary(v)) return fail(err, reason::kMalformedPacket, "truncated string");
-  if (!valid_utf8(v)) return fail(err, reason::kMalformedPacket, "invalid UTF-8 string");
-  return true;
-}
 
 template <class T>
 bool set_once(std::optional<T>& slot, T value, DecodeError& err) {
@@ -101,6 +25,10 @@ bool set_once(std::optional<T>& slot, T value, DecodeError& err) {
   slot = std::move(value);
   return true;
 }
+
+}  // namespace
+
+namespace wire {
 
 bool read_properties(Reader& r, uint32_t context, Properties& props, DecodeError& err) {
   uint32_t length;
@@ -253,36 +181,7 @@ bool read_properties(Reader& r, uint32_t context, Properties& props, DecodeError
   return true;
 }
 
-void put_u16(uint16_t v, std::string& out) {
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v & 0xFF));
-}
-void put_u32(uint32_t v, std::string& out) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xFF));
-}
-void put_string(std::string_view s, std::string& out) {
-  put_u16(static_cast<uint16_t>(s.size()), out);
-  out.append(s);
-}
-void put_fixed_header(uint8_t first, size_t remaining, std::string& out) {
-  out.push_back(static_cast<char>(first));
-  append_varint(static_cast<uint32_t>(remaining), out);
-}
-
-// Properties are encoded into a scratch string first; control packets are
-// rare, so simplicity wins over avoiding the copy here.
-std::string encoded_properties(const Properties& p) {
-  std::string out;
-  encode_properties(p, out);
-  return out;
-}
-
-bool version_is_v5(Version v) {
-  return v == Version::kV5;
-}
-
-}  // namespace
+}  // namespace wire
 
 const char* packet_name(PacketType type) {
   static constexpr const char* kNames[] = {"RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
@@ -403,200 +302,6 @@ FrameStatus parse_frame_header(std::string_view buffer, FrameHeader& out) {
   return FrameStatus::kMalformed;
 }
 
-bool decode_connect(std::string_view body, ConnectPacket& out, DecodeError& err) {
-  Reader r(body);
-  std::string_view protocol_name;
-  if (!r.binary(protocol_name)) return fail(err, reason::kMalformedPacket, "truncated CONNECT");
-  uint8_t level;
-  if (!r.u8(level)) return fail(err, reason::kMalformedPacket, "truncated CONNECT");
-  if (level == 3 && protocol_name == "MQIsdp") {
-    out.version = Version::kV31;
-  } else if (protocol_name == "MQTT" && (level == 4 || level == 5)) {
-    out.version = static_cast<Version>(level);
-  } else if (protocol_name == "MQTT" || protocol_name == "MQIsdp") {
-    return fail(err, reason::kUnsupportedProtocolVersion, "unsupported protocol version");
-  } else {
-    return fail(err, reason::kMalformedPacket, "unknown protocol name");
-  }
-  uint8_t flags;
-  if (!r.u8(flags) || !r.u16(out.keep_alive))
-    return fail(err, reason::kMalformedPacket, "truncated CONNECT");
-  if (flags & 0x01) return fail(err, reason::kMalformedPacket, "reserved CONNECT flag set");
-  const bool has_user = flags & 0x80, has_password = flags & 0x40, will_retain = flags & 0x20;
-  const uint8_t will_qos = (flags >> 3) & 0x03;
-  const bool has_will = flags & 0x04;
-  out.clean_start = flags & 0x02;
-  if (!has_will && (will_qos != 0 || will_retain))
-    return fail(err, reason::kMalformedPacket, "will flags without will");
-  if (will_qos > 2) return fail(err, reason::kMalformedPacket, "will QoS 3");
-  if (out.version != Version::kV5 && has_password && !has_user)
-    return fail(err, reason::kMalformedPacket, "password without user name");
-  const bool v5 = out.version == Version::kV5;
-  if (v5 && !read_properties(r, kInConnect, out.props, err)) return false;
-  std::string_view s;
-  if (!read_utf8(r, s, err)) return false;
-  out.client_id = std::string(s);
-  if (has_will) {
-    Will will;
-    will.qos = will_qos;
-    will.retain = will_retain;
-    if (v5 && !read_properties(r, kInWill, will.props, err)) return false;
-    if (!read_utf8(r, s, err)) return false;
-    if (!valid_topic_name(s)) return fail(err, reason::kTopicNameInvalid, "invalid will topic");
-    will.topic = std::string(s);
-    if (!r.binary(s)) return fail(err, reason::kMalformedPacket, "truncated will payload");
-    will.payload = std::string(s);
-    out.will = std::move(will);
-  }
-  if (has_user) {
-    if (!read_utf8(r, s, err)) return false;
-    out.username = std::string(s);
-  }
-  if (has_password) {
-    if (!r.binary(s)) return fail(err, reason::kMalformedPacket, "truncated password");
-    out.password = std::string(s);
-  }
-  if (!r.empty()) return fail(err, reason::kMalformedPacket, "trailing bytes in CONNECT");
-  return true;
-}
-
-bool decode_publish(uint8_t flags, std::string_view body, Version version, PublishView& out,
-                    DecodeError& err) {
-  out.dup = flags & 0x08;
-  out.qos = (flags >> 1) & 0x03;
-  out.retain = flags & 0x01;
-  if (out.qos == 3) return fail(err, reason::kMalformedPacket, "PUBLISH with QoS 3");
-  if (out.qos == 0 && out.dup) return fail(err, reason::kMalformedPacket, "DUP set on QoS 0");
-  Reader r(body);
-  if (!r.binary(out.topic)) return fail(err, reason::kMalformedPacket, "truncated PUBLISH");
-  if (!valid_utf8(out.topic)) return fail(err, reason::kMalformedPacket, "topic is not UTF-8");
-  if (out.topic.find_first_of("+#") != std::string_view::npos)
-    return fail(err, reason::kTopicNameInvalid, "wildcard in topic name");
-  if (out.qos > 0) {
-    if (!r.u16(out.packet_id)) return fail(err, reason::kMalformedPacket, "truncated PUBLISH");
-    if (out.packet_id == 0) return fail(err, reason::kProtocolError, "packet id 0");
-  }
-  if (version_is_v5(version) && !read_properties(r, kInPublish, out.props, err)) return false;
-  if (out.topic.empty() && !out.props.topic_alias)
-    return fail(err, version_is_v5(version) ? reason::kProtocolError : reason::kMalformedPacket,
-                "empty topic");
-  out.payload = r.rest();
-  return true;
-}
-
-bool decode_ack(PacketType type, uint8_t flags, std::string_view body, Version version,
-                AckPacket& out, DecodeError& err) {
-  const uint8_t expected_flags = type == PacketType::kPubrel ? 0x02 : 0x00;
-  if (flags != expected_flags) return fail(err, reason::kMalformedPacket, "bad fixed header flags");
-  out.type = type;
-  Reader r(body);
-  if (!r.u16(out.packet_id)) return fail(err, reason::kMalformedPacket, "truncated ack");
-  if (out.packet_id == 0) return fail(err, reason::kProtocolError, "packet id 0");
-  if (!version_is_v5(version)) {
-    if (!r.empty()) return fail(err, reason::kMalformedPacket, "trailing bytes in ack");
-    return true;
-  }
-  if (r.empty()) return true;
-  if (!r.u8(out.reason_code)) return fail(err, reason::kMalformedPacket, "truncated ack");
-  if (!r.empty() && !read_properties(r, kInAck, out.props, err)) return false;
-  if (!r.empty()) return fail(err, reason::kMalformedPacket, "trailing bytes in ack");
-  return true;
-}
-
-bool decode_subscribe(uint8_t flags, std::string_view body, Version version, SubscribePacket& out,
-                      DecodeError& err) {
-  if (flags != 0x02) return fail(err, reason::kMalformedPacket, "bad SUBSCRIBE flags");
-  Reader r(body);
-  if (!r.u16(out.packet_id)) return fail(err, reason::kMalformedPacket, "truncated SUBSCRIBE");
-  if (out.packet_id == 0) return fail(err, reason::kMalformedPacket, "packet id 0");
-  const bool v5 = version_is_v5(version);
-  if (v5 && !read_properties(r, kInSubscribe, out.props, err)) return false;
-  while (!r.empty()) {
-    std::string_view filter;
-    if (!read_utf8(r, filter, err)) return false;
-    uint8_t opts;
-    if (!r.u8(opts)) return fail(err, reason::kMalformedPacket, "truncated SUBSCRIBE");
-    if ((v5 && (opts & 0xC0)) || (!v5 && (opts & 0xFC)))
-      return fail(err, reason::kMalformedPacket, "reserved subscription option bits");
-    Subscription sub{std::string(filter), {}};
-    sub.options.qos = opts & 0x03;
-    if (sub.options.qos == 3) return fail(err, reason::kMalformedPacket, "subscription QoS 3");
-    if (v5) {
-      sub.options.no_local = opts & 0x04;
-      sub.options.retain_as_published = opts & 0x08;
-      sub.options.retain_handling = (opts >> 4) & 0x03;
-      if (sub.options.retain_handling == 3)
-        return fail(err, reason::kMalformedPacket, "retain handling 3");
-    }
-    out.subscriptions.push_back(std::move(sub));
-  }
-  if (out.subscriptions.empty())
-    return fail(err, reason::kProtocolError, "SUBSCRIBE without topic filters");
-  return true;
-}
-
-bool decode_unsubscribe(uint8_t flags, std::string_view body, Version version,
-                        UnsubscribePacket& out, DecodeError& err) {
-  if (flags != 0x02) return fail(err, reason::kMalformedPacket, "bad UNSUBSCRIBE flags");
-  Reader r(body);
-  if (!r.u16(out.packet_id)) return fail(err, reason::kMalformedPacket, "truncated UNSUBSCRIBE");
-  if (out.packet_id == 0) return fail(err, reason::kMalformedPacket, "packet id 0");
-  if (version_is_v5(version) && !read_properties(r, kInUnsubscribe, out.props, err)) return false;
-  while (!r.empty()) {
-    std::string_view filter;
-    if (!read_utf8(r, filter, err)) return false;
-    out.filters.emplace_back(filter);
-  }
-  if (out.filters.empty())
-    return fail(err, reason::kProtocolError, "UNSUBSCRIBE without topic filters");
-  return true;
-}
-
-bool decode_disconnect(PacketType type, uint8_t flags, std::string_view body, Version version,
-                       DisconnectPacket& out, DecodeError& err) {
-  if (flags != 0) return fail(err, reason::kMalformedPacket, "bad fixed header flags");
-  if (!version_is_v5(version)) {
-    if (type == PacketType::kAuth) return fail(err, reason::kProtocolError, "AUTH before MQTT 5");
-    if (!body.empty()) return fail(err, reason::kMalformedPacket, "DISCONNECT with a body");
-    return true;
-  }
-  Reader r(body);
-  if (r.empty()) return true;
-  if (!r.u8(out.reason_code)) return fail(err, reason::kMalformedPacket, "truncated packet");
-  if (!r.empty() &&
-      !read_properties(r, type == PacketType::kAuth ? kInAuth : kInDisconnect, out.props, err))
-    return false;
-  if (!r.empty()) return fail(err, reason::kMalformedPacket, "trailing bytes");
-  return true;
-}
-
-bool decode_connack(std::string_view body, Version version, ConnackPacket& out, DecodeError& err) {
-  Reader r(body);
-  uint8_t ack_flags;
-  if (!r.u8(ack_flags) || !r.u8(out.reason_code))
-    return fail(err, reason::kMalformedPacket, "truncated CONNACK");
-  if (ack_flags & 0xFE) return fail(err, reason::kMalformedPacket, "reserved CONNACK flags");
-  out.session_present = ack_flags & 0x01;
-  if (version_is_v5(version) && !read_properties(r, kInConnack, out.props, err)) return false;
-  if (!r.empty()) return fail(err, reason::kMalformedPacket, "trailing bytes in CONNACK");
-  return true;
-}
-
-bool decode_suback(PacketType type, std::string_view body, Version version, SubackPacket& out,
-                   DecodeError& err) {
-  Reader r(body);
-  if (!r.u16(out.packet_id)) return fail(err, reason::kMalformedPacket, "truncated SUBACK");
-  if (version_is_v5(version) &&
-      !read_properties(r, type == PacketType::kSuback ? kInSuback : kInUnsuback, out.props, err))
-    return false;
-  while (!r.empty()) {
-    uint8_t code;
-    r.u8(code);
-    out.reason_codes.push_back(code);
-  }
-  return true;
-}
-
 size_t properties_size(const Properties& p) {
   size_t n = 0;
   auto str = [&](const std::optional<std::string>& s) {
@@ -692,186 +397,6 @@ void encode_properties(const Properties& p, std::string& out) {
   byte(property::kWildcardSubAvailable, p.wildcard_sub_available);
   byte(property::kSubIdAvailable, p.sub_id_available);
   byte(property::kSharedSubAvailable, p.shared_sub_available);
-}
-
-void encode_connack(const ConnackPacket& p, Version version, std::string& out) {
-  if (!version_is_v5(version)) {
-    put_fixed_header(0x20, 2, out);
-    out.push_back(static_cast<char>(p.session_present ? 1 : 0));
-    out.push_back(static_cast<char>(connack_v311_code(p.reason_code)));
-    return;
-  }
-  const std::string props = encoded_properties(p.props);
-  put_fixed_header(0x20, 2 + props.size(), out);
-  out.push_back(static_cast<char>(p.session_present ? 1 : 0));
-  out.push_back(static_cast<char>(p.reason_code));
-  out.append(props);
-}
-
-void encode_ack(const AckPacket& p, Version version, std::string& out) {
-  const uint8_t first = static_cast<uint8_t>(static_cast<uint8_t>(p.type) << 4) |
-                        (p.type == PacketType::kPubrel ? 0x02 : 0x00);
-  const bool has_props = properties_size(p.props) > 0;
-  if (!version_is_v5(version) || (p.reason_code == 0 && !has_props)) {
-    put_fixed_header(first, 2, out);
-    put_u16(p.packet_id, out);
-    return;
-  }
-  const std::string props = has_props ? encoded_properties(p.props) : std::string();
-  put_fixed_header(first, 3 + props.size(), out);
-  put_u16(p.packet_id, out);
-  out.push_back(static_cast<char>(p.reason_code));
-  out.append(props);
-}
-
-void encode_suback(PacketType type, const SubackPacket& p, Version version, std::string& out) {
-  const uint8_t first = static_cast<uint8_t>(static_cast<uint8_t>(type) << 4);
-  const bool v5 = version_is_v5(version);
-  // MQTT 3.1.1 UNSUBACK carries no payload.
-  const bool codes = v5 || type == PacketType::kSuback;
-  const std::string props = v5 ? encoded_properties(p.props) : std::string();
-  put_fixed_header(first, 2 + props.size() + (codes ? p.reason_codes.size() : 0), out);
-  put_u16(p.packet_id, out);
-  out.append(props);
-  if (codes) {
-    for (uint8_t c : p.reason_codes) out.push_back(static_cast<char>(c));
-  }
-}
-
-void encode_pingresp(std::string& out) {
-  out.append("\xD0\x00", 2);
-}
-void encode_pingreq(std::string& out) {
-  out.append("\xC0\x00", 2);
-}
-
-void encode_disconnect(PacketType type, const DisconnectPacket& p, Version version,
-                       std::string& out) {
-  const uint8_t first = static_cast<uint8_t>(static_cast<uint8_t>(type) << 4);
-  if (!version_is_v5(version)) {
-    put_fixed_header(first, 0, out);
-    return;
-  }
-  const bool has_props = properties_size(p.props) > 0;
-  if (p.reason_code == 0 && !has_props) {
-    put_fixed_header(first, 0, out);
-    return;
-  }
-  const std::string props = encoded_properties(p.props);
-  put_fixed_header(first, 1 + props.size(), out);
-  out.push_back(static_cast<char>(p.reason_code));
-  out.append(props);
-}
-
-namespace {
-size_t publish_props_size(const PublishHeader& h) {
-  size_t n = h.forward_props.size();
-  if (h.topic_alias) n += 3;
-  if (h.message_expiry) n += 5;
-  for (size_t i = 0; i < h.subscription_id_count; ++i) n += 1 + varint_size(h.subscription_ids[i]);
-  return n;
-}
-size_t publish_remaining(const PublishHeader& h, Version version, size_t payload_size) {
-  size_t n = 2 + h.topic.size() + (h.qos > 0 ? 2 : 0) + payload_size;
-  if (version_is_v5(version)) {
-    const size_t props = publish_props_size(h);
-    n += varint_size(static_cast<uint32_t>(props)) + props;
-  }
-  return n;
-}
-}  // namespace
-
-size_t publish_packet_size(const PublishHeader& h, Version version, size_t payload_size) {
-  const size_t remaining = publish_remaining(h, version, payload_size);
-  return 1 + varint_size(static_cast<uint32_t>(remaining)) + remaining;
-}
-
-void encode_publish_header(const PublishHeader& h, Version version, size_t payload_size,
-                           std::string& out) {
-  const uint8_t first =
-      0x30 | (h.dup ? 0x08 : 0) | static_cast<uint8_t>(h.qos << 1) | (h.retain ? 0x01 : 0);
-  put_fixed_header(first, publish_remaining(h, version, payload_size), out);
-  put_string(h.topic, out);
-  if (h.qos > 0) put_u16(h.packet_id, out);
-  if (!version_is_v5(version)) return;
-  append_varint(static_cast<uint32_t>(publish_props_size(h)), out);
-  if (h.message_expiry) {
-    out.push_back(static_cast<char>(property::kMessageExpiry));
-    put_u32(*h.message_expiry, out);
-  }
-  if (h.topic_alias) {
-    out.push_back(static_cast<char>(property::kTopicAlias));
-    put_u16(h.topic_alias, out);
-  }
-  for (size_t i = 0; i < h.subscription_id_count; ++i) {
-    out.push_back(static_cast<char>(property::kSubscriptionId));
-    append_varint(h.subscription_ids[i], out);
-  }
-  out.append(h.forward_props);
-}
-
-void encode_connect(const ConnectPacket& p, std::string& out) {
-  std::string body;
-  const bool v5 = p.version == Version::kV5;
-  put_string(p.version == Version::kV31 ? "MQIsdp" : "MQTT", body);
-  body.push_back(static_cast<char>(p.version));
-  uint8_t flags = p.clean_start ? 0x02 : 0;
-  if (p.will) {
-    flags |= 0x04 | static_cast<uint8_t>(p.will->qos << 3) | (p.will->retain ? 0x20 : 0);
-  }
-  if (p.password) flags |= 0x40;
-  if (p.username) flags |= 0x80;
-  body.push_back(static_cast<char>(flags));
-  put_u16(p.keep_alive, body);
-  if (v5) encode_properties(p.props, body);
-  put_string(p.client_id, body);
-  if (p.will) {
-    if (v5) encode_properties(p.will->props, body);
-    put_string(p.will->topic, body);
-    put_string(p.will->payload, body);
-  }
-  if (p.username) put_string(*p.username, body);
-  if (p.password) put_string(*p.password, body);
-  put_fixed_header(0x10, body.size(), out);
-  out.append(body);
-}
-
-void encode_publish(const PublishView& p, Version version, std::string& out) {
-  std::string body;
-  put_string(p.topic, body);
-  if (p.qos > 0) put_u16(p.packet_id, body);
-  if (version_is_v5(version)) encode_properties(p.props, body);
-  body.append(p.payload);
-  const uint8_t first =
-      0x30 | (p.dup ? 0x08 : 0) | static_cast<uint8_t>(p.qos << 1) | (p.retain ? 0x01 : 0);
-  put_fixed_header(first, body.size(), out);
-  out.append(body);
-}
-
-void encode_subscribe(const SubscribePacket& p, Version version, std::string& out) {
-  std::string body;
-  put_u16(p.packet_id, body);
-  if (version_is_v5(version)) encode_properties(p.props, body);
-  for (const auto& s : p.subscriptions) {
-    put_string(s.filter, body);
-    uint8_t o = s.options.qos;
-    if (version_is_v5(version)) {
-      o |= (s.options.no_local ? 0x04 : 0) | (s.options.retain_as_published ? 0x08 : 0) |
-           static_cast<uint8_t>(s.options.retain_handling << 4);
-    }
-    body.push_back(static_cast<char>(o));
-  }
-  put_fixed_header(0x82, body.size(), out);
-  out.append(body);
-}
-
-void encode_unsubscribe(const UnsubscribePacket& p, Version version, std::string& out) {
-  std::string body;
-  put_u16(p.packet_id, body);
-  if (version_is_v5(version)) encode_properties(p.props, body);
-  for (const auto& f : p.filters) put_string(f, body);
-  put_fixed_header(0xA2, body.size(), out);
-  out.append(body);
 }
 
 }  // namespace backbone::kernel::protocol

@@ -32,34 +32,24 @@ enum class FrameStatus { kComplete, kNeedMore, kMalformed };
 // its body is buffered.
 FrameStatus parse_frame_header(std::string_view buffer, FrameHeader& out);
 
-// Decoders take the packet body (after the fixed header). Views in the
-// results point into `body`.
+// Decoders take the packet body (after the fixed header); views in the
+// results point into `body`. Encoders append one whole packet to `out`.
+// Decoders of client-side packets (CONNACK, SUBACK) and encoders of
+// client-side packets (CONNECT, PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ)
+// serve tests, the fuzzer and the load generator.
+
+// CONNECT and CONNACK (codec_connect.cpp).
 bool decode_connect(std::string_view body, ConnectPacket& out, DecodeError& err);
+void encode_connack(const ConnackPacket& p, Version version, std::string& out);
+bool decode_connack(std::string_view body, Version version, ConnackPacket& out, DecodeError& err);
+void encode_connect(const ConnectPacket& p, std::string& out);
+
+// PUBLISH, PUBACK, PUBREC, PUBREL and PUBCOMP (codec_publish.cpp).
 bool decode_publish(uint8_t flags, std::string_view body, Version version, PublishView& out,
                     DecodeError& err);
 bool decode_ack(PacketType type, uint8_t flags, std::string_view body, Version version,
                 AckPacket& out, DecodeError& err);
-bool decode_subscribe(uint8_t flags, std::string_view body, Version version, SubscribePacket& out,
-                      DecodeError& err);
-bool decode_unsubscribe(uint8_t flags, std::string_view body, Version version,
-                        UnsubscribePacket& out, DecodeError& err);
-// DISCONNECT and AUTH share a shape.
-bool decode_disconnect(PacketType type, uint8_t flags, std::string_view body, Version version,
-                       DisconnectPacket& out, DecodeError& err);
-// Client-side packets, used by tests, the fuzzer and the load generator.
-bool decode_connack(std::string_view body, Version version, ConnackPacket& out, DecodeError& err);
-bool decode_suback(PacketType type, std::string_view body, Version version, SubackPacket& out,
-                   DecodeError& err);
-
-// Encoders append one whole packet to `out`.
-void encode_connack(const ConnackPacket& p, Version version, std::string& out);
 void encode_ack(const AckPacket& p, Version version, std::string& out);
-void encode_suback(PacketType type, const SubackPacket& p, Version version, std::string& out);
-void encode_pingresp(std::string& out);
-void encode_pingreq(std::string& out);
-void encode_disconnect(PacketType type, const DisconnectPacket& p, Version version,
-                       std::string& out);
-
 // PUBLISH as the broker sends it: fixed header, topic, packet id and
 // properties go to `out`; the caller sends `payload_size` payload bytes right
 // after, from the shared message buffer.
@@ -78,11 +68,30 @@ struct PublishHeader {
 void encode_publish_header(const PublishHeader& h, Version version, size_t payload_size,
                            std::string& out);
 size_t publish_packet_size(const PublishHeader& h, Version version, size_t payload_size);
-
-void encode_connect(const ConnectPacket& p, std::string& out);
 void encode_publish(const PublishView& p, Version version, std::string& out);
+
+// SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (codec_subscribe.cpp).
+bool decode_subscribe(uint8_t flags, std::string_view body, Version version, SubscribePacket& out,
+                      DecodeError& err);
+bool decode_unsubscribe(uint8_t flags, std::string_view body, Version version,
+                        UnsubscribePacket& out, DecodeError& err);
+// `type` is kSuback or kUnsuback: they share a shape.
+void encode_suback(PacketType type, const SubackPacket& p, Version version, std::string& out);
+bool decode_suback(PacketType type, std::string_view body, Version version, SubackPacket& out,
+                   DecodeError& err);
 void encode_subscribe(const SubscribePacket& p, Version version, std::string& out);
 void encode_unsubscribe(const UnsubscribePacket& p, Version version, std::string& out);
+
+// DISCONNECT, AUTH, PINGREQ and PINGRESP (codec_disconnect.cpp).
+// `type` is kDisconnect or kAuth: they share a shape.
+bool decode_disconnect(PacketType type, uint8_t flags, std::string_view body, Version version,
+                       DisconnectPacket& out, DecodeError& err);
+void encode_disconnect(PacketType type, const DisconnectPacket& p, Version version,
+                       std::string& out);
+void encode_pingresp(std::string& out);
+void encode_pingreq(std::string& out);
+
+// The primitives every packet shares (codec.cpp).
 
 // Encodes the properties block (length prefix included).
 void encode_properties(const Properties& props, std::string& out);

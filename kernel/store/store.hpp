@@ -68,7 +68,7 @@ struct State {
     message::MessagePtr message;
     uint32_t references = 0;  // queue entries naming it
   };
-  std::map<uint64_t, StoredMessage> messages;          // by message id
+  std::map<uint64_t, StoredMessage> messages;           // by message id
   std::map<std::string, message::MessagePtr> retained;  // by topic
   uint64_t next_session_key = 1;
   uint64_t next_message_id = 1;
