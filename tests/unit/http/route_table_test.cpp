@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "kernel/http/openapi.hpp"
@@ -224,7 +225,9 @@ TEST_F(RouteTableTest, OpenApiDescribesAuthenticationFromTheRouteFlag) {
   const auto mqtt = websocket_route("/mqtt", "mqtt");
   auto own = http_route("/api/clients", "GET", BB_HTTP_PREFIX | BB_HTTP_AUTH);
   own.openapi = str(R"({"/api/clients/{name}": {"get": {"summary": "one client"}}})");
-  for (const auto* r : {&open, &guarded, &mqtt, &own}) ASSERT_EQ(add(*r), BB_OK);
+  for (const bb_http_route* r :
+       std::initializer_list<const bb_http_route*>{&open, &guarded, &mqtt, &own})
+    ASSERT_EQ(add(*r), BB_OK);
   const nlohmann::json doc = openapi_document(table_);
   EXPECT_EQ(doc["openapi"], "3.0.3");
   const auto& paths = doc["paths"];

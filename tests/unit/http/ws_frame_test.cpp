@@ -135,7 +135,9 @@ TEST(WsFrame, EveryPrefixOfAFrameNeedsMore) {
     for (size_t n = 0; n < f.size(); ++n) {
       ASSERT_EQ(parse_ws_frame(f.data(), n, false, 0, 4096, frame), WsParse::kNeedMore)
           << payload << " bytes of payload, " << n << " bytes available";
-      if (frame.header != 0) EXPECT_EQ(frame.header + frame.length, f.size());
+      if (frame.header != 0) {
+        EXPECT_EQ(frame.header + frame.length, f.size());
+      }
     }
     EXPECT_EQ(parse_ws_frame(f.data(), f.size(), false, 0, 4096, frame), WsParse::kFrame);
   }
