@@ -11,6 +11,7 @@
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/config/config_file.hpp"
+#include "kernel/quota/quota.hpp"
 
 namespace backbone::kernel::broker {
 class Broker;
@@ -70,7 +71,7 @@ class HttpServer {
   struct Impl;
   void listen();
 
-  config::HttpSettings settings_;
+  config::HttpSettings settings_;  // before impl_, whose parts refer to it
   std::unique_ptr<Impl> impl_;
   bool armed_ = false;
   bool listening_ = false;

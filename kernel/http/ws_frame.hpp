@@ -4,8 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 
-// RFC 6455 frames as a server reads and writes them, apart from any socket so that the
-// fuzzer (tests/fuzz/fuzz_ws_frame.cpp) reaches the same code as ws://.
+// RFC 6455 frames as a server reads and writes them, apart from any socket
+// so that the fuzzer (tests/fuzz/fuzz_ws_frame.cpp) and the unit tests reach
+// the same code as ws:// (plain_websocket.cpp).
 namespace backbone::kernel::http {
 
 struct WsFrame {
