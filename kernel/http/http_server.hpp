@@ -1,26 +1,18 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <vector>
 
 #include <backbone/module_abi.h>
 #include <nlohmann/json.hpp>
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/config/config_file.hpp"
+#include "kernel/quota/quota.hpp"
 
-namespace backbone::kernel::auth {
-struct Outcome;
-}
 namespace backbone::kernel::broker {
 class Broker;
 }
@@ -30,34 +22,12 @@ class WorkerPool;
 
 namespace backbone::kernel::http {
 
-// A route registered by a module, with its strings copied.
-struct Route {
-  std::string module;
-  std::string path;
-  std::vector<std::string> methods;
-  std::vector<std::string> subprotocols;
-  std::string summary;
-  nlohmann::json openapi;  // object of extra path-item fields, or null
-  bool prefix = false;
-  bool auth = false;
-  bool websocket = false;
-  uint32_t max_message_size = 0;
-  const bb_http_route* table = nullptr;
-  void* user = nullptr;
-
-  bool allows_method(std::string_view method) const;
-};
-
-// The exchange a request is waiting in: who asked (after authentication) and
-// the connection to answer on.
-struct Exchange;
-class ConnectionBase;
-class WebSocketBase;
-
-// The kernel's HTTP(S) listener shared by the modules (Boost.Beast on the
+// The kernel's HTTP(S) server shared by the modules (Boost.Beast on the
 // kernel workers): routing, size limits, timeouts, authentication of
 // BB_HTTP_AUTH routes, WebSocket upgrades. Modules answer requests through
-// respond() from any thread.
+// respond() from any thread. The parts: Listener (listener.hpp), RouteTable
+// (route_table.hpp), the OpenAPI document (openapi.hpp), HTTP connections
+// (http_connection.hpp), WebSockets (plain_websocket.hpp, tls_websocket.hpp).
 class HttpServer {
  public:
   HttpServer(broker::Broker& broker, net::WorkerPool& workers);
@@ -85,8 +55,6 @@ class HttpServer {
   std::shared_ptr<const authz::Policy> policy_of(bb_http_exchange ex);
   // The requester's quotas and usage (BB_HTTP_AUTH routes), or null.
   quota::PrincipalPtr principal_of(bb_http_exchange ex);
-  static bool is_http_ticket(bb_auth_ticket t) { return (t >> 63) != 0; }
-  bb_status auth_complete(bb_auth_ticket t, auth::Outcome&& outcome);
 
   // --- WebSockets (the WebSocket's worker only) ---
   bb_status ws_send(bb_ws_id ws, const bb_bytes* chunks, size_t count);
@@ -96,14 +64,11 @@ class HttpServer {
   // The OpenAPI 3 document of every registered route.
   nlohmann::json openapi() const;
 
-  // For the connection classes (http_server.cpp).
-  struct Impl;
-  Impl& impl() { return *impl_; }
-
  private:
+  struct Impl;
   void listen();
 
-  config::HttpSettings settings_;
+  config::HttpSettings settings_;  // before impl_, whose parts refer to it
   std::unique_ptr<Impl> impl_;
   bool armed_ = false;
   bool listening_ = false;

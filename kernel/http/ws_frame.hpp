@@ -4,8 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 
-// RFC 6455 frames as a server reads them, apart from any socket so that the
-// fuzzer (tests/fuzz/fuzz_ws_frame.cpp) reaches the same code as ws://.
+// RFC 6455 frames as a server reads and writes them, apart from any socket
+// so that the fuzzer (tests/fuzz/fuzz_ws_frame.cpp) and the unit tests reach
+// the same code as ws:// (plain_websocket.cpp).
 namespace backbone::kernel::http {
 
 struct WsFrame {
@@ -57,6 +58,29 @@ inline WsParse parse_ws_frame(const uint8_t* f, size_t size, bool in_message, ui
   out = WsFrame{fin, opcode, len, header + 4};
   if (size < out.header || size - out.header < len) return WsParse::kNeedMore;
   return WsParse::kFrame;
+}
+
+// The longest frame header a server writes (no mask key).
+constexpr size_t kWsMaxServerHeader = 10;
+
+// Writes the header of an unfragmented, unmasked server frame with a
+// payload of `len` bytes to `h` (kWsMaxServerHeader bytes); returns its
+// length.
+inline size_t write_ws_frame_header(uint8_t* h, uint8_t opcode, uint64_t len) {
+  h[0] = static_cast<uint8_t>(0x80 | opcode);
+  if (len < 126) {
+    h[1] = static_cast<uint8_t>(len);
+    return 2;
+  }
+  if (len < 65536) {
+    h[1] = 126;
+    h[2] = static_cast<uint8_t>(len >> 8);
+    h[3] = static_cast<uint8_t>(len);
+    return 4;
+  }
+  h[1] = 127;
+  for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<uint8_t>(len >> (56 - 8 * i));
+  return 10;
 }
 
 // Unmasks the payload of a complete frame in place (RFC 6455 §5.3).

@@ -380,8 +380,6 @@ struct HostApiImpl {
   static bb_status auth_complete(bb_host_ctx*, bb_auth_ticket t, const bb_auth_result* r) noexcept {
     try {
       if (!r) return BB_E_INVALID;
-      if (http::HttpServer::is_http_ticket(t))
-        return g_http->auth_complete(t, auth::copy_result(*r));
       return g_broker->logins().complete(t, *r);
     } catch (...) {
       return BB_E_INTERNAL;

@@ -1,20 +1,12 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // libFuzzer target: the HTTP request parser as the kernel's listener uses it
-// (kernel/http/http_server.cpp): Beast's request_parser with header and body
-// limits, the header read alone first and the body only afterwards, bytes
-// arriving in pieces of any size.
-#define BOOST_BEAST_USE_STD_STRING_VIEW
-#include <boost/beast/core.hpp>
-// As in http_server.cpp: Beast's parser without its assertion on a legal
-// split of the last chunk (boostorg/beast#2861).
-#include <boost/version.hpp>
-#if BOOST_VERSION < 108600
-#define BOOST_DISABLE_ASSERTS
-#include <boost/beast/http/basic_parser.hpp>
-#undef BOOST_DISABLE_ASSERTS
-#include <boost/assert.hpp>
-#endif
-#include <boost/beast/http.hpp>
+// (kernel/http/http_connection.cpp): Beast's request_parser with header and
+// body limits, the header read alone first and the body only afterwards,
+// bytes arriving in pieces of any size. Beast is configured as in the kernel
+// (kernel/http/beast.hpp: its parser without the assertion on a legal split
+// of the last chunk, boostorg/beast#2861).
+#include "kernel/http/beast.hpp"  // before any other Beast header
+
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <backbone/module_abi.h>
+
+namespace backbone::kernel::net {
+class Worker;
+}
+
+namespace backbone::kernel::http {
+
+class WebSocket;
+
+// The open WebSockets by id (bb_ws_id), one map per worker: each map is
+// touched only by its worker, so no lock. The low byte of an id is its
+// worker's index.
+class WebSocketTable {
+ public:
+  explicit WebSocketTable(size_t workers) : by_worker_(workers) {}
+
+  // On `worker`.
+  bb_ws_id add(net::Worker& worker, std::shared_ptr<WebSocket> ws);
+  // On the WebSocket's worker. Null once the WebSocket closed.
+  WebSocket* find(bb_ws_id id);
+  void remove(bb_ws_id id);
+  // On worker `worker`: closes each of its WebSockets with `code`.
+  void close_all(uint32_t worker, uint16_t code);
+
+ private:
+  std::vector<std::unordered_map<bb_ws_id, std::shared_ptr<WebSocket>>> by_worker_;
+  std::atomic<uint64_t> next_{1};
+};
+
+}  // namespace backbone::kernel::http
