@@ -20,7 +20,8 @@ struct bb_host_ctx {
 namespace backbone::kernel::module_host {
 
 // One loaded module instance. The lifecycle fields are written by the
-// control thread; `ready` under ModuleHost's ready mutex, `stopped` from any.
+// control thread; `ready` also by ready() from any thread, under ModuleHost's
+// ready mutex; `stopped` is read by conn_open from any thread.
 struct ModuleHost::Instance {
   bb_host_ctx ctx;
   config::ModuleEntry entry;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// The kernel's side of bb_host_api, one file per section of module_abi.h:
+// The kernel's side of bb_host_api, one file per area of module_abi.h:
 // core.cpp, connection.cpp, auth.cpp, http.cpp, cluster.cpp and io_watch.cpp;
 // table.cpp assembles them into the table modules receive. Contracts are in
 // module_abi.h. Every function is noexcept (nothing may unwind into a
