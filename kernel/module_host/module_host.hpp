@@ -27,6 +27,8 @@ class HttpServer;
 
 namespace backbone::kernel::module_host {
 
+class IoWatches;
+
 // Owns the module instances and implements the host side of the ABI.
 // Lifecycle calls run on the control thread (the one calling these methods).
 class ModuleHost {
@@ -57,14 +59,31 @@ class ModuleHost {
   nlohmann::json readiness() const;
 
   struct Instance;
+  // The host function table handed to every module (host_api/table.cpp).
   static const bb_host_api* api();
 
- private:
-  friend struct HostApiImpl;
-  Instance& create_instance(const config::ModuleEntry& entry);
+  // What the host functions (host_api/) reach through their bb_host_ctx.
+  broker::Broker& broker() { return broker_; }
+  connection::ConnectionTable& connections() { return connections_; }
+  net::WorkerPool& workers() { return workers_; }
+  http::HttpServer& http() { return http_; }
+  IoWatches& io_watches() { return *io_watches_; }
+  const std::string& state_dir() const { return state_dir_; }
+  // Merges a config source's {"module": {settings}} into the modules' (and
+  // the kernel's "http" listener's); creates modules it switches on.
   void apply_settings(const nlohmann::json& settings, const std::string& from);
+  // The module called ready() after a BB_PENDING start(): wakes start()
+  // waiting to start the transports.
+  void set_ready(Instance& instance);
 
+ private:
+  Instance& create_instance(const config::ModuleEntry& entry);
+
+  broker::Broker& broker_;
+  connection::ConnectionTable& connections_;
+  net::WorkerPool& workers_;
   http::HttpServer& http_;
+  std::unique_ptr<IoWatches> io_watches_;
   config::HttpSettings http_settings_;
   std::string state_dir_;
   bool started_ = false;

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Host functions of cluster modules: what they see of this broker (taps)
+// and what they report from the others (routed messages, takeovers).
+#include "kernel/broker/broker.hpp"
+#include "kernel/module_host/host_api/host_api.hpp"
+#include "kernel/protocol/reason_code.hpp"
+
+namespace backbone::kernel::module_host::host_api {
+
+bb_status register_message_tap(bb_host_ctx* h, const bb_message_tap* tap, void* user) noexcept {
+  try {
+    auto* i = instance_of(h);
+    if (!i || !tap || !BB_HAS(tap, bb_message_tap, message)) return BB_E_INVALID;
+    if (i->configured) return BB_E_STATE;
+    h->host->broker().add_tap(broker::Tap{tap, user});
+    return BB_OK;
+  } catch (...) {
+    return BB_E_INTERNAL;
+  }
+}
+
+bb_status publish_routed(bb_host_ctx* h, const bb_message* m) noexcept {
+  try {
+    if (!instance_of(h)) return BB_E_INVALID;
+    auto msg = message_of(*h->host, m);
+    if (!msg) return BB_E_INVALID;
+    broker::Origin origin;
+    origin.routed = true;
+    h->host->broker().ingress(origin, std::move(msg), 0);
+    return BB_OK;
+  } catch (const std::exception& e) {
+    return failed(BB_E_INTERNAL, e.what());
+  }
+}
+
+bb_status session_takeover(bb_host_ctx* h, bb_str client_id,
+                           uint64_t connected_at_unix_ms) noexcept {
+  try {
+    if (!instance_of(h) || connected_at_unix_ms == 0) return BB_E_INVALID;
+    return h->host->broker().kick(text(client_id), protocol::reason::kSessionTakenOver,
+                                  connected_at_unix_ms)
+               ? BB_OK
+               : BB_E_NOT_FOUND;
+  } catch (...) {
+    return BB_E_INTERNAL;
+  }
+}
+
+bb_status session_takeover_as(bb_host_ctx* h, const bb_session_start* s) noexcept {
+  try {
+    if (!instance_of(h) || !s || !BB_HAS(s, bb_session_start, principal) ||
+        s->connected_at_unix_ms == 0)
+      return failed(BB_E_INVALID, "bad bb_session_start");
+    const std::string provider = text(s->provider), principal = text(s->principal);
+    broker::Broker::Login by{provider, principal, nullptr, s->may_take_over != 0};
+    return h->host->broker().kick(text(s->client_id), protocol::reason::kSessionTakenOver,
+                                  s->connected_at_unix_ms, &by)
+               ? BB_OK
+               : failed(BB_E_NOT_FOUND,
+                        "no such session, it connected here later, or it belongs to another "
+                        "principal");
+  } catch (...) {
+    return BB_E_INTERNAL;
+  }
+}
+
+}  // namespace backbone::kernel::module_host::host_api

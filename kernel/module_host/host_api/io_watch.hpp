@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <backbone/module_abi.h>
+
+namespace backbone::kernel::net {
+class Worker;
+class WorkerPool;
+}  // namespace backbone::kernel::net
+
+namespace backbone::kernel::module_host {
+
+class IoWatch;
+
+// The readiness watches modules hold on their fds (bb_host_api.io_watch),
+// one table per worker, each touched only by its worker. A watch id carries
+// its worker's index in its low byte.
+class IoWatches {
+ public:
+  explicit IoWatches(net::WorkerPool& workers);
+  // Releases the fds still watched without closing them: they are the
+  // modules'. Runs after the workers stopped.
+  ~IoWatches();
+  IoWatches(const IoWatches&) = delete;
+  IoWatches& operator=(const IoWatches&) = delete;
+
+  // Any thread: a watch of `fd` on `worker`, effective in the order of
+  // what that worker runs.
+  bb_io_watch watch(net::Worker& worker, int fd, bb_io_fn fn, void* user);
+  // Any thread (forwarded to the watch's worker); BB_E_STALE when the watch
+  // is unknown on its own worker.
+  bb_status want(bb_io_watch w, int32_t interest);
+  // Any thread; from another than the watch's worker it waits (up to 2 s)
+  // until the watch is gone, so the caller may close the fd afterwards.
+  void unwatch(bb_io_watch w);
+
+ private:
+  IoWatch* find(bb_io_watch w);
+
+  net::WorkerPool& workers_;
+  std::vector<std::unordered_map<bb_io_watch, std::shared_ptr<IoWatch>>> by_worker_;
+  std::atomic<uint64_t> next_{1};
+};
+
+}  // namespace backbone::kernel::module_host
