@@ -148,7 +148,7 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
       return void(host().respond_error(ex, 500, "internal", "the change could not be stored"));
     }
     if (!found) return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
-    host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+    host().revoke_principal(kProvider, name);
     host().audit(r, "mgmt:delete-client", resource, "ok");
     return void(host().respond(ex, 204, ""));
   }
@@ -191,8 +191,7 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
   }
   // The kernel compiles the statements (resource patterns included) and,
   // for an existing client, switches its live sessions to them.
-  if (host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), list.data(),
-                                     list.size(), 0) != BB_OK) {
+  if (host().update_principal(kProvider, name, list) != BB_OK) {
     host().audit(r, "mgmt:put-client", resource, "refused");
     return void(
         host().respond_error(ex, 400, "bad_request", "field 'statements': " + host().last_error()));
@@ -228,7 +227,7 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
     return void(host().respond_error(ex, 409, "conflict", "the client was deleted meanwhile"));
   if (exists && rotate) {
     // The old token stops working: sessions that used it end.
-    host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+    host().revoke_principal(kProvider, name);
   } else if (exists) {
     push_quotas(name, entry);
   }

@@ -6,6 +6,7 @@
 #include "client_module.hpp"
 
 #include <openssl/crypto.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
@@ -44,15 +45,12 @@ bb_status ClientModule::configure(bool reloading) {
   for (const auto& name : displaced) {
     host().warn("client '" + name + "' is now defined in the config file: the API client " +
                 "of that name is removed and its sessions cut");
-    host().api()->principal_update(host().ctx(), {"client", 6}, sdk::str(name), nullptr, 0, 1);
+    host().revoke_principal(kProvider, name);
   }
   if (!reloading) {
     if (const bb_status s = load_api_clients(*table); s != BB_OK) return s;
     reauthorize_restored_sessions();
-    static const bb_authenticator kAuth{
-        sizeof(bb_authenticator), 0, {"client", 6}, &ClientModule::authenticate, nullptr};
-    if (host().api()->register_authenticator(host().ctx(), &kAuth, this) != BB_OK)
-      return BB_E_INVALID;
+    if (register_with(host(), kProvider) != BB_OK) return BB_E_INVALID;
     host().info(std::to_string(table->size()) + " client(s) configured");
     return register_routes();
   }
@@ -69,10 +67,9 @@ void ClientModule::reauthorize_restored_sessions() {
   if (!sessions.is_array()) return;
   std::set<std::string> principals;
   for (const json& s : sessions) {
-    if (s.is_object() && s.value("provider", "") == "client")
+    if (s.is_object() && s.value("provider", "") == kProvider)
       principals.insert(s.value("principal", ""));
   }
-  const bb_str provider{"client", 6};
   for (const std::string& name : principals) {
     std::optional<ClientEntry> entry;
     {
@@ -85,28 +82,22 @@ void ClientModule::reauthorize_restored_sessions() {
     }
     if (!entry) {
       host().info("restored sessions of client '" + name + "': the client no longer exists");
-      host().api()->principal_update(host().ctx(), provider, sdk::str(name), nullptr, 0, 1);
+      host().revoke_principal(kProvider, name);
       continue;
     }
-    const auto list = abi_statements(entry->statements);
-    host().api()->principal_update(host().ctx(), provider, sdk::str(name), list.data(), list.size(),
-                                   0);
+    host().update_principal(kProvider, name, abi_statements(entry->statements));
   }
 }
 
 // Tells the kernel which live sessions must change (SPEC §6).
 void ClientModule::push_changes(const ClientTable& before, const ClientTable& after) {
-  const auto* api = host().api();
-  const bb_str provider{"client", 6};
   for (const auto& [name, old] : before) {
     auto it = after.find(name);
-    const bb_str principal = sdk::str(name);
     if (it == after.end() || it->second.token_sha256 != old.token_sha256) {
-      api->principal_update(host().ctx(), provider, principal, nullptr, 0, 1);
+      host().revoke_principal(kProvider, name);
       host().info("client '" + name + "' removed or its token changed: sessions cut");
     } else if (!it->second.same_grants(old)) {
-      const auto list = abi_statements(it->second.statements);
-      api->principal_update(host().ctx(), provider, principal, list.data(), list.size(), 0);
+      host().update_principal(kProvider, name, abi_statements(it->second.statements));
       push_quotas(name, it->second);
       host().info("client '" + name + "': statements updated");
     }
@@ -115,46 +106,21 @@ void ClientModule::push_changes(const ClientTable& before, const ClientTable& af
 
 // The client's quotas to its live sessions (ABI 1.3).
 void ClientModule::push_quotas(const std::string& name, const ClientEntry& e) {
-  const auto* api = host().api();
-  if (!BB_HAS(api, bb_host_api, principal_quotas)) return;
-  api->principal_quotas(host().ctx(), {"client", 6}, sdk::str(name),
-                        e.quotas ? &*e.quotas : nullptr);
+  host().update_quotas(kProvider, name, e.quotas ? &*e.quotas : nullptr);
 }
 
-bb_status ClientModule::authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                     bb_auth_result* out) noexcept {
-  auto* self = static_cast<ClientModule*>(user);
-  // Per-thread storage: the host copies the result before this thread
-  // calls the module again.
-  thread_local std::vector<Triple> triples;
-  thread_local std::vector<bb_statement> statements;
-  thread_local std::string principal;
-  thread_local std::optional<bb_quotas> quotas;
-  const std::string digest = sha256(sdk::view(req->password));
-  bool found = false;
-  {
-    std::shared_lock lock(self->mutex_);
-    auto it = self->by_hash_.find(digest);
-    if (it != self->by_hash_.end() &&
-        CRYPTO_memcmp(it->second->token_sha256.data(), digest.data(), digest.size()) == 0) {
-      found = true;
-      principal = it->second->name;
-      triples = it->second->statements;  // API clients change under the lock
-      quotas = it->second->quotas;
-    }
-  }
-  if (!found) {
-    out->verdict = BB_AUTH_DENY;
-    out->log_reason = sdk::str("unknown client token");
-    return BB_OK;
-  }
-  statements = abi_statements(triples);
-  out->verdict = BB_AUTH_ALLOW;
-  out->principal = sdk::str(principal);
-  out->statements = statements.data();
-  out->statement_count = statements.size();
-  if (quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*quotas;
-  return BB_OK;
+std::optional<sdk::AuthReply> ClientModule::authenticate(const sdk::LoginRequest& request) {
+  const std::string digest = sha256(request.password);
+  std::shared_lock lock(mutex_);
+  auto it = by_hash_.find(digest);
+  if (it == by_hash_.end() ||
+      CRYPTO_memcmp(it->second->token_sha256.data(), digest.data(), digest.size()) != 0)
+    return sdk::AuthReply::deny("unknown client token");
+  // Copied under the lock: API clients change under it.
+  const ClientEntry& entry = *it->second;
+  sdk::StatementList statements;
+  for (const Triple& t : entry.statements) statements.add(t.effect, t.action, t.resource);
+  return sdk::AuthReply::allow(entry.name, std::move(statements), 0, entry.quotas);
 }
 
 void ClientModule::rebuild_index_locked() {

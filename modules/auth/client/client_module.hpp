@@ -5,20 +5,26 @@
 // client_api.cpp serves /api/clients.
 #pragma once
 
+#include <backbone/authenticator.hpp>
 #include <backbone/sdk.hpp>
 
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "client_entry.hpp"
 
 namespace backbone::modules::client {
 
-class ClientModule : public sdk::Module {
+// The provider name: the CONNECT user name of these clients.
+inline constexpr std::string_view kProvider = "client";
+
+class ClientModule : public sdk::Module, sdk::Authenticator {
  public:
   using sdk::Module::Module;
 
@@ -31,8 +37,7 @@ class ClientModule : public sdk::Module {
   void reauthorize_restored_sessions();
   void push_changes(const ClientTable& before, const ClientTable& after);
   void push_quotas(const std::string& name, const ClientEntry& e);
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                bb_auth_result* out) noexcept;
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override;
   void rebuild_index_locked();
 
   // --- /api/clients (client_api.cpp) ---

@@ -56,7 +56,7 @@ class RedisModule final : public sdk::Module {
       host().error("changing the redis settings needs a restart");
       return BB_E_UNSUPPORTED;
     }
-    if (!BB_HAS(host().api(), bb_host_api, session_takeover)) {
+    if (!host().has_cluster()) {
       host().error("this broker's module ABI has no message tap (needs 1.2)");
       return BB_E_UNSUPPORTED;
     }
@@ -64,7 +64,7 @@ class RedisModule final : public sdk::Module {
     outbox_ = std::make_unique<Outbox>(settings_.retained_key());
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
-    return host().api()->register_message_tap(host().ctx(), &kTap, this);
+    return host().register_message_tap(kTap, this);
   }
 
   bb_status start() override {
@@ -251,9 +251,8 @@ class RedisModule final : public sdk::Module {
 
   // /metrics: backbone_redis_*.
   void report_metrics() {
-    if (!BB_HAS(host().api(), bb_host_api, metric_set)) return;
     auto set = [this](const char* name, const char* help, int32_t kind, double value) {
-      host().api()->metric_set(host().ctx(), sdk::str(name), sdk::str(help), kind, value);
+      host().metric_set(name, help, kind, value);  // a host before ABI 1.2 has no metrics
     };
     set("frames_sent_total", "Frames (messages, session starts) sent to the other brokers.",
         BB_METRIC_COUNTER, static_cast<double>(sent_.load()));
@@ -352,23 +351,20 @@ class RedisModule final : public sdk::Module {
     }
     ++received_;
     if (f.kind == Frame::kSessionStarted) {
-      host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
+      host().session_takeover(f.client_id, f.connected_at_ms);
       return false;
     }
     if (f.kind == Frame::kSessionStartedBy) {
+      bb_session_start s{};
+      s.struct_size = sizeof(s);
+      s.may_take_over = f.may_take_over ? 1 : 0;
+      s.client_id = sdk::str(f.client_id);
+      s.connected_at_unix_ms = f.connected_at_ms;
+      s.provider = sdk::str(f.provider);
+      s.principal = sdk::str(f.principal);
       // Only a host that knows principals hears of them (ABI 1.3).
-      if (BB_HAS(host().api(), bb_host_api, session_takeover_as)) {
-        bb_session_start s{};
-        s.struct_size = sizeof(s);
-        s.may_take_over = f.may_take_over ? 1 : 0;
-        s.client_id = sdk::str(f.client_id);
-        s.connected_at_unix_ms = f.connected_at_ms;
-        s.provider = sdk::str(f.provider);
-        s.principal = sdk::str(f.principal);
-        host().api()->session_takeover_as(host().ctx(), &s);
-      } else {
-        host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
-      }
+      if (host().session_takeover_as(s) == BB_E_UNSUPPORTED)
+        host().session_takeover(f.client_id, f.connected_at_ms);
       return false;
     }
     bb_message m{};
@@ -383,7 +379,7 @@ class RedisModule final : public sdk::Module {
     m.topic = sdk::str(f.topic);
     m.payload = sdk::bytes(f.payload);
     m.properties = sdk::bytes(f.properties);
-    if (host().api()->publish_routed(host().ctx(), &m) != BB_OK) {
+    if (host().publish_routed(m) != BB_OK) {
       host().warn("redis: a message for '" + std::string(f.topic) +
                   "' was refused: " + host().last_error());
       return false;
