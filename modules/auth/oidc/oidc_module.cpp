@@ -26,12 +26,21 @@
 #include <string_view>
 #include <thread>
 
+#include "common/jose/jwks.hpp"
 #include "http_get.hpp"
-#include "jose.hpp"
 #include "oidc_settings.hpp"
 
 namespace backbone::modules::oidc {
 namespace {
+
+using jose::KeySet;
+using jose::parse_header;
+using jose::parse_jwks;
+using jose::printable;
+using jose::Role;
+using jose::TokenHeader;
+using jose::Verdict;
+using jose::verify_token;
 
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;

@@ -10,10 +10,12 @@
 #include <optional>
 #include <string>
 
+#include "common/jose/jwks.hpp"
 #include "http_get.hpp"
-#include "jose.hpp"
 
 namespace backbone::modules::oidc {
+
+using jose::ClaimRules;
 
 struct Settings {
   std::string discovery_url;
