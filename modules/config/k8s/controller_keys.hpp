@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/watch_event.hpp"
 
 namespace backbone::modules::k8s {
 

@@ -26,13 +26,13 @@
 #include <thread>
 #include <vector>
 
-#include "k8s/controller/controller.hpp"
-#include "k8s/controller/work_queue.hpp"
-#include "k8s/kube/api_paths.hpp"
-#include "k8s/kube/cluster_config.hpp"
-#include "k8s/kube/kube_http.hpp"
-#include "k8s/kube/reflector.hpp"
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/api_paths.hpp"
+#include "common/kube/cluster_config.hpp"
+#include "common/kube/kube_http.hpp"
+#include "common/kube/reflector.hpp"
+#include "common/kube/watch_event.hpp"
+#include "controller.hpp"
+#include "work_queue.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/controller/controller.hpp"
+#include "controller.hpp"
 
 #include <backbone/quotas.hpp>
 
@@ -12,8 +12,8 @@
 #include <stdexcept>
 
 #include "common/base64/base64.hpp"
-#include "k8s/controller/controller_keys.hpp"
-#include "k8s/kube/api_paths.hpp"
+#include "common/kube/api_paths.hpp"
+#include "controller_keys.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

@@ -6,9 +6,9 @@
 #include <backbone/json.hpp>
 
 #include "common/base64/base64.hpp"
-#include "k8s/controller/controller.hpp"
-#include "k8s/controller/controller_keys.hpp"
-#include "k8s/kube/api_paths.hpp"
+#include "common/kube/api_paths.hpp"
+#include "controller.hpp"
+#include "controller_keys.hpp"
 
 namespace backbone::modules::k8s {
 namespace {
