@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "auth/jwt/jwt_verifier.hpp"
-#include "auth/oidc/jose.hpp"
 #include "common/base64/base64.hpp"
+#include "common/jose/jwks.hpp"
 
 namespace jwt = backbone::modules::jwt;
-namespace oidc = backbone::modules::oidc;
+namespace jose = backbone::modules::jose;
 using backbone::modules::base64url_encode;
 
 namespace {
@@ -56,12 +56,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   verifier.verify(in, kNow);
   std::string error;
-  oidc::parse_header(in, error);
+  jose::parse_header(in, error);
   const nlohmann::json jwks = backbone::sdk::parse_json(in);
   if (!jwks.is_discarded()) {
-    std::vector<oidc::Jwk> keys;
+    std::vector<jose::Jwk> keys;
     std::vector<std::string> skipped;
-    oidc::parse_jwks(jwks, keys, skipped, error);
+    jose::parse_jwks(jwks, keys, skipped, error);
   }
   return 0;
 }

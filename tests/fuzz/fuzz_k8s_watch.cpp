@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "k8s/controller/statements.hpp"
-#include "k8s/kube/watch_event.hpp"
-#include "k8s/kube/yaml_json.hpp"
+#include "common/kube/watch_event.hpp"
+#include "common/kube/yaml_json.hpp"
+#include "config/k8s/statements.hpp"
 
 namespace k8s = backbone::modules::k8s;
 

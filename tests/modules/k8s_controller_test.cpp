@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "common/base64/base64.hpp"
-#include "k8s/controller/conditions.hpp"
-#include "k8s/controller/controller.hpp"
-#include "k8s/controller/statements.hpp"
-#include "k8s/controller/work_queue.hpp"
+#include "config/k8s/conditions.hpp"
+#include "config/k8s/controller.hpp"
+#include "config/k8s/statements.hpp"
+#include "config/k8s/work_queue.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

@@ -10,12 +10,12 @@
 #include <sstream>
 #include <string>
 
-#include "k8s/kube/api_paths.hpp"
-#include "k8s/kube/backoff.hpp"
 #include "common/base64/base64.hpp"
-#include "k8s/kube/cluster_config.hpp"
-#include "k8s/kube/watch_event.hpp"
-#include "k8s/kube/yaml_json.hpp"
+#include "common/kube/api_paths.hpp"
+#include "common/kube/backoff.hpp"
+#include "common/kube/cluster_config.hpp"
+#include "common/kube/watch_event.hpp"
+#include "common/kube/yaml_json.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "common/base64/base64.hpp"
-#include "k8s/kube/cluster_config.hpp"
-#include "k8s/kube/kube_http.hpp"
+#include "common/kube/cluster_config.hpp"
+#include "common/kube/kube_http.hpp"
 #include "module_test_support.hpp"
 
 namespace backbone::modules::k8s {

@@ -5,6 +5,7 @@
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
@@ -24,24 +25,13 @@ constexpr std::string_view kAuthenticatorName = "admin";
 constexpr std::string_view kPrincipal = "admin";
 constexpr std::string_view kDenyReason = "invalid admin token";
 
-// Every action on every resource. Static: the host copies it after
-// authenticate() returns, so it must outlive the call.
-constexpr std::string_view kAllActions = "*";
-constexpr std::string_view kAllResources = "**";
-const bb_statement kAllowAll[] = {
-    {BB_EFFECT_ALLOW,
-     0,
-     {kAllActions.data(), kAllActions.size()},
-     {kAllResources.data(), kAllResources.size()}},
-};
-
 bool sha256(std::string_view data, Digest& out) noexcept {
   unsigned int len = 0;
   return EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) == 1 &&
          len == out.size();
 }
 
-class AdminModule final : public sdk::Module {
+class AdminModule final : public sdk::Module, sdk::Authenticator {
  public:
   using Module::Module;
   ~AdminModule() override { OPENSSL_cleanse(token_digest_.data(), token_digest_.size()); }
@@ -72,7 +62,7 @@ class AdminModule final : public sdk::Module {
     }
     OPENSSL_cleanse(digest.data(), digest.size());
     if (reloading) return BB_OK;
-    bb_status s = host().api()->register_authenticator(host().ctx(), &kAuthenticator, this);
+    bb_status s = register_with(host(), kAuthenticatorName);
     if (s != BB_OK) {
       host().error("admin provider: registering authenticator 'admin' failed");
       return s;
@@ -113,52 +103,28 @@ class AdminModule final : public sdk::Module {
     return BB_OK;
   }
 
-  // Thread: any kernel worker, concurrently. Synchronous: always BB_OK.
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                bb_auth_result* out) noexcept {
-    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
-    auto* self = static_cast<AdminModule*>(user);
-    std::string_view password;
-    if (BB_HAS(req, bb_auth_request, password)) password = sdk::view(req->password);
-
+  // Thread: any kernel worker, concurrently. Synchronous.
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override {
     Digest presented{};
     Digest expected{};
     {
-      std::lock_guard lock(self->mutex_);
-      expected = self->token_digest_;
+      std::lock_guard lock(mutex_);
+      expected = token_digest_;
     }
     // Hashing first makes the comparison independent of the token's length.
-    const bool ok = !password.empty() && sha256(password, presented) &&
+    const bool ok = !request.password.empty() && sha256(request.password, presented) &&
                     CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
     OPENSSL_cleanse(expected.data(), expected.size());
-    if (ok) {
-      out->verdict = BB_AUTH_ALLOW;
-      out->principal = sdk::str(kPrincipal);
-      out->statements = kAllowAll;
-      out->statement_count = 1;
-      out->expires_at_unix_s = 0;
-    } else {
-      out->verdict = BB_AUTH_DENY;
-      out->log_reason = sdk::str(kDenyReason);
-      out->statements = nullptr;
-      out->statement_count = 0;
-    }
-    return BB_OK;
+    if (!ok) return sdk::AuthReply::deny(std::string(kDenyReason));
+    sdk::StatementList all;
+    all.allow("*", "**");  // every action on every resource
+    return sdk::AuthReply::allow(std::string(kPrincipal), std::move(all));
   }
-
-  static const bb_authenticator kAuthenticator;
 
   std::mutex mutex_;
   Digest token_digest_{};
   bool registered_ = false;
 };
-
-const bb_authenticator AdminModule::kAuthenticator{
-    sizeof(bb_authenticator),
-    0,
-    {kAuthenticatorName.data(), kAuthenticatorName.size()},
-    &AdminModule::authenticate,
-    nullptr};
 
 }  // namespace
 }  // namespace backbone::modules::admin

@@ -6,6 +6,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
@@ -29,25 +30,13 @@ constexpr std::string_view kAuthenticatorName = "jwt";
 constexpr int64_t kMaxLeeway = 24 * 3600;
 constexpr size_t kShortSecret = 32;
 
-// The result of the last authenticate() on this thread. The host copies a
-// synchronous result as soon as authenticate() returns, before it can call
-// this module again on the same thread, so the storage only has to survive
-// until then.
-struct Reply {
-  std::string principal;
-  std::string reason;
-  sdk::StatementList statements;
-  bb_quotas quotas{};
-};
-thread_local Reply t_reply;
-
 bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
                 const Json& v) {
   host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
   return false;
 }
 
-class JwtModule final : public sdk::Module {
+class JwtModule final : public sdk::Module, sdk::Authenticator {
  public:
   using Module::Module;
 
@@ -78,7 +67,7 @@ class JwtModule final : public sdk::Module {
       host().info("jwt provider reconfigured (" + summary + ")");
       return BB_OK;
     }
-    bb_status s = host().api()->register_authenticator(host().ctx(), &kAuthenticator, this);
+    bb_status s = register_with(host(), kAuthenticatorName);
     if (s != BB_OK) {
       host().error("jwt provider: registering authenticator 'jwt' failed");
       return s;
@@ -222,60 +211,30 @@ class JwtModule final : public sdk::Module {
     return BB_OK;
   }
 
-  // Thread: any kernel worker, concurrently. Synchronous: always BB_OK.
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                bb_auth_result* out) noexcept {
-    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
-    auto* self = static_cast<JwtModule*>(user);
-    try {
-      std::shared_ptr<const Verifier> verifier;
-      {
-        std::lock_guard lock(self->mutex_);
-        verifier = self->verifier_;
-      }
-      std::string_view token;
-      if (BB_HAS(req, bb_auth_request, password)) token = sdk::view(req->password);
-      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-      Verdict verdict;
-      if (verifier) {
-        verdict = verifier->verify(token, now);
-      } else {
-        verdict.reason = "provider off";
-      }
-
-      Reply& reply = t_reply;
-      reply.statements = sdk::StatementList{};
-      reply.principal = std::move(verdict.principal);
-      reply.reason = std::move(verdict.reason);
-      out->statements = nullptr;
-      out->statement_count = 0;
-      out->expires_at_unix_s = 0;
-      if (!verdict.ok) {
-        out->verdict = BB_AUTH_DENY;
-        out->log_reason = sdk::str(reply.reason);
-        return BB_OK;
-      }
-      for (auto& t : verdict.statements) {
-        reply.statements.add(t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, std::move(t.action),
-                             std::move(t.resource));
-      }
-      out->verdict = BB_AUTH_ALLOW;
-      out->principal = sdk::str(reply.principal);
-      out->statements = reply.statements.data();
-      out->statement_count = reply.statements.size();
-      out->expires_at_unix_s = verdict.expires_at_unix_s;
-      if (verdict.quotas && BB_HAS(out, bb_auth_result, quotas)) {
-        reply.quotas = *verdict.quotas;
-        out->quotas = &reply.quotas;
-      }
-      return BB_OK;
-    } catch (const std::bad_alloc&) {
-      return BB_E_NOMEM;
-    } catch (...) {
-      return BB_E_INTERNAL;
+  // Thread: any kernel worker, concurrently. Synchronous.
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override {
+    std::shared_ptr<const Verifier> verifier;
+    {
+      std::lock_guard lock(mutex_);
+      verifier = verifier_;
     }
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    Verdict verdict;
+    if (verifier) {
+      verdict = verifier->verify(request.password, now);
+    } else {
+      verdict.reason = "provider off";
+    }
+    if (!verdict.ok) return sdk::AuthReply::deny(std::move(verdict.reason));
+    sdk::StatementList statements;
+    for (auto& t : verdict.statements) {
+      statements.add(t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, std::move(t.action),
+                     std::move(t.resource));
+    }
+    return sdk::AuthReply::allow(std::move(verdict.principal), std::move(statements),
+                                 verdict.expires_at_unix_s, verdict.quotas);
   }
 
   // --- POST /api/manage/jwt: tokens for this provider (mgmt:generate-jwt) ---
@@ -435,8 +394,6 @@ class JwtModule final : public sdk::Module {
     }
   }
 
-  static const bb_authenticator kAuthenticator;
-
   std::string mint_openapi_;
   bb_http_route mint_route_{};
 
@@ -444,13 +401,6 @@ class JwtModule final : public sdk::Module {
   std::shared_ptr<const Verifier> verifier_;
   bool registered_ = false;
 };
-
-const bb_authenticator JwtModule::kAuthenticator{
-    sizeof(bb_authenticator),
-    0,
-    {kAuthenticatorName.data(), kAuthenticatorName.size()},
-    &JwtModule::authenticate,
-    nullptr};
 
 }  // namespace
 }  // namespace backbone::modules::jwt

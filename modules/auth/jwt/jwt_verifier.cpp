@@ -25,6 +25,8 @@ namespace backbone::modules::jwt {
 
 using jose::base64url_decode;
 using jose::kMaxDate;
+using jose::kMaxHeaderSize;
+using jose::kMaxTokenSize;
 using jose::numeric_date;
 using jose::printable;
 
@@ -32,11 +34,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxTokenSize = 64 * 1024;
-constexpr size_t kMaxHeaderSize = 4096;
 constexpr size_t kMaxPatternSize = 1024;
-// NumericDate values beyond this are clamped: far enough for any real token,
-// small enough that adding a leeway cannot overflow.
 
 const Algorithm kAlgorithms[] = {
     {"HS256", Family::kHmac, &EVP_sha256, "", 0},

@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/jose/jose_common.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -30,10 +32,7 @@ struct Algorithm {
 // The algorithm named `name`, or nullptr when Backbone does not support it.
 const Algorithm* find_algorithm(std::string_view name) noexcept;
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using jose::Pkey;
 
 // Reads a PEM public key (SubjectPublicKeyInfo) or X.509 certificate.
 // On failure returns nullptr and sets `error`.

@@ -10,6 +10,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
@@ -18,7 +19,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,33 +26,30 @@
 #include <string_view>
 #include <thread>
 
+#include "common/jose/jwks.hpp"
 #include "http_get.hpp"
-#include "jose.hpp"
+#include "oidc_settings.hpp"
 
 namespace backbone::modules::oidc {
 namespace {
+
+using jose::KeySet;
+using jose::parse_header;
+using jose::parse_jwks;
+using jose::printable;
+using jose::Role;
+using jose::TokenHeader;
+using jose::Verdict;
+using jose::verify_token;
 
 using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kAuthenticatorName = "oidc";
-constexpr int64_t kMaxSeconds = 24 * 3600;
-constexpr int64_t kMinTimeoutMs = 100;
-constexpr int64_t kMaxTimeoutMs = 120000;
 // After a failed fetch with nothing cached, logins fail fast (UNAVAILABLE)
 // for this long instead of each waiting for the IdP again.
 constexpr auto kFailureBackoff = std::chrono::seconds(1);
 constexpr size_t kMaxQueued = 10000;
-
-struct Settings {
-  std::string discovery_url;
-  ClaimRules rules;
-  // "role_quotas": {"admin"|"writer"|"reader": quotas} (SPEC §6); a user
-  // in several groups gets those of its highest role.
-  std::optional<bb_quotas> admin_quotas, writer_quotas, reader_quotas;
-  int64_t jwks_min_refresh_s = 30;
-  HttpOptions http;
-};
 
 int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -60,82 +57,40 @@ int64_t now_unix() {
       .count();
 }
 
-// The result of one login, kept alive until the host has copied it.
-struct Reply {
-  std::string principal;
-  std::string reason;
-  sdk::StatementList statements;
-  int32_t verdict = BB_AUTH_DENY;
-  int64_t expires_at_unix_s = 0;
-  std::optional<bb_quotas> quotas;
-
-  static Reply deny(std::string why) {
-    Reply r;
-    r.reason = std::move(why);
-    return r;
-  }
-  static Reply unavailable(std::string why) {
-    Reply r;
-    r.verdict = BB_AUTH_UNAVAILABLE;
-    r.reason = std::move(why);
-    return r;
-  }
-
-  static Reply from(Verdict&& v, const Settings& settings) {
-    Reply r;
-    r.principal = std::move(v.principal);
-    r.expires_at_unix_s = v.expires_at_unix_s;
-    switch (v.kind) {
-      case Verdict::kAllow: {
-        r.verdict = BB_AUTH_ALLOW;
-        // SPEC §3 roles; a user in several groups gets the union.
-        const bool admin = v.roles & static_cast<unsigned>(Role::kAdmin);
-        const bool writer = v.roles & static_cast<unsigned>(Role::kWriter);
-        const bool reader = v.roles & static_cast<unsigned>(Role::kReader);
-        if (admin) r.statements.allow("*", "**");
-        if (writer) r.statements.allow("mqtt:*", "**");
-        if (reader) {
-          r.statements.allow("mqtt:subscribe", "**");
-          r.statements.allow("mqtt:read", "**");
-        }
-        r.quotas = admin    ? settings.admin_quotas
-                   : writer ? settings.writer_quotas
-                   : reader ? settings.reader_quotas
-                            : std::nullopt;
-        break;
+// The answer to a token whose signature and claims were checked: SPEC §3
+// roles; a user in several groups gets the union of their statements and
+// the quotas of the highest role.
+sdk::AuthReply reply_from(Verdict&& v, const Settings& settings) {
+  switch (v.kind) {
+    case Verdict::kAllow: {
+      const bool admin = v.roles & static_cast<unsigned>(Role::kAdmin);
+      const bool writer = v.roles & static_cast<unsigned>(Role::kWriter);
+      const bool reader = v.roles & static_cast<unsigned>(Role::kReader);
+      sdk::StatementList statements;
+      if (admin) statements.allow("*", "**");
+      if (writer) statements.allow("mqtt:*", "**");
+      if (reader) {
+        statements.allow("mqtt:subscribe", "**");
+        statements.allow("mqtt:read", "**");
       }
-      case Verdict::kForbidden:
-        r.verdict = BB_AUTH_FORBIDDEN;
-        r.reason = "user '" + r.principal + "': " + v.reason;
-        break;
-      default:
-        r.verdict = BB_AUTH_DENY;
-        r.reason = std::move(v.reason);
-        break;
+      const std::optional<bb_quotas>& quotas = admin    ? settings.admin_quotas
+                                               : writer ? settings.writer_quotas
+                                               : reader ? settings.reader_quotas
+                                                        : std::nullopt;
+      return sdk::AuthReply::allow(std::move(v.principal), std::move(statements),
+                                   v.expires_at_unix_s, quotas);
     }
-    return r;
-  }
-
-  // Points `out` into this reply.
-  void fill(bb_auth_result* out) {
-    out->verdict = verdict;
-    out->principal = sdk::str(principal);
-    out->log_reason = sdk::str(reason);
-    out->statements = nullptr;
-    out->statement_count = 0;
-    out->expires_at_unix_s = 0;
-    if (verdict == BB_AUTH_ALLOW) {
-      out->statements = statements.data();
-      out->statement_count = statements.size();
-      out->expires_at_unix_s = expires_at_unix_s;
-      if (quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*quotas;
+    case Verdict::kForbidden: {
+      std::string why = "user '" + v.principal + "': " + v.reason;
+      return sdk::AuthReply::forbidden(std::move(v.principal), std::move(why));
+    }
+    default: {
+      sdk::AuthReply r = sdk::AuthReply::deny(std::move(v.reason));
+      r.principal = std::move(v.principal);
+      return r;
     }
   }
-};
-
-// Synchronous results: the host copies them as soon as authenticate()
-// returns, before it can call this module again on the same thread.
-thread_local Reply t_reply;
+}
 
 // A token waiting for the worker; wiped when dropped.
 struct Job {
@@ -149,20 +104,14 @@ struct Job {
   ~Job() { OPENSSL_cleanse(token.data(), token.size()); }
 };
 
-bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
-                const Json& v) {
-  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
-  return false;
-}
-
-class OidcModule final : public sdk::Module {
+class OidcModule final : public sdk::Module, sdk::Authenticator {
  public:
   using Module::Module;
   ~OidcModule() override { shutdown(); }
 
   bb_status configure(bool reloading) override {
     std::shared_ptr<const Settings> settings;
-    if (bb_status s = read_settings(settings); s != BB_OK) return s;
+    if (bb_status s = read_settings(host(), settings); s != BB_OK) return s;
     const bool on = settings != nullptr;
     if (reloading && on != registered_) {
       host().error("switching the oidc provider on or off needs a restart");
@@ -203,7 +152,7 @@ class OidcModule final : public sdk::Module {
       host().info("oidc provider reconfigured (" + summary + ")");
       return BB_OK;
     }
-    bb_status s = host().api()->register_authenticator(host().ctx(), &kAuthenticator, this);
+    bb_status s = register_with(host(), kAuthenticatorName);
     if (s != BB_OK) {
       host().error("oidc provider: registering authenticator 'oidc' failed");
       return s;
@@ -238,129 +187,6 @@ class OidcModule final : public sdk::Module {
     if (worker_.joinable()) worker_.join();
     std::lock_guard lock(mutex_);
     queue_.clear();  // the host calls back no more after stop
-  }
-
-  // --- settings ---
-
-  // Validates the settings; leaves `out` null when the provider is off.
-  bb_status read_settings(std::shared_ptr<const Settings>& out) const {
-    std::optional<std::string> text = host().config("");
-    Json doc = text ? sdk::parse_json(*text, nullptr, true) : Json::object();
-    if (text) OPENSSL_cleanse(text->data(), text->size());
-    if (doc.is_null()) doc = Json::object();
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
-      return BB_E_INVALID;
-    }
-    auto s = std::make_shared<Settings>();
-    s->rules.group_field = "groups";
-    bool ok = true;
-    auto integer = [&](const std::string& key, const Json& v, int64_t lo, int64_t hi,
-                       int64_t& dst) {
-      if (!v.is_number_integer()) return type_error(host(), key, "integer", v);
-      const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi);
-      const int64_t n = too_big ? hi + 1 : v.get<int64_t>();
-      if (n < lo || n > hi) {
-        host().error("setting '" + key + "': expected an integer from " + std::to_string(lo) +
-                     " to " + std::to_string(hi) + ", got " + v.dump());
-        return false;
-      }
-      dst = n;
-      return true;
-    };
-    for (auto& item : doc.items()) {
-      if (!ok) break;
-      const std::string& key = item.key();
-      Json& v = item.value();
-      if (v.is_null()) continue;  // same as absent
-      if (key == "client_secret") {
-        // Not needed to verify tokens; validated, wiped, never logged.
-        if (!v.is_string()) {
-          ok = type_error(host(), key, "string", v);
-        } else {
-          OPENSSL_cleanse(v.get_ref<std::string&>().data(), v.get_ref<std::string&>().size());
-        }
-      } else if (key == "enabled" || key == "allow_http") {
-        if (!v.is_boolean()) {
-          ok = type_error(host(), key, "boolean", v);
-        } else if (key == "allow_http") {
-          s->http.allow_http = v.get<bool>();
-        }
-      } else if (key == "discovery_url" || key == "client_id" || key == "group_field" ||
-                 key == "admin_group" || key == "writer_group" || key == "reader_group" ||
-                 key == "ca_file") {
-        if (!v.is_string()) {
-          ok = type_error(host(), key, "string", v);
-          continue;
-        }
-        std::string value = v.get<std::string>();
-        if (key == "discovery_url") s->discovery_url = value;
-        if (key == "client_id") s->rules.audience = value;
-        if (key == "group_field") s->rules.group_field = value;
-        if (key == "admin_group") s->rules.admin_group = value;
-        if (key == "writer_group") s->rules.writer_group = value;
-        if (key == "reader_group") s->rules.reader_group = value;
-        if (key == "ca_file") s->http.ca_file = value;
-      } else if (key == "role_quotas") {
-        if (!v.is_object()) {
-          ok = type_error(host(), key, "object", v);
-          continue;
-        }
-        for (const auto& [role, quotas] : v.items()) {
-          std::optional<bb_quotas>* slot = role == "admin"    ? &s->admin_quotas
-                                           : role == "writer" ? &s->writer_quotas
-                                           : role == "reader" ? &s->reader_quotas
-                                                              : nullptr;
-          bb_quotas q{};
-          std::string error;
-          if (!slot) {
-            host().error("setting 'role_quotas." + role +
-                         "': unknown role (admin, writer, reader)");
-            ok = false;
-          } else if (!sdk::parse_quotas(quotas, "setting 'role_quotas." + role + "'", q, error)) {
-            host().error(error);
-            ok = false;
-          } else {
-            *slot = q;
-          }
-        }
-      } else if (key == "leeway_s") {
-        ok = integer(key, v, 0, kMaxSeconds, s->rules.leeway_s);
-      } else if (key == "jwks_min_refresh_s") {
-        ok = integer(key, v, 0, kMaxSeconds, s->jwks_min_refresh_s);
-      } else if (key == "http_timeout_ms") {
-        int64_t ms = 0;
-        ok = integer(key, v, kMinTimeoutMs, kMaxTimeoutMs, ms);
-        s->http.timeout_ms = static_cast<int>(ms);
-      } else {
-        host().error("setting '" + key +
-                     "': unknown key (known: enabled, discovery_url, client_id, client_secret, "
-                     "group_field, admin_group, writer_group, reader_group, role_quotas, leeway_s, "
-                     "jwks_min_refresh_s, http_timeout_ms, allow_http, ca_file)");
-        ok = false;
-      }
-    }
-    if (!ok) return BB_E_INVALID;
-    if (s->discovery_url.empty()) return BB_OK;  // off
-
-    if (std::string why = check_url(s->discovery_url, s->http.allow_http); !why.empty()) {
-      host().error("setting 'discovery_url': " + why);
-      return BB_E_INVALID;
-    }
-    if (s->rules.audience.empty()) {
-      host().error("setting 'client_id': required with 'discovery_url' (the expected audience)");
-      return BB_E_INVALID;
-    }
-    if (s->rules.group_field.empty()) {
-      host().error("setting 'group_field': must not be empty");
-      return BB_E_INVALID;
-    }
-    if (!s->http.ca_file.empty() && !std::ifstream(s->http.ca_file)) {
-      host().error("setting 'ca_file': cannot read '" + s->http.ca_file + "'");
-      return BB_E_INVALID;
-    }
-    out = std::move(s);
-    return BB_OK;
   }
 
   // --- key cache ---
@@ -466,8 +292,8 @@ class OidcModule final : public sdk::Module {
   // --- authentication ---
 
   // Tries to decide with what is cached. nullopt: the worker must fetch.
-  std::optional<Reply> decide_cached(std::string_view token, const TokenHeader& header,
-                                     bool worker_after_refresh) {
+  std::optional<sdk::AuthReply> decide_cached(std::string_view token, const TokenHeader& header,
+                                              bool worker_after_refresh) {
     std::shared_ptr<const Settings> settings;
     std::shared_ptr<const KeySet> keys;
     bool may_refresh;
@@ -481,22 +307,22 @@ class OidcModule final : public sdk::Module {
       failed = last_failed_;
       last_error = last_error_;
     }
-    if (!settings) return Reply::unavailable("provider not configured");
+    if (!settings) return sdk::AuthReply::unavailable("provider not configured");
     if (keys) {
       Verdict v = verify_token(token, header, *keys, settings->rules, now_unix());
-      if (v.kind != Verdict::kNoKey) return Reply::from(std::move(v), *settings);
+      if (v.kind != Verdict::kNoKey) return reply_from(std::move(v), *settings);
       if (may_refresh) return std::nullopt;
       if (failed) {
-        return Reply::unavailable(v.reason + " and the identity provider is unreachable (" +
-                                  last_error + ")");
+        return sdk::AuthReply::unavailable(
+            v.reason + " and the identity provider is unreachable (" + last_error + ")");
       }
-      return Reply::deny(
+      return sdk::AuthReply::deny(
           v.reason + (worker_after_refresh ? " (JWKS refetched)" : " (JWKS refetch rate-limited)"));
     }
     if (may_refresh) return std::nullopt;
-    return Reply::unavailable("identity provider unavailable, no keys cached (" +
-                              (last_error.empty() ? std::string("not fetched yet") : last_error) +
-                              ")");
+    return sdk::AuthReply::unavailable(
+        "identity provider unavailable, no keys cached (" +
+        (last_error.empty() ? std::string("not fetched yet") : last_error) + ")");
   }
 
   // Worker thread.
@@ -526,13 +352,13 @@ class OidcModule final : public sdk::Module {
       } catch (const std::exception& e) {
         host().error(std::string("oidc provider: worker error: ") + e.what());
         if (initial) host().ready();
-        if (job.ticket != 0) complete(job.ticket, Reply::unavailable("internal error"));
+        if (job.ticket != 0) complete(job.ticket, sdk::AuthReply::unavailable("internal error"));
       }
     }
   }
 
   void process(Job& job) {
-    std::optional<Reply> reply = decide_cached(job.token, job.header, false);
+    std::optional<sdk::AuthReply> reply = decide_cached(job.token, job.header, false);
     if (!reply) {
       bool fetch;
       {
@@ -544,74 +370,40 @@ class OidcModule final : public sdk::Module {
       }
       reply = decide_cached(job.token, job.header, true);
     }
-    complete(job.ticket, std::move(*reply));
-  }
-
-  void complete(bb_auth_ticket ticket, Reply reply) {
-    bb_auth_result result{};
-    result.struct_size = sizeof(result);
-    reply.fill(&result);
-    host().api()->auth_complete(host().ctx(), ticket, &result);  // BB_E_STALE: gone meanwhile
+    complete(job.ticket, std::move(*reply));  // BB_E_STALE: gone meanwhile
   }
 
   // Thread: any kernel worker, concurrently.
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket ticket,
-                                bb_auth_result* out) noexcept {
-    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
-    auto* self = static_cast<OidcModule*>(user);
-    try {
-      std::string_view token;
-      if (BB_HAS(req, bb_auth_request, password)) token = sdk::view(req->password);
-      Reply& reply = t_reply;
-      std::string error;
-      std::optional<TokenHeader> header = parse_header(token, error);
-      if (!header) {
-        reply = Reply::deny(std::move(error));
-        reply.fill(out);
-        return BB_OK;
-      }
-      // Fast path: the key is cached (or no fetch may happen now).
-      if (std::optional<Reply> r = self->decide_cached(token, *header, false)) {
-        reply = std::move(*r);
-        reply.fill(out);
-        return BB_OK;
-      }
-      {
-        std::lock_guard lock(self->mutex_);
-        if (self->queue_.size() >= kMaxQueued) {
-          reply = Reply::unavailable("too many logins waiting for the identity provider");
-          reply.fill(out);
-          return BB_OK;
-        }
-        Job job;
-        job.ticket = ticket;
-        job.token = std::string(token);
-        job.header = *header;
-        self->queue_.push_back(std::move(job));
-      }
-      self->cv_.notify_one();
-      return BB_PENDING;
-    } catch (const std::bad_alloc&) {
-      return BB_E_NOMEM;
-    } catch (...) {
-      return BB_E_INTERNAL;
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override {
+    std::string error;
+    std::optional<TokenHeader> header = parse_header(request.password, error);
+    if (!header) return sdk::AuthReply::deny(std::move(error));
+    // Fast path: the key is cached (or no fetch may happen now).
+    if (std::optional<sdk::AuthReply> r = decide_cached(request.password, *header, false)) return r;
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.size() >= kMaxQueued)
+        return sdk::AuthReply::unavailable("too many logins waiting for the identity provider");
+      Job job;
+      job.ticket = request.ticket;
+      job.token = std::string(request.password);
+      job.header = *header;
+      queue_.push_back(std::move(job));
     }
+    cv_.notify_one();
+    return std::nullopt;  // the worker answers
   }
 
   // The host no longer wants the answer: drop the queued login, if any.
-  static void cancel(void* user, bb_auth_ticket ticket) noexcept {
-    if (user == nullptr) return;
-    auto* self = static_cast<OidcModule*>(user);
-    std::lock_guard lock(self->mutex_);
-    for (auto it = self->queue_.begin(); it != self->queue_.end(); ++it) {
+  void cancel(bb_auth_ticket ticket) noexcept override {
+    std::lock_guard lock(mutex_);
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (it->ticket == ticket) {
-        self->queue_.erase(it);
+        queue_.erase(it);
         return;
       }
     }
   }
-
-  static const bb_authenticator kAuthenticator;
 
   bool registered_ = false;  // control thread only
 
@@ -632,13 +424,6 @@ class OidcModule final : public sdk::Module {
   std::deque<Job> queue_;
   std::thread worker_;
 };
-
-const bb_authenticator OidcModule::kAuthenticator{
-    sizeof(bb_authenticator),
-    0,
-    {kAuthenticatorName.data(), kAuthenticatorName.size()},
-    &OidcModule::authenticate,
-    &OidcModule::cancel};
 
 }  // namespace
 }  // namespace backbone::modules::oidc

@@ -19,207 +19,29 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
-#include <condition_variable>
-#include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <vector>
 
 #include "frame.hpp"
+#include "outbox.hpp"
+#include "resp.hpp"
+#include "settings.hpp"
 
 namespace backbone::modules::redis {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Settings {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string prefix = "backbone";
-  std::string username;  // Redis 6 ACL user; empty = the default user
-  std::string password;  // read from password_file
-  uint32_t timeout_ms = 2000;
-  uint64_t max_pending_bytes = 64ull << 20;
-
-  bool operator==(const Settings&) const = default;
-  std::string where() const { return host + ":" + std::to_string(port); }
-  std::string channel() const { return prefix + ":messages"; }
-  std::string retained_key() const { return prefix + ":retained"; }
-};
-
 uint64_t unix_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
 }
-
-struct ContextDeleter {
-  void operator()(redisContext* c) const noexcept { redisFree(c); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-struct ReplyDeleter {
-  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// A command whose arguments are binary-safe views.
-class Command {
- public:
-  Command& operator<<(std::string_view arg) {
-    argv_.push_back(arg.data());
-    lengths_.push_back(arg.size());
-    return *this;
-  }
-  int append_to(redisContext* c) const {
-    // hiredis 0.14 takes a non-const argv it never writes to.
-    return redisAppendCommandArgv(c, static_cast<int>(argv_.size()),
-                                  const_cast<const char**>(argv_.data()), lengths_.data());
-  }
-  Reply run(redisContext* c) const {
-    if (append_to(c) != REDIS_OK) return nullptr;
-    void* reply = nullptr;
-    if (redisGetReply(c, &reply) != REDIS_OK) return nullptr;
-    return Reply(static_cast<redisReply*>(reply));
-  }
-
- private:
-  std::vector<const char*> argv_;
-  std::vector<size_t> lengths_;
-};
-
-// Redis commands (RESP) the sender thread writes as they are.
-void resp_header(char type, size_t n, std::string& out) {
-  char buf[24];
-  buf[0] = type;
-  char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, n).ptr;
-  *end++ = '\r';
-  *end++ = '\n';
-  out.append(buf, static_cast<size_t>(end - buf));
-}
-void resp_bulk(std::string_view s, std::string& out) {
-  resp_header('$', s.size(), out);
-  out.append(s);
-  out.append("\r\n");
-}
-// What the sender writes next: the frames for the channel, and the hash
-// updates of the retained ones (commands) with the number of replies they get.
-struct Batch {
-  std::string frames;  // append_batch_entry() entries
-  std::string retained_commands;
-  size_t retained_replies = 0;
-  size_t count = 0;  // frames
-  void clear() {
-    frames.clear();
-    retained_commands.clear();
-    retained_replies = count = 0;
-  }
-};
-
-// Frames waiting for the sender thread, sharded so that broker workers
-// appending at once rarely meet on a lock. A worker encodes its message
-// itself: the sender only frames the batch as Redis commands.
-class Outbox {
- public:
-  static constexpr size_t kShards = 16;
-
-  explicit Outbox(std::string retained_key) : retained_key_(std::move(retained_key)) {}
-
-  // False when over `limit` bytes (Redis is slow or away): the frame is dropped.
-  bool push(const Frame& f, uint64_t limit) {
-    if (pending_.load(std::memory_order_relaxed) > limit) return false;
-    thread_local const size_t index = next_index_.fetch_add(1) % kShards;
-    Shard& shard = shards_[index];
-    bool wake;
-    {
-      std::lock_guard lock(shard.mutex);
-      Batch& b = shard.batch;
-      const size_t before = b.frames.size() + b.retained_commands.size();
-      const size_t frame_at = b.frames.size() + kBatchEntryHeader;
-      append_batch_entry(f, b.frames);
-      ++b.count;
-      if (f.kind == Frame::kMessage && f.retain) {
-        // The hash keeps each topic's last retained frame (none once cleared).
-        std::string& out = b.retained_commands;
-        const bool clear = f.payload.empty();
-        resp_header('*', clear ? 3 : 4, out);
-        resp_bulk(clear ? "HDEL" : "HSET", out);
-        resp_bulk(retained_key_, out);
-        resp_bulk(f.topic, out);
-        if (!clear) resp_bulk(std::string_view(b.frames).substr(frame_at), out);
-        ++b.retained_replies;
-      }
-      // Counted before the sender can take it: pending_ never falls below
-      // what the shards hold, so an idle sender always sees zero and sleeps.
-      const size_t added = b.frames.size() + b.retained_commands.size() - before;
-      // Only a sleeping sender is woken (seq_cst: either this sees waiting_
-      // or the sender sees the count); a busy one takes it on its next round.
-      pending_.fetch_add(added);
-      wake = waiting_.load();
-    }
-    if (wake) {
-      std::lock_guard lock(wake_mutex_);
-      wake_.notify_one();
-    }
-    return true;
-  }
-
-  // Moves everything queued into `out` (cleared first). When nothing is
-  // queued, waits up to `wait` for a push; after a round that found
-  // something, lets `gather` pass first, so that messages arriving meanwhile
-  // travel together and pushes need not wake the sender one by one.
-  void take(Batch& out, std::chrono::milliseconds wait, std::chrono::microseconds gather) {
-    out.clear();
-    if (pending_.load() == 0) {
-      std::unique_lock lock(wake_mutex_);
-      waiting_.store(true);
-      wake_.wait_for(lock, wait, [&] { return pending_.load() != 0 || interrupted_; });
-      waiting_.store(false);
-    } else if (gather.count() > 0) {
-      std::this_thread::sleep_for(gather);
-    }
-    for (size_t i = 0; i < kShards; ++i) {
-      Batch& taken = taken_[i];
-      {
-        std::lock_guard lock(shards_[i].mutex);
-        std::swap(taken, shards_[i].batch);  // the shard keeps the cleared buffers
-      }
-      out.frames.append(taken.frames);
-      out.retained_commands.append(taken.retained_commands);
-      out.retained_replies += taken.retained_replies;
-      out.count += taken.count;
-      taken.clear();
-    }
-    pending_.fetch_sub(out.frames.size() + out.retained_commands.size());
-  }
-
-  void interrupt() {
-    std::lock_guard lock(wake_mutex_);
-    interrupted_ = true;
-    wake_.notify_all();
-  }
-
- private:
-  struct alignas(64) Shard {
-    std::mutex mutex;
-    Batch batch;
-  };
-  const std::string retained_key_;
-  Shard shards_[kShards];
-  Batch taken_[kShards];  // the sender's: swapped with the shards' batches
-  std::atomic<size_t> next_index_{0};
-  std::atomic<uint64_t> pending_{0};
-  std::atomic<bool> waiting_{false};
-  std::mutex wake_mutex_;
-  std::condition_variable wake_;
-  bool interrupted_ = false;
-};
 
 class RedisModule final : public sdk::Module {
  public:
@@ -234,7 +56,7 @@ class RedisModule final : public sdk::Module {
       host().error("changing the redis settings needs a restart");
       return BB_E_UNSUPPORTED;
     }
-    if (!BB_HAS(host().api(), bb_host_api, session_takeover)) {
+    if (!host().has_cluster()) {
       host().error("this broker's module ABI has no message tap (needs 1.2)");
       return BB_E_UNSUPPORTED;
     }
@@ -242,7 +64,7 @@ class RedisModule final : public sdk::Module {
     outbox_ = std::make_unique<Outbox>(settings_.retained_key());
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
-    return host().api()->register_message_tap(host().ctx(), &kTap, this);
+    return host().register_message_tap(kTap, this);
   }
 
   bb_status start() override {
@@ -264,64 +86,13 @@ class RedisModule final : public sdk::Module {
   }
 
  private:
-  // {"address": "host:port", "prefix": "...", "username": "...",
-  //  "password_file": "...", "timeout_ms": n, "max_pending_bytes": n}
   bb_status read_settings(Settings& out) const {
     const std::optional<std::string> text = host().config("");
     if (!text) return BB_OK;
-    const nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
-    if (doc.is_null()) return BB_OK;
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
-      return BB_E_INVALID;
-    }
-    auto bad = [this](const std::string& key, const std::string& why) {
-      host().error("setting '" + key + "': " + why);
-      return BB_E_INVALID;
-    };
-    for (const auto& [key, value] : doc.items()) {
-      if (key == "address") {
-        if (!value.is_string()) return bad(key, "expected \"host:port\"");
-        const std::string a = value.get<std::string>();
-        const size_t colon = a.rfind(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == a.size())
-          return bad(key, "expected \"host:port\", got \"" + a + "\"");
-        const std::string port = a.substr(colon + 1);
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-            std::stoi(port) < 1 || std::stoi(port) > 65535)
-          return bad(key, "port must be 1-65535, got \"" + port + "\"");
-        out.host = a.substr(0, colon);
-        out.port = std::stoi(port);
-      } else if (key == "prefix" || key == "username") {
-        if (!value.is_string()) return bad(key, "expected a string");
-        std::string s = value.get<std::string>();
-        if (key == "prefix" && (s.empty() || s.size() > 128))
-          return bad(key, "expected 1-128 characters");
-        (key == "prefix" ? out.prefix : out.username) = std::move(s);
-      } else if (key == "password_file") {
-        if (!value.is_string()) return bad(key, "expected a file path");
-        std::string error;
-        std::optional<std::string> pw = sdk::read_file(value.get<std::string>(), error);
-        if (!pw)
-          return bad(key, error.empty() ? value.get<std::string>() + ": no such file" : error);
-        while (!pw->empty() && (pw->back() == '\n' || pw->back() == '\r')) pw->pop_back();
-        out.password = std::move(*pw);
-      } else if (key == "timeout_ms" || key == "max_pending_bytes") {
-        const bool timeout = key == "timeout_ms";
-        if (!value.is_number_unsigned() || value.get<uint64_t>() == 0 ||
-            (timeout && value.get<uint64_t>() > 60000))
-          return bad(key, timeout ? "expected 1-60000" : "expected a positive integer");
-        if (timeout)
-          out.timeout_ms = value.get<uint32_t>();
-        else
-          out.max_pending_bytes = value.get<uint64_t>();
-      } else {
-        return bad(key,
-                   "unknown key (known: address, prefix, username, password_file, timeout_ms, "
-                   "max_pending_bytes)");
-      }
-    }
-    return BB_OK;
+    std::string error;
+    if (parse_settings(sdk::parse_json(*text, nullptr, true), out, error)) return BB_OK;
+    host().error(error);
+    return BB_E_INVALID;
   }
 
   // --- the tap: broker workers, per message ---
@@ -426,46 +197,6 @@ class RedisModule final : public sdk::Module {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
-  // The commands that send `b` (its frames in PUBLISHes of at most
-  // kMaxPublishBytes, cut between frames); returns how many replies follow.
-  // Retained messages update the hash in the same MULTI/EXEC as their
-  // PUBLISH, so that the hash and the channel agree on the order of updates.
-  static size_t to_commands(const Batch& b, const std::string& channel, const BrokerId& origin,
-                            std::string& out) {
-    static constexpr size_t kMaxPublishBytes = 1 << 20;
-    out.clear();
-    if (b.count == 0) return 0;
-    size_t replies = 0;
-    const bool transaction = b.retained_replies > 0;
-    if (transaction) {
-      resp_header('*', 1, out);
-      resp_bulk("MULTI", out);
-      out.append(b.retained_commands);
-      replies += 1 + b.retained_replies;
-    }
-    std::string_view rest = b.frames;
-    while (!rest.empty()) {
-      size_t cut = 0;
-      while (cut < rest.size() && (cut == 0 || cut < kMaxPublishBytes))
-        cut += batch_entry_size(rest.substr(cut));
-      resp_header('*', 3, out);
-      resp_bulk("PUBLISH", out);
-      resp_bulk(channel, out);
-      resp_header('$', origin.size() + cut, out);
-      out.append(reinterpret_cast<const char*>(origin.data()), origin.size());
-      out.append(rest.substr(0, cut));
-      out.append("\r\n");
-      rest.remove_prefix(cut);
-      ++replies;
-    }
-    if (transaction) {
-      resp_header('*', 1, out);
-      resp_bulk("EXEC", out);
-      ++replies;
-    }
-    return replies;
-  }
-
   // Writes what the outbox holds and reads the replies.
   void send_loop() {
     Context c;
@@ -520,9 +251,8 @@ class RedisModule final : public sdk::Module {
 
   // /metrics: backbone_redis_*.
   void report_metrics() {
-    if (!BB_HAS(host().api(), bb_host_api, metric_set)) return;
     auto set = [this](const char* name, const char* help, int32_t kind, double value) {
-      host().api()->metric_set(host().ctx(), sdk::str(name), sdk::str(help), kind, value);
+      host().metric_set(name, help, kind, value);  // a host before ABI 1.2 has no metrics
     };
     set("frames_sent_total", "Frames (messages, session starts) sent to the other brokers.",
         BB_METRIC_COUNTER, static_cast<double>(sent_.load()));
@@ -621,23 +351,20 @@ class RedisModule final : public sdk::Module {
     }
     ++received_;
     if (f.kind == Frame::kSessionStarted) {
-      host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
+      host().session_takeover(f.client_id, f.connected_at_ms);
       return false;
     }
     if (f.kind == Frame::kSessionStartedBy) {
+      bb_session_start s{};
+      s.struct_size = sizeof(s);
+      s.may_take_over = f.may_take_over ? 1 : 0;
+      s.client_id = sdk::str(f.client_id);
+      s.connected_at_unix_ms = f.connected_at_ms;
+      s.provider = sdk::str(f.provider);
+      s.principal = sdk::str(f.principal);
       // Only a host that knows principals hears of them (ABI 1.3).
-      if (BB_HAS(host().api(), bb_host_api, session_takeover_as)) {
-        bb_session_start s{};
-        s.struct_size = sizeof(s);
-        s.may_take_over = f.may_take_over ? 1 : 0;
-        s.client_id = sdk::str(f.client_id);
-        s.connected_at_unix_ms = f.connected_at_ms;
-        s.provider = sdk::str(f.provider);
-        s.principal = sdk::str(f.principal);
-        host().api()->session_takeover_as(host().ctx(), &s);
-      } else {
-        host().api()->session_takeover(host().ctx(), sdk::str(f.client_id), f.connected_at_ms);
-      }
+      if (host().session_takeover_as(s) == BB_E_UNSUPPORTED)
+        host().session_takeover(f.client_id, f.connected_at_ms);
       return false;
     }
     bb_message m{};
@@ -652,7 +379,7 @@ class RedisModule final : public sdk::Module {
     m.topic = sdk::str(f.topic);
     m.payload = sdk::bytes(f.payload);
     m.properties = sdk::bytes(f.properties);
-    if (host().api()->publish_routed(host().ctx(), &m) != BB_OK) {
+    if (host().publish_routed(m) != BB_OK) {
       host().warn("redis: a message for '" + std::string(f.topic) +
                   "' was refused: " + host().last_error());
       return false;

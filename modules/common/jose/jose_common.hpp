@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -15,9 +16,18 @@
 
 namespace backbone::modules::jose {
 
+// Bounds on untrusted tokens, checked before any decoding.
+inline constexpr size_t kMaxTokenSize = 64 * 1024;
+inline constexpr size_t kMaxHeaderSize = 4096;  // the base64url header
+
 // Dates beyond this are clamped: far enough for any real token, and safe to
 // add a leeway to without overflow.
 inline constexpr int64_t kMaxDate = int64_t{1} << 62;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 
 // Attacker-controlled text made safe for one log line.
 std::string printable(std::string_view s, size_t max = 40);

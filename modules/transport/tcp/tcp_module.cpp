@@ -132,10 +132,8 @@ class TcpModule : public sdk::Module {
       listen_fd_ = -1;
       return fail("cannot listen on " + where + ": " + err);
     }
-    const auto* api = host().api();
-    if (api->io_watch(host().ctx(), listen_fd_, 0, &TcpModule::on_accept, this, &listen_watch_) !=
-            BB_OK ||
-        api->io_want(host().ctx(), listen_watch_, BB_IO_READ) != BB_OK) {
+    if (host().io_watch(listen_fd_, 0, &TcpModule::on_accept, this, &listen_watch_) != BB_OK ||
+        host().io_want(listen_watch_, BB_IO_READ) != BB_OK) {
       return fail("cannot watch the listening socket");
     }
     host().info("listening for MQTT" + std::string(tls_ ? " over TLS" : "") + " on " + where);
@@ -144,7 +142,7 @@ class TcpModule : public sdk::Module {
 
   void stop() override {
     if (listen_fd_ >= 0) {
-      host().api()->io_unwatch(host().ctx(), listen_watch_);
+      host().io_unwatch(listen_watch_);
       ::close(listen_fd_);
       listen_fd_ = -1;
     }
@@ -245,16 +243,15 @@ class TcpModule : public sdk::Module {
     info.transport = sdk::str(tls_ ? "tls" : "tcp");
     info.peer = sdk::str(peer_name);
     info.local = sdk::str(local_name);
-    const auto* api = host().api();
-    if (api->conn_open(host().ctx(), &info, &kOps, c, &c->id) != BB_OK) {
+    if (host().conn_open(info, kOps, c, &c->id) != BB_OK) {
       host().warn("refused connection from " + peer_name + " (connection limit)");
       if (c->ssl) SSL_free(c->ssl);
       ::close(fd);
       delete c;
       return;
     }
-    if (api->io_watch(host().ctx(), fd, c->id, &TcpModule::on_io, c, &c->watch) != BB_OK) {
-      api->conn_closed(host().ctx(), c->id);
+    if (host().io_watch(fd, c->id, &TcpModule::on_io, c, &c->watch) != BB_OK) {
+      host().conn_closed(c->id);
       if (c->ssl) SSL_free(c->ssl);
       ::close(fd);
       delete c;
@@ -268,7 +265,7 @@ class TcpModule : public sdk::Module {
     if (!c->read_paused && !c->closing) interest |= BB_IO_READ;
     if (c->out.size() > c->out_offset || (c->ssl && !c->handshake_done)) interest |= BB_IO_WRITE;
     if (c->closing && c->out.size() <= c->out_offset) interest |= BB_IO_WRITE;
-    host().api()->io_want(host().ctx(), c->watch, interest);
+    host().io_want(c->watch, interest);
   }
 
   // Thread: the connection's worker, or the accepting one right after
@@ -395,9 +392,7 @@ class TcpModule : public sdk::Module {
           return;
         }
       }
-      host().api()->conn_feed(
-          host().ctx(), c->id,
-          bb_bytes{reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n)});
+      host().conn_feed(c->id, std::string_view(buf, static_cast<size_t>(n)));
       if (static_cast<size_t>(n) < sizeof(buf) && !c->ssl) return;
     }
   }
@@ -444,10 +439,10 @@ class TcpModule : public sdk::Module {
     const size_t pending = c->out.size() - c->out_offset;
     if (!c->above_watermark && pending > high_watermark_) {
       c->above_watermark = true;
-      host().api()->conn_backpressure(host().ctx(), c->id, 1);
+      host().conn_backpressure(c->id, true);
     } else if (c->above_watermark && pending < high_watermark_ / 2) {
       c->above_watermark = false;
-      host().api()->conn_backpressure(host().ctx(), c->id, 0);
+      host().conn_backpressure(c->id, false);
     }
   }
 
@@ -517,15 +512,14 @@ class TcpModule : public sdk::Module {
   void teardown(Conn* c) {
     if (c->dead) return;
     c->dead = true;
-    const auto* api = host().api();
-    api->io_unwatch(host().ctx(), c->watch);
+    host().io_unwatch(c->watch);
     if (c->ssl) {
       SSL_shutdown(c->ssl);
       SSL_free(c->ssl);
     }
     ::shutdown(c->fd, SHUT_RDWR);
     ::close(c->fd);
-    api->conn_closed(host().ctx(), c->id);
+    host().conn_closed(c->id);
     delete c;
   }
 

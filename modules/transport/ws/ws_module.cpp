@@ -55,7 +55,7 @@ class WsModule : public sdk::Module {
         return fail("unknown setting '" + key + "' (known: path, subprotocols, max_message_size)");
       }
     }
-    if (!BB_HAS(host().api(), bb_host_api, session_kick)) {
+    if (!host().has_http()) {
       return fail("this kernel has no HTTP listener (needs module ABI 1.1)");
     }
     return BB_OK;
@@ -75,27 +75,18 @@ class WsModule : public sdk::Module {
     route_.ws_data = &WsModule::ws_data;
     route_.ws_backpressure = &WsModule::ws_backpressure;
     route_.ws_closed = &WsModule::ws_closed;
-    const bb_status status = api()->http_route(ctx(), &route_, this);
+    const bb_status status = host().route(route_, this);
     if (status == BB_E_UNSUPPORTED) {
-      host().warn("MQTT over WebSocket is not served: " + last_error());
+      host().warn("MQTT over WebSocket is not served: " + host().last_error());
       return BB_OK;
     }
-    if (status != BB_OK) return fail("cannot serve " + path_ + ": " + last_error());
+    if (status != BB_OK) return fail("cannot serve " + path_ + ": " + host().last_error());
     return BB_OK;
   }
 
   void stop() override { stopped_ = true; }
 
  private:
-  const bb_host_api* api() const { return host().api(); }
-  bb_host_ctx* ctx() const { return host().ctx(); }
-
-  std::string last_error() const {
-    bb_str out{};
-    api()->last_error(ctx(), &out);
-    return std::string(sdk::view(out));
-  }
-
   bb_status fail(const std::string& why) {
     host().error(why);
     return BB_E_INVALID;
@@ -110,7 +101,7 @@ class WsModule : public sdk::Module {
     bb_conn_info mine = *info;
     mine.struct_size = sizeof(mine);
     mine.flags = BB_CONN_ON_CALLING_WORKER;  // WebSocket I/O runs on this worker
-    const bb_status status = self->api()->conn_open(self->ctx(), &mine, &kOps, c, &c->conn);
+    const bb_status status = self->host().conn_open(mine, kOps, c, &c->conn);
     if (status != BB_OK) {
       delete c;
       return status;
@@ -121,33 +112,33 @@ class WsModule : public sdk::Module {
 
   static void ws_data(void* ws_user, bb_bytes data) noexcept {
     auto* c = static_cast<Conn*>(ws_user);
-    c->module->api()->conn_feed(c->module->ctx(), c->conn, data);
+    c->module->host().conn_feed(c->conn, data);
   }
 
   static void ws_backpressure(void* ws_user, int32_t above) noexcept {
     auto* c = static_cast<Conn*>(ws_user);
-    c->module->api()->conn_backpressure(c->module->ctx(), c->conn, above);
+    c->module->host().conn_backpressure(c->conn, above != 0);
   }
 
   static void ws_closed(void* ws_user) noexcept {
     auto* c = static_cast<Conn*>(ws_user);
-    c->module->api()->conn_closed(c->module->ctx(), c->conn);
+    c->module->host().conn_closed(c->conn);
     delete c;
   }
 
   static bb_status write(void* conn_user, const bb_bytes* chunks, size_t count) noexcept {
     auto* c = static_cast<Conn*>(conn_user);
-    return c->module->api()->ws_send(c->module->ctx(), c->ws, chunks, count);
+    return c->module->host().ws_send(c->ws, chunks, count);
   }
 
   static void pause_read(void* conn_user, int32_t paused) noexcept {
     auto* c = static_cast<Conn*>(conn_user);
-    c->module->api()->ws_pause(c->module->ctx(), c->ws, paused);
+    c->module->host().ws_pause(c->ws, paused != 0);
   }
 
   static void close(void* conn_user) noexcept {
     auto* c = static_cast<Conn*>(conn_user);
-    c->module->api()->ws_close(c->module->ctx(), c->ws, BB_WS_NORMAL);
+    c->module->host().ws_close(c->ws, BB_WS_NORMAL);
   }
 
   static constexpr bb_conn_ops kOps{sizeof(bb_conn_ops), 0, &WsModule::write, &WsModule::pause_read,

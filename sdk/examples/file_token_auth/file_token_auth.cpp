@@ -9,12 +9,14 @@
 //   s3cr3t-sensor allow mqtt:subscribe commands/#
 //   s3cr3t-viewer allow mqtt:subscribe sensors/#
 //
-// It uses only the public SDK: <backbone/module_abi.h> (the C ABI) and
-// <backbone/sdk.hpp> (the header-only C++ layer).
+// It uses only the public SDK: <backbone/module_abi.h> (the C ABI),
+// <backbone/sdk.hpp> and <backbone/authenticator.hpp> (the header-only C++
+// layer).
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
@@ -44,10 +46,8 @@ Digest sha256(const std::string& s) {
 }
 
 struct Entry {
-  std::string principal;             // "<name>:line<N>": never the token
-  std::vector<std::string> strings;  // action, resource, action, resource...
-  std::vector<int32_t> effects;
-  std::vector<bb_statement> statements;  // points into `strings`
+  std::string principal;  // "<name>:line<N>": never the token
+  sdk::StatementList statements;
 };
 
 // Immutable once built; replaced as a whole on reload.
@@ -88,27 +88,12 @@ std::shared_ptr<const Table> load_table(const std::string& path, const std::stri
     Entry& entry = table->entries[sha256(token)];
     OPENSSL_cleanse(token.data(), token.size());
     if (entry.principal.empty()) entry.principal = name + ":line" + std::to_string(number);
-    entry.strings.push_back(std::move(action));
-    entry.strings.push_back(std::move(resource));
-    entry.effects.push_back(e);
-  }
-  // Only now that no string moves any more, point the statements at them.
-  for (auto& [digest, entry] : table->entries) {
-    for (size_t i = 0; i < entry.effects.size(); ++i) {
-      entry.statements.push_back(bb_statement{entry.effects[i], 0, sdk::str(entry.strings[2 * i]),
-                                              sdk::str(entry.strings[2 * i + 1])});
-    }
+    entry.statements.add(e, std::move(action), std::move(resource));
   }
   return table;
 }
 
-// The table the last authenticate() on this thread answered from: the host
-// reads a synchronous result right after authenticate() returns, so the
-// statements it points at must outlive the call even if a reload swaps the
-// table meanwhile.
-thread_local std::shared_ptr<const Table> t_answered_from;
-
-class FileTokenAuth final : public sdk::Module {
+class FileTokenAuth final : public sdk::Module, sdk::Authenticator {
  public:
   using Module::Module;
 
@@ -133,11 +118,7 @@ class FileTokenAuth final : public sdk::Module {
     }
     if (!reloading) {
       name_ = name;
-      authenticator_.struct_size = sizeof(bb_authenticator);
-      authenticator_.name = sdk::str(name_);
-      authenticator_.authenticate = &FileTokenAuth::authenticate;
-      authenticator_.cancel = nullptr;
-      bb_status s = host().api()->register_authenticator(host().ctx(), &authenticator_, this);
+      bb_status s = register_with(host(), name_);
       if (s != BB_OK) {
         host().error("registering authenticator '" + name_ + "' failed");
         return s;
@@ -175,42 +156,23 @@ class FileTokenAuth final : public sdk::Module {
     return BB_OK;
   }
 
-  // Thread: any kernel worker, concurrently. Synchronous: returns BB_OK.
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                bb_auth_result* out) noexcept {
-    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
-    auto* self = static_cast<FileTokenAuth*>(user);
-    try {
-      std::shared_ptr<const Table> table;
-      {
-        std::lock_guard lock(self->mutex_);
-        table = self->table_;
-      }
-      std::string password;
-      if (BB_HAS(req, bb_auth_request, password)) password = std::string(sdk::view(req->password));
-      auto it = password.empty() ? table->entries.end() : table->entries.find(sha256(password));
-      OPENSSL_cleanse(password.data(), password.size());
-      if (it == table->entries.end()) {
-        out->verdict = BB_AUTH_DENY;
-        out->log_reason = sdk::str("unknown token");
-        return BB_OK;
-      }
-      t_answered_from = table;
-      out->verdict = BB_AUTH_ALLOW;
-      out->principal = sdk::str(it->second.principal);
-      out->statements = it->second.statements.data();
-      out->statement_count = it->second.statements.size();
-      out->expires_at_unix_s = 0;
-      return BB_OK;
-    } catch (...) {
-      return BB_E_INTERNAL;
+  // Thread: any kernel worker, concurrently. Synchronous.
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override {
+    std::shared_ptr<const Table> table;
+    {
+      std::lock_guard lock(mutex_);
+      table = table_;
     }
+    std::string password(request.password);
+    auto it = password.empty() ? table->entries.end() : table->entries.find(sha256(password));
+    OPENSSL_cleanse(password.data(), password.size());
+    if (it == table->entries.end()) return sdk::AuthReply::deny("unknown token");
+    return sdk::AuthReply::allow(it->second.principal, it->second.statements);
   }
 
   std::mutex mutex_;
   std::shared_ptr<const Table> table_;
   std::string name_;
-  bb_authenticator authenticator_{};  // registered: lives as long as the instance
 };
 
 }  // namespace

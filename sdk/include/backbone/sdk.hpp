@@ -261,6 +261,111 @@ class Host {
     return std::string(view(out));
   }
 
+  // --- authenticators and principals ---
+
+  // Thread: control thread, during configure() only. `a` must outlive the
+  // module's stop(); sdk::Authenticator does this for you.
+  bb_status register_authenticator(const bb_authenticator& a, void* user) const noexcept {
+    return api_->register_authenticator(ctx_, &a, user);
+  }
+  // Answers a login authenticate() left pending (BB_E_STALE: gone meanwhile).
+  bb_status auth_complete(bb_auth_ticket ticket, const bb_auth_result& r) const noexcept {
+    return api_->auth_complete(ctx_, ticket, &r);
+  }
+  // The live sessions of `principal` (logged in through this module's
+  // authenticator `provider`) switch to `statements`.
+  bb_status update_principal(std::string_view provider, std::string_view principal,
+                             const std::vector<bb_statement>& statements) const noexcept {
+    return api_->principal_update(ctx_, str(provider), str(principal), statements.data(),
+                                  statements.size(), 0);
+  }
+  // The credentials of `principal` are withdrawn: its live sessions are cut.
+  bb_status revoke_principal(std::string_view provider, std::string_view principal) const noexcept {
+    return api_->principal_update(ctx_, str(provider), str(principal), nullptr, 0, 1);
+  }
+  // New quotas for the live sessions of `principal` (null: the broker's
+  // defaults). BB_E_UNSUPPORTED on a host before ABI 1.3.
+  bb_status update_quotas(std::string_view provider, std::string_view principal,
+                          const bb_quotas* quotas) const noexcept {
+    if (!BB_HAS(api_, bb_host_api, principal_quotas)) return BB_E_UNSUPPORTED;
+    return api_->principal_quotas(ctx_, str(provider), str(principal), quotas);
+  }
+
+  // --- transports: connections and fd readiness ---
+
+  bb_status conn_open(const bb_conn_info& info, const bb_conn_ops& ops, void* conn_user,
+                      bb_conn_id* out) const noexcept {
+    return api_->conn_open(ctx_, &info, &ops, conn_user, out);
+  }
+  bb_status conn_feed(bb_conn_id c, std::string_view data) const noexcept {
+    return api_->conn_feed(ctx_, c, bytes(data));
+  }
+  bb_status conn_feed(bb_conn_id c, bb_bytes data) const noexcept {
+    return api_->conn_feed(ctx_, c, data);
+  }
+  void conn_backpressure(bb_conn_id c, bool above_high_watermark) const noexcept {
+    api_->conn_backpressure(ctx_, c, above_high_watermark ? 1 : 0);
+  }
+  void conn_closed(bb_conn_id c) const noexcept { api_->conn_closed(ctx_, c); }
+
+  bb_status io_watch(int32_t fd, bb_conn_id affinity, bb_io_fn fn, void* user,
+                     bb_io_watch* out) const noexcept {
+    return api_->io_watch(ctx_, fd, affinity, fn, user, out);
+  }
+  bb_status io_want(bb_io_watch w, int32_t interest) const noexcept {
+    return api_->io_want(ctx_, w, interest);
+  }
+  void io_unwatch(bb_io_watch w) const noexcept { api_->io_unwatch(ctx_, w); }
+
+  // --- WebSockets (ABI 1.1) ---
+
+  bb_status ws_send(bb_ws_id ws, const bb_bytes* chunks, size_t count) const noexcept {
+    return api_->ws_send(ctx_, ws, chunks, count);
+  }
+  void ws_pause(bb_ws_id ws, bool paused) const noexcept {
+    api_->ws_pause(ctx_, ws, paused ? 1 : 0);
+  }
+  void ws_close(bb_ws_id ws, uint16_t code) const noexcept { api_->ws_close(ctx_, ws, code); }
+
+  // --- HTTP requesters (ABI 1.1) ---
+
+  // Publishes for the requester of `ex` through the MQTT ingress; `reason`
+  // is the MQTT v5 reason code, `reason_string` valid until the next host
+  // call on this thread.
+  bb_status http_publish(bb_http_exchange ex, const bb_message& m, int32_t& reason,
+                         bb_str& reason_string) const noexcept {
+    return api_->http_publish(ctx_, ex, &m, &reason, &reason_string);
+  }
+  bb_status session_kick(std::string_view client_id) const noexcept {
+    return api_->session_kick(ctx_, str(client_id));
+  }
+
+  // --- clusters (ABI 1.2) ---
+
+  // The host implements ABI 1.2 (message taps, routed publishes, takeovers).
+  bool has_cluster() const noexcept { return BB_HAS(api_, bb_host_api, session_takeover); }
+  bb_status register_message_tap(const bb_message_tap& tap, void* user) const noexcept {
+    return api_->register_message_tap(ctx_, &tap, user);
+  }
+  bb_status publish_routed(const bb_message& m) const noexcept {
+    return api_->publish_routed(ctx_, &m);
+  }
+  bb_status session_takeover(std::string_view client_id,
+                             uint64_t connected_at_unix_ms) const noexcept {
+    return api_->session_takeover(ctx_, str(client_id), connected_at_unix_ms);
+  }
+  // BB_E_UNSUPPORTED on a host before ABI 1.3 (use session_takeover there).
+  bb_status session_takeover_as(const bb_session_start& s) const noexcept {
+    if (!BB_HAS(api_, bb_host_api, session_takeover_as)) return BB_E_UNSUPPORTED;
+    return api_->session_takeover_as(ctx_, &s);
+  }
+  // BB_E_UNSUPPORTED on a host before ABI 1.2.
+  bb_status metric_set(std::string_view name, std::string_view help, int32_t kind,
+                       double value) const noexcept {
+    if (!BB_HAS(api_, bb_host_api, metric_set)) return BB_E_UNSUPPORTED;
+    return api_->metric_set(ctx_, str(name), str(help), kind, value);
+  }
+
   // A JSON string literal of `s` (quotes included). Invalid UTF-8 passes
   // through byte for byte; callers send text they validated.
   static std::string json_string(std::string_view s) {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// The JOSE part of the oidc module: JWKS parsing into OpenSSL keys, JWS
-// (compact serialization) signature checks and the claim checks of an OpenID
-// Connect token. CPU-only and free of I/O, so it may run on kernel workers.
+// Tokens verified against a JWKS (an OpenID Connect issuer's keys): JWKS
+// parsing into OpenSSL keys, JWS (compact serialization) signature checks
+// with the asymmetric algorithms, and the claim checks of an OpenID Connect
+// token. CPU-only and free of I/O, so it may run on kernel workers.
 
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
@@ -17,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-namespace backbone::modules::oidc {
+namespace backbone::modules::jose {
 
 enum class KeyType { kRsa, kEc };
 
@@ -32,11 +33,6 @@ struct Algorithm {
 
 // The asymmetric algorithm named `name`, or nullptr ("none", HS*, unknown).
 const Algorithm* find_algorithm(std::string_view name) noexcept;
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 
 struct Jwk {
   std::string kid;  // may be empty
@@ -60,9 +56,6 @@ struct KeySet {
 // with `error` when the document itself is malformed.
 bool parse_jwks(const nlohmann::json& doc, std::vector<Jwk>& out, std::vector<std::string>& skipped,
                 std::string& error);
-
-using jose::base64url_decode;
-using jose::printable;
 
 // The parts of a token that key selection needs, parsed without trusting it.
 struct TokenHeader {
@@ -102,4 +95,4 @@ struct Verdict {
 Verdict verify_token(std::string_view token, const TokenHeader& header, const KeySet& keys,
                      const ClaimRules& rules, int64_t now);
 
-}  // namespace backbone::modules::oidc
+}  // namespace backbone::modules::jose

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/reflector.hpp"
+#include "common/kube/reflector.hpp"
 
 #include <backbone/module_abi.h>
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/watch_event.hpp"
 
 #include <backbone/json.hpp>
 

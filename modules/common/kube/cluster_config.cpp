@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/cluster_config.hpp"
+#include "common/kube/cluster_config.hpp"
 
 #include "common/base64/base64.hpp"
-#include "k8s/kube/yaml_json.hpp"
+#include "common/kube/yaml_json.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/URI.h>

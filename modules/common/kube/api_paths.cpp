@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/api_paths.hpp"
+#include "common/kube/api_paths.hpp"
 
 namespace backbone::modules::k8s {
 namespace {

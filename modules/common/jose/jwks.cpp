@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "jose.hpp"
+#include "common/jose/jwks.hpp"
 
 #include <backbone/json.hpp>
 
@@ -13,21 +13,15 @@
 #include <algorithm>
 #include <set>
 
-namespace backbone::modules::oidc {
-
-using jose::kMaxDate;
-using jose::numeric_date;
+namespace backbone::modules::jose {
 
 namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxTokenSize = 64 * 1024;
-constexpr size_t kMaxHeaderSize = 4096;
 constexpr size_t kMaxKeys = 100;
 constexpr int kMinRsaBits = 2048;
 constexpr int kMaxRsaBits = 16384;
-// NumericDate values beyond this are clamped: adding a leeway cannot overflow.
 
 const Algorithm kAlgorithms[] = {
     {"RS256", KeyType::kRsa, false, &EVP_sha256, "", 0},
@@ -183,11 +177,11 @@ bool verify_signature(const Algorithm& alg, EVP_PKEY* key, std::string_view sign
                       const std::string& signature) {
   if (alg.type == KeyType::kRsa) {
     if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key))) return false;
-    return jose::digest_verify(key, alg.digest(), alg.pss, signing_input,
-                               reinterpret_cast<const unsigned char*>(signature.data()),
-                               signature.size());
+    return digest_verify(key, alg.digest(), alg.pss, signing_input,
+                         reinterpret_cast<const unsigned char*>(signature.data()),
+                         signature.size());
   }
-  return jose::ecdsa_verify(key, alg.digest(), alg.ec_component_size, signing_input, signature);
+  return ecdsa_verify(key, alg.digest(), alg.ec_component_size, signing_input, signature);
 }
 
 // Can `jwk` verify a token signed with `alg`?
@@ -494,4 +488,4 @@ Verdict verify_token(std::string_view token, const TokenHeader& header, const Ke
   return v;
 }
 
-}  // namespace backbone::modules::oidc
+}  // namespace backbone::modules::jose

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "k8s/kube/api_paths.hpp"
-#include "k8s/kube/backoff.hpp"
-#include "k8s/kube/kube_http.hpp"
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/api_paths.hpp"
+#include "common/kube/backoff.hpp"
+#include "common/kube/kube_http.hpp"
+#include "common/kube/watch_event.hpp"
 
 namespace backbone::modules::k8s {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/kube_http.hpp"
+#include "common/kube/kube_http.hpp"
 
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/watch_event.hpp"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>

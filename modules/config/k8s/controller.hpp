@@ -28,10 +28,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "k8s/controller/conditions.hpp"
-#include "k8s/controller/statements.hpp"
-#include "k8s/kube/kube_http.hpp"
-#include "k8s/kube/reflector.hpp"
+#include "common/kube/kube_http.hpp"
+#include "common/kube/reflector.hpp"
+#include "conditions.hpp"
+#include "statements.hpp"
 
 namespace backbone::modules::k8s {
 

@@ -252,8 +252,7 @@ class HttpApiModule : public sdk::Module {
     msg.payload = sdk::bytes(payload);
     int32_t reason = 0;
     bb_str reason_string{};
-    const bb_status status =
-        m.host().api()->http_publish(m.host().ctx(), ex, &msg, &reason, &reason_string);
+    const bb_status status = m.host().http_publish(ex, msg, reason, reason_string);
     if (status == BB_E_INVALID) {
       const std::string why = m.host().last_error();
       return bad("topic", why.empty() ? "not a valid topic name" : why);
@@ -393,7 +392,7 @@ class HttpApiModule : public sdk::Module {
           ex, "DELETE", "only DELETE is allowed on /api/sessions/{clientId}"));
     const std::string resource = "sessions/" + client_id;
     if (!m.permitted(r, ex, "mgmt:kick-session", resource)) return;
-    const bb_status status = m.host().api()->session_kick(m.host().ctx(), sdk::str(client_id));
+    const bb_status status = m.host().session_kick(client_id);
     m.audit(r, "mgmt:kick-session", resource, status == BB_OK ? "ok" : "not found");
     if (status == BB_E_NOT_FOUND)
       return void(m.host().respond_error(ex, 404, "not_found", "no session '" + client_id + "'"));

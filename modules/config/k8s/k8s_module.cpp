@@ -10,6 +10,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
+#include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
@@ -25,13 +26,13 @@
 #include <thread>
 #include <vector>
 
-#include "k8s/controller/controller.hpp"
-#include "k8s/controller/work_queue.hpp"
-#include "k8s/kube/api_paths.hpp"
-#include "k8s/kube/cluster_config.hpp"
-#include "k8s/kube/kube_http.hpp"
-#include "k8s/kube/reflector.hpp"
-#include "k8s/kube/watch_event.hpp"
+#include "common/kube/api_paths.hpp"
+#include "common/kube/cluster_config.hpp"
+#include "common/kube/kube_http.hpp"
+#include "common/kube/reflector.hpp"
+#include "common/kube/watch_event.hpp"
+#include "controller.hpp"
+#include "work_queue.hpp"
 
 namespace backbone::modules::k8s {
 namespace {
@@ -66,7 +67,7 @@ class HostSink final : public BrokerSink {
                        std::string& error) override {
     const bb_status s = json != nullptr ? host_.submit("topic", name, *json)
                                         : host_.submit("topic", name, "", true);
-    if (s != BB_OK) error = last_error();
+    if (s != BB_OK) error = host_.last_error();
     return s;
   }
 
@@ -79,31 +80,19 @@ class HostSink final : public BrokerSink {
         list.push_back(bb_statement{s.effect, 0, sdk::str(s.action), sdk::str(s.resource)});
       }
     }
-    const bb_status s =
-        host_.api()->principal_update(host_.ctx(), sdk::str(kProvider), sdk::str(principal),
-                                      list.data(), list.size(), statements == nullptr ? 1 : 0);
-    if (s != BB_OK) error = last_error();
+    const bb_status s = statements == nullptr ? host_.revoke_principal(kProvider, principal)
+                                              : host_.update_principal(kProvider, principal, list);
+    if (s != BB_OK) error = host_.last_error();
     return s;
   }
 
   void update_quotas(const std::string& principal, const bb_quotas* quotas) override {
-    const bb_host_api* api = host_.api();
-    if (BB_HAS(api, bb_host_api, principal_quotas))
-      api->principal_quotas(host_.ctx(), sdk::str(kProvider), sdk::str(principal), quotas);
+    host_.update_quotas(kProvider, principal, quotas);  // a host before ABI 1.3 has none
   }
 
   void log(int level, const std::string& message) override { host_.log(level, message); }
 
  private:
-  // Why the last host call of this thread failed (ABI 1.1), or "".
-  std::string last_error() const {
-    const bb_host_api* api = host_.api();
-    if (!BB_HAS(api, bb_host_api, last_error) || api->last_error == nullptr) return {};
-    bb_str out{};
-    if (api->last_error(host_.ctx(), &out) != BB_OK) return {};
-    return std::string(sdk::view(out));
-  }
-
   sdk::Host host_;
 };
 
@@ -123,7 +112,7 @@ bool file_exists(const std::string& path) {
   return read_file(path, error).has_value();
 }
 
-class K8sModule final : public sdk::Module {
+class K8sModule final : public sdk::Module, sdk::Authenticator {
  public:
   using Module::Module;
   ~K8sModule() override { shutdown(); }
@@ -148,7 +137,7 @@ class K8sModule final : public sdk::Module {
       host().error(cluster->source + ": unusable TLS material: " + e.what());
       return BB_E_INVALID;
     }
-    if (host().api()->register_authenticator(host().ctx(), &kAuthenticator, this) != BB_OK) {
+    if (register_with(host(), kProvider) != BB_OK) {
       host().error("registering the authenticator 'k8s' failed");
       return BB_E_INVALID;
     }
@@ -449,48 +438,22 @@ class K8sModule final : public sdk::Module {
   // --- authentication ---
 
   // Thread: any kernel worker, concurrently. Never blocks on the network.
-  static bb_status authenticate(void* user, const bb_auth_request* req, bb_auth_ticket,
-                                bb_auth_result* out) noexcept {
-    if (user == nullptr || req == nullptr || out == nullptr) return BB_E_INVALID;
-    auto* self = static_cast<K8sModule*>(user);
-    try {
-      // Kept until this thread calls the module again (the host copies first).
-      thread_local AuthDecision decision;
-      thread_local std::vector<bb_statement> statements;
-      statements.clear();
-      Controller* controller = self->controller_ptr_.load();
-      if (controller == nullptr || !controller->is_synced()) {
-        decision = AuthDecision{};
-        decision.verdict = BB_AUTH_UNAVAILABLE;
-        decision.reason = "Kubernetes resources not synced yet";
-      } else {
-        std::string_view password;
-        if (BB_HAS(req, bb_auth_request, password)) password = sdk::view(req->password);
-        decision = controller->authenticate(password);
-      }
-      out->verdict = decision.verdict;
-      out->principal = sdk::str(decision.principal);
-      out->log_reason = sdk::str(decision.reason);
-      out->statements = nullptr;
-      out->statement_count = 0;
-      if (BB_HAS(out, bb_auth_result, expires_at_unix_s)) out->expires_at_unix_s = 0;
-      if (decision.verdict == BB_AUTH_ALLOW && decision.statements) {
-        for (const auto& s : *decision.statements) {
-          statements.push_back(bb_statement{s.effect, 0, sdk::str(s.action), sdk::str(s.resource)});
-        }
-        out->statements = statements.data();
-        out->statement_count = statements.size();
-        if (decision.quotas && BB_HAS(out, bb_auth_result, quotas)) out->quotas = &*decision.quotas;
-      }
-      return BB_OK;
-    } catch (const std::bad_alloc&) {
-      return BB_E_NOMEM;
-    } catch (...) {
-      return BB_E_INTERNAL;
+  std::optional<sdk::AuthReply> authenticate(const sdk::LoginRequest& request) override {
+    Controller* controller = controller_ptr_.load();
+    if (controller == nullptr || !controller->is_synced())
+      return sdk::AuthReply::unavailable("Kubernetes resources not synced yet");
+    AuthDecision decision = controller->authenticate(request.password);
+    sdk::AuthReply reply;
+    reply.verdict = decision.verdict;
+    reply.principal = std::move(decision.principal);
+    reply.log_reason = std::move(decision.reason);
+    if (decision.verdict == BB_AUTH_ALLOW && decision.statements) {
+      for (const auto& s : *decision.statements)
+        reply.statements.add(s.effect, s.action, s.resource);
+      reply.quotas = decision.quotas;
     }
+    return reply;
   }
-
-  static const bb_authenticator kAuthenticator;
 
   // Control thread only.
   Settings settings_;
@@ -505,12 +468,6 @@ class K8sModule final : public sdk::Module {
 
   std::atomic<Controller*> controller_ptr_{nullptr};  // read by authenticate()
 };
-
-const bb_authenticator K8sModule::kAuthenticator{sizeof(bb_authenticator),
-                                                 0,
-                                                 {kProvider.data(), kProvider.size()},
-                                                 &K8sModule::authenticate,
-                                                 nullptr};
 
 }  // namespace
 }  // namespace backbone::modules::k8s

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/controller/conditions.hpp"
+#include "conditions.hpp"
 
 #include <ctime>
 

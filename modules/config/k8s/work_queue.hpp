@@ -14,7 +14,7 @@
 #include <set>
 #include <string>
 
-#include "k8s/kube/backoff.hpp"
+#include "common/kube/backoff.hpp"
 
 namespace backbone::modules::k8s {
 

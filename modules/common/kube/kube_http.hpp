@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "k8s/kube/cluster_config.hpp"
+#include "common/kube/cluster_config.hpp"
 
 namespace backbone::modules::k8s {
 

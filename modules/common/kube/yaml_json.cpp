@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "k8s/kube/yaml_json.hpp"
+#include "common/kube/yaml_json.hpp"
 
 #include <yaml.h>
 #include <backbone/json.hpp>

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The redis module's settings and their strict reader.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace backbone::modules::redis {
+
+struct Settings {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string prefix = "backbone";
+  std::string username;  // Redis 6 ACL user; empty = the default user
+  std::string password;  // read from password_file
+  uint32_t timeout_ms = 2000;
+  uint64_t max_pending_bytes = 64ull << 20;
+
+  bool operator==(const Settings&) const = default;
+  std::string where() const { return host + ":" + std::to_string(port); }
+  std::string channel() const { return prefix + ":messages"; }
+  std::string retained_key() const { return prefix + ":retained"; }
+};
+
+// Reads {"address": "host:port", "prefix": "...", "username": "...",
+// "password_file": "...", "timeout_ms": n, "max_pending_bytes": n} into
+// `out` (defaults for what is absent). False with `error` set on the first
+// bad setting.
+bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error);
+
+}  // namespace backbone::modules::redis
