@@ -23,26 +23,16 @@ ConnId ConnectionTable::open(const bb_conn_info& info, const bb_conn_ops* ops, v
     return 0;
   net::Worker* current = net::WorkerPool::current();
   net::Worker& worker = on_current_worker && current ? *current : workers_.next();
-  const ConnId id = (next_serial_.fetch_add(1) << 8) | worker.index();
-  auto conn = std::make_unique<Connection>(broker_, *this, worker, id, info, ops, user);
-  if (current == &worker) {
-    by_worker_[worker.index()].emplace(id, std::move(conn));
-  } else {
-    // Only the worker itself touches its connection map; the transport's
-    // later calls for this id are queued behind this insertion.
-    auto* map = &by_worker_[worker.index()];
-    worker.post([map, id, c = std::move(conn)]() mutable { map->emplace(id, std::move(c)); });
-  }
+  const ConnId id = by_worker_.next_id(worker);
+  // The transport's later calls for this id are queued behind the insertion.
+  by_worker_.add(worker, id,
+                 std::make_unique<Connection>(broker_, *this, worker, id, info, ops, user));
   stats.connections.fetch_add(1, std::memory_order_relaxed);
   return id;
 }
 
 Connection* ConnectionTable::find(ConnId id) {
-  const uint32_t w = worker_of(id);
-  if (w >= by_worker_.size()) return nullptr;
-  auto& map = by_worker_[w];
-  auto it = map.find(id);
-  return it == map.end() ? nullptr : it->second.get();
+  return by_worker_.find(id);
 }
 
 bool ConnectionTable::feed(ConnId id, std::string_view data) {
@@ -56,8 +46,7 @@ void ConnectionTable::closed(ConnId id) {
   c->on_transport_closed();
   // The transport may call this from inside our own call into ops->close:
   // destroy the connection only after the current event completes.
-  auto* map = &by_worker_[worker_of(id)];
-  c->worker().post([map, id] { map->erase(id); });
+  c->worker().post([this, id] { by_worker_.erase(id); });
   broker_.stats().connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -67,7 +56,7 @@ void ConnectionTable::backpressure(ConnId id, bool above) {
 
 void ConnectionTable::with_connection(ConnId id, std::function<void(Connection&)> fn) {
   const uint32_t w = worker_of(id);
-  if (w >= by_worker_.size()) return;
+  if (w >= by_worker_.workers()) return;
   net::Worker& worker = workers_.at(w);
   if (net::WorkerPool::current() == &worker) {
     if (Connection* c = find(id)) fn(*c);
@@ -81,9 +70,7 @@ void ConnectionTable::with_connection(ConnId id, std::function<void(Connection&)
 void ConnectionTable::close_all(uint8_t reason) {
   for (uint32_t w = 0; w < workers_.size(); ++w) {
     workers_.at(w).post([this, w, reason] {
-      std::vector<ConnId> ids;
-      for (auto& [id, c] : by_worker_[w]) ids.push_back(id);
-      for (ConnId id : ids) {
+      for (ConnId id : by_worker_.ids(w)) {
         if (Connection* c = find(id)) c->disconnect(reason);
       }
     });
@@ -117,11 +104,8 @@ void ConnectionTable::set_quotas(ConnId id, const quota::Quotas& quotas) {
 }
 
 void ConnectionTable::tick(uint32_t worker, message::Clock::time_point now) {
-  if (worker >= by_worker_.size()) return;
-  std::vector<ConnId> ids;
-  ids.reserve(by_worker_[worker].size());
-  for (auto& [id, c] : by_worker_[worker]) ids.push_back(id);
-  for (ConnId id : ids) {
+  if (worker >= by_worker_.workers()) return;
+  for (ConnId id : by_worker_.ids(worker)) {
     if (Connection* c = find(id)) c->tick(now);
   }
 }

@@ -12,18 +12,17 @@
 #include <backbone/module_abi.h>
 
 #include "kernel/broker/connections.hpp"
+#include "kernel/net/per_worker.hpp"
 #include "kernel/session/session.hpp"
 
 namespace backbone::kernel::broker {
 class Broker;
 }
-namespace backbone::kernel::net {
-class WorkerPool;
-}
 
 namespace backbone::kernel::connection {
 
 class Connection;
+using ConnectionPtr = std::unique_ptr<Connection>;
 using session::ConnId;
 
 // Every MQTT connection of the broker, per worker: the transports' way in
@@ -37,7 +36,7 @@ class ConnectionTable final : public broker::Connections {
   ~ConnectionTable() override;
 
   // The worker a connection (and its authentication ticket) lives on.
-  static uint32_t worker_of(ConnId id) { return static_cast<uint32_t>(id & 0xFF); }
+  static uint32_t worker_of(ConnId id) { return net::PerWorker<ConnectionPtr>::worker_of(id); }
 
   // --- the transport side, on the connection's worker ---
   // 0 when limits.max_connections are open. `on_current_worker`: bind to the
@@ -65,8 +64,7 @@ class ConnectionTable final : public broker::Connections {
  private:
   broker::Broker& broker_;
   net::WorkerPool& workers_;
-  std::vector<std::unordered_map<ConnId, std::unique_ptr<Connection>>> by_worker_;
-  std::atomic<uint64_t> next_serial_{1};
+  net::PerWorker<ConnectionPtr> by_worker_;
 };
 
 }  // namespace backbone::kernel::connection

@@ -10,17 +10,13 @@
 
 #include <backbone/module_abi.h>
 
-namespace backbone::kernel::net {
-class Worker;
-}
+#include "kernel/net/per_worker.hpp"
 
 namespace backbone::kernel::http {
 
 class WebSocket;
 
-// The open WebSockets by id (bb_ws_id), one map per worker: each map is
-// touched only by its worker, so no lock. The low byte of an id is its
-// worker's index.
+// The open WebSockets by id (bb_ws_id), on their workers.
 class WebSocketTable {
  public:
   explicit WebSocketTable(size_t workers) : by_worker_(workers) {}
@@ -34,8 +30,7 @@ class WebSocketTable {
   void close_all(uint32_t worker, uint16_t code);
 
  private:
-  std::vector<std::unordered_map<bb_ws_id, std::shared_ptr<WebSocket>>> by_worker_;
-  std::atomic<uint64_t> next_{1};
+  net::PerWorker<std::shared_ptr<WebSocket>> by_worker_;
 };
 
 }  // namespace backbone::kernel::http

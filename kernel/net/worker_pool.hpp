@@ -12,8 +12,6 @@
 
 namespace backbone::kernel::net {
 
-class IoWatch;
-
 // One io_context per worker thread. Each connection lives on exactly one
 // worker; work for it from another thread is posted to that worker's queue.
 class Worker {

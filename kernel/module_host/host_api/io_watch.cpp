@@ -70,33 +70,23 @@ class IoWatch : public std::enable_shared_from_this<IoWatch> {
 IoWatches::IoWatches(net::WorkerPool& workers) : workers_(workers), by_worker_(workers.size()) {}
 
 IoWatches::~IoWatches() {
-  for (auto& map : by_worker_) {
-    for (auto& [id, watch] : map) watch->unwatch();
+  for (uint32_t w = 0; w < by_worker_.workers(); ++w) {
+    for (auto& [id, watch] : by_worker_.on(w)) watch->unwatch();
   }
 }
 
 bb_io_watch IoWatches::watch(net::Worker& worker, int fd, bb_io_fn fn, void* user) {
-  const bb_io_watch id = (next_.fetch_add(1) << 8) | worker.index();
-  auto watch = std::make_shared<IoWatch>(worker, fd, fn, user);
-  auto* map = &by_worker_[worker.index()];
-  if (net::WorkerPool::current() == &worker) {
-    map->emplace(id, std::move(watch));
-  } else {
-    worker.post([map, id, watch] { map->emplace(id, watch); });
-  }
+  const bb_io_watch id = by_worker_.next_id(worker);
+  by_worker_.add(worker, id, std::make_shared<IoWatch>(worker, fd, fn, user));
   return id;
 }
 
 IoWatch* IoWatches::find(bb_io_watch w) {
-  const uint32_t owner = static_cast<uint32_t>(w & 0xFF);
-  if (owner >= by_worker_.size()) return nullptr;
-  auto& map = by_worker_[owner];
-  auto it = map.find(w);
-  return it == map.end() ? nullptr : it->second.get();
+  return by_worker_.find(w);
 }
 
 bb_status IoWatches::want(bb_io_watch w, int32_t interest) {
-  const uint32_t owner = static_cast<uint32_t>(w & 0xFF);
+  const uint32_t owner = by_worker_.worker_of(w);
   if (owner >= workers_.size()) return BB_E_STALE;
   net::Worker& worker = workers_.at(owner);
   if (net::WorkerPool::current() != &worker) {
@@ -113,10 +103,10 @@ bb_status IoWatches::want(bb_io_watch w, int32_t interest) {
 }
 
 void IoWatches::unwatch(bb_io_watch w) {
-  const uint32_t owner = static_cast<uint32_t>(w & 0xFF);
-  if (owner >= by_worker_.size()) return;
+  const uint32_t owner = by_worker_.worker_of(w);
+  if (owner >= by_worker_.workers()) return;
   auto remove = [this, w, owner] {
-    auto& map = by_worker_[owner];
+    auto& map = by_worker_.on(owner);
     auto it = map.find(w);
     if (it == map.end()) return;
     it->second->unwatch();

@@ -9,10 +9,7 @@
 
 #include <backbone/module_abi.h>
 
-namespace backbone::kernel::net {
-class Worker;
-class WorkerPool;
-}  // namespace backbone::kernel::net
+#include "kernel/net/per_worker.hpp"
 
 namespace backbone::kernel::module_host {
 
@@ -44,8 +41,7 @@ class IoWatches {
   IoWatch* find(bb_io_watch w);
 
   net::WorkerPool& workers_;
-  std::vector<std::unordered_map<bb_io_watch, std::shared_ptr<IoWatch>>> by_worker_;
-  std::atomic<uint64_t> next_{1};
+  net::PerWorker<std::shared_ptr<IoWatch>> by_worker_;
 };
 
 }  // namespace backbone::kernel::module_host
