@@ -297,7 +297,12 @@ class PlainWebSocket : public WebSocket, public std::enable_shared_from_this<Pla
     if (over_budget()) return;
     close_sent_ = true;
     flush();
-    if (peer_closed_ && out_.empty()) fail("");
+    if (peer_closed_ && out_.empty()) return fail("");
+    // Input is dropped from now on, so a pause no longer protects anything;
+    // unread input at close would make the kernel reset the connection and
+    // the peer could lose the close frame and the MQTT reason before it.
+    paused_ = false;
+    arm_read();
   }
 
   // Cuts the connection when out_ exceeds the send budget.

@@ -109,6 +109,7 @@ class TlsWebSocket : public WebSocket, public std::enable_shared_from_this<TlsWe
   void close(uint16_t code) override {
     if (closing_ || !open_) return;
     closing_ = true;
+    paused_ = false;  // input is dropped from now on (see the close handshake in flush)
     close_code_ = code;
     timer_.expires_after(kWsCloseGrace);
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -127,7 +128,7 @@ class TlsWebSocket : public WebSocket, public std::enable_shared_from_this<TlsWe
           if (ec) return self->closed(ec == websocket::error::closed ? "" : ec.message());
           if (n == self->chunk_ && self->chunk_ < kWsMaxReadChunk) self->chunk_ *= 2;
           self->buffer_.commit(n);
-          if (!self->ws_.got_binary()) {
+          if (!self->ws_.got_binary() && !self->closing_) {
             // MQTT over WebSocket is binary only (MQTT 5 §6).
             self->buffer_.consume(self->buffer_.size());
             return self->close(websocket::close_code::unknown_data);  // 1003
@@ -151,10 +152,14 @@ class TlsWebSocket : public WebSocket, public std::enable_shared_from_this<TlsWe
         ws_.async_close(websocket::close_reason(close_code_),
                         [self = shared_from_this()](beast::error_code ec) {
                           self->writing_ = false;
-                          // A pending read completes with "closed" and ends
-                          // the connection; without one (paused, or reading
-                          // stopped at a bad frame) it ends here.
-                          if (ec || !self->reading_) self->closed(ec ? ec.message() : "");
+                          if (ec) return self->closed(ec.message());
+                          // Reading on drains the peer's input until its
+                          // close frame (the read then ends the connection)
+                          // or the grace timer: closing with unread input
+                          // would reset the connection, and the peer could
+                          // lose what was sent last. A stream that failed
+                          // at a bad frame fails this read at once.
+                          self->read();
                         });
       }
       return;

@@ -13,8 +13,10 @@ import os
 import queue
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -64,8 +66,10 @@ def require_npm_deps():
 class RawWs:
     """A minimal WebSocket client (RFC 6455) on a plain socket."""
 
-    def __init__(self, port, subprotocol="mqtt", path="/ws", timeout=5):
+    def __init__(self, port, subprotocol="mqtt", path="/ws", timeout=5, tls=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:  # wss://, `tls` being the client's SSL context
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()
         head = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -586,6 +590,76 @@ class WebSocket(unittest.TestCase):
                         f"{self.ws_connections()} WebSocket MQTT connection(s) still open: "
                         f"{self.sessions()}")
 
+
+def binary_frame_unmasked_key(payload):
+    """A client binary frame with a zero mask key: the bytes need no masking
+    work, so megabytes can be built quickly."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x82, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", n)
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+class WebSocketLastWords(unittest.TestCase):
+    """A WebSocket whose MQTT connection the broker ends with a reason is
+    closed with a close frame, its write side shut and its input drained, so a
+    peer still writing reads the reason instead of a reset."""
+
+    MODULES = ["env", "admin", {"name": "ws", "settings": {"max_message_size": 1 << 20}}]
+
+    def flood_past_receive_maximum(self, broker, tls=None):
+        for attempt in range(3):
+            ws = RawWs(broker.http_port, timeout=10, tls=tls)
+            try:
+                ws.send_binary(mqtt_connect(f"wsflood{attempt}", version=5))
+                kind, body = ws.recv_packet(timeout=10)
+                self.assertEqual((kind, body[1]), (0x20, 0))
+                # 20 MB of QoS 2 PUBLISH past Receive Maximum, written in full
+                # before anything is read, as a client that pipelines.
+                flood = b"".join(
+                    binary_frame_unmasked_key(publish_packet("t", b"x" * 2000, qos=2,
+                                                             packet_id=i, version=5))
+                    for i in range(1, 10000))
+                ws.sock.settimeout(10)
+                ws.sock.sendall(flood)
+                kinds, reason = [], None
+                while True:
+                    try:
+                        kind, body = ws.recv_packet(timeout=10)
+                    except (EOFError, ssl.SSLEOFError):
+                        break
+                    kinds.append(kind)
+                    if kind == 0xE0:
+                        reason = body[0]
+                self.assertEqual(kinds, [0x50, 0x50, 0xE0])
+                self.assertEqual(reason, 0x93)
+            finally:
+                ws.close()
+        self.assertTrue(broker.alive())
+
+    def test_client_over_receive_maximum_reads_disconnect_0x93(self):
+        with Broker(modules=self.MODULES, env=ENV, limits={"receive_maximum": 2}) as b:
+            self.flood_past_receive_maximum(b)
+
+    def test_wss_client_over_receive_maximum_reads_disconnect_0x93(self):
+        d = tempfile.mkdtemp(prefix="backbone-wss-")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out",
+                        "server.crt", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"],
+                       cwd=d, check=True, capture_output=True, timeout=60)
+        b = Broker(modules=self.MODULES, env=ENV, limits={"receive_maximum": 2})
+        b.config["http"].update(tls_cert=os.path.join(d, "server.crt"),
+                                tls_key=os.path.join(d, "server.key"))
+        with open(b.config_path, "w") as f:
+            json.dump(b.config, f)
+        with b:
+            tls = ssl.create_default_context(cafile=os.path.join(d, "server.crt"))
+            self.flood_past_receive_maximum(b, tls)
 
 if __name__ == "__main__":
     main()
