@@ -797,6 +797,7 @@ def main(argv):
         print(run_dir_of(o, os.environ))
         return 0
     if o.help:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `scripts/bench --help | head`
         print(USAGE)
         return 0
     run_dir = run_dir_of(o, os.environ)
