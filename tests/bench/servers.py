@@ -56,6 +56,7 @@ class Server:
     """A process started from `command` with its output appended to <name>.log."""
 
     program = "server"
+    settle = 0  # seconds the process must outlive its port's first accept
 
     def __init__(self, directory, name, prefix=(), port=None):
         self.dir = directory
@@ -71,12 +72,19 @@ class Server:
     def start(self):
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        if not wait_port(self.port, proc=self.proc):
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError("%s did not start listening on %d (see %s)"
-                               % (self.program, self.port, self.log_path))
-        return self
+        if wait_port(self.port, proc=self.proc) and not self.exits_within(self.settle):
+            return self
+        self.proc.kill()
+        self.proc.wait()
+        raise RuntimeError("%s did not start listening on %d (see %s)"
+                           % (self.program, self.port, self.log_path))
+
+    def exits_within(self, seconds):
+        try:
+            self.proc.wait(seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -104,6 +112,9 @@ class Mosquitto(Server):
         self.config_path = os.path.join(directory, name + ".conf")
         if kind == "ws":
             text = MOSQUITTO_WS.format(port=self.port)
+            # Where libwebsockets cannot open every socket it wants, mosquitto accepts on the
+            # IPv4 one for a few ms, then exits ("Unable to start any listening sockets").
+            self.settle = 0.5
         elif kind == "persistent":
             state = os.path.join(directory, name + "-state")
             os.makedirs(state, exist_ok=True)
