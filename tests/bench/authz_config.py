@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Writes the backboned configs of the scripts/bench access-control rows (stdlib only).
+"""Writes the backboned configs of the scripts/bench access-control rows (stdlib only);
+tests/bench/bench.py imports build().
 
 usage: authz_config.py off|on|quotas --port N --config PATH [--token-file PATH]
 
@@ -83,6 +84,24 @@ def write_private(path, text):
         f.write(text)
 
 
+def build(mode, port):
+    """The config of `mode` for a tcp listener on `port`, and the token ("off": None)."""
+    tcp = {"name": "tcp", "settings": {"address": "127.0.0.1", "port": port}}
+    if mode == "off":
+        return {"anonymous": {"statements": ALLOW_ALL}, "modules": [tcp]}, None
+    secret = secrets.token_hex(32)
+    # No HTTP listener: the jwt module's route would make every broker of a run take
+    # the same default port.
+    cfg = {"topics": TOPICS, "http": {"enabled": False},
+           "modules": [{"name": "jwt", "settings": {"secret": secret, "algorithms": ["HS256"]}},
+                       tcp]}
+    now = int(time.time())
+    claims = {"sub": "bench", "iat": now, "exp": now + 24 * 3600, "statements": STATEMENTS}
+    if mode == "quotas":
+        claims["quotas"] = QUOTAS
+    return cfg, make_jwt(secret, claims)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["off", "on", "quotas"])
@@ -90,24 +109,10 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--token-file")
     args = ap.parse_args()
-
-    tcp = {"name": "tcp", "settings": {"address": "127.0.0.1", "port": args.port}}
-    if args.mode == "off":
-        cfg = {"anonymous": {"statements": ALLOW_ALL}, "modules": [tcp]}
-    else:
-        if not args.token_file:
-            ap.error("on needs --token-file")
-        secret = secrets.token_hex(32)
-        # No HTTP listener: the jwt module's route would make every broker of a run take
-        # the same default port.
-        cfg = {"topics": TOPICS, "http": {"enabled": False},
-               "modules": [{"name": "jwt", "settings": {"secret": secret, "algorithms": ["HS256"]}},
-                           tcp]}
-        now = int(time.time())
-        claims = {"sub": "bench", "iat": now, "exp": now + 24 * 3600, "statements": STATEMENTS}
-        if args.mode == "quotas":
-            claims["quotas"] = QUOTAS
-        token = make_jwt(secret, claims)
+    if args.mode != "off" and not args.token_file:
+        ap.error("on needs --token-file")
+    cfg, token = build(args.mode, args.port)
+    if token is not None:
         write_private(args.token_file, token)
     write_private(args.config, json.dumps(cfg, indent=1) + "\n")
     return 0

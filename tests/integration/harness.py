@@ -28,9 +28,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0):
+def wait_port(port, timeout=10.0, proc=None):
+    """True once 127.0.0.1:port accepts; False after `timeout`, or at once when
+    `proc` (the process that should listen) has exited."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
@@ -40,46 +44,75 @@ def wait_port(port, timeout=10.0):
 
 
 class Broker:
-    """A backboned process with a generated config. Use as a context manager."""
+    """A backboned process with a generated config. Use as a context manager.
+
+    The tests take the defaults. The bench (tests/bench/bench.py) measures
+    backboned as it is configured in production, so it passes its own `config`
+    (written as is, built around `port`), runs `binary` from its build tree
+    behind a `prefix` (taskset), at the default log level (`log_level=None`),
+    and keeps config and log as <directory>/<name>.json and .log, appending so
+    that restarts of one label keep every log."""
 
     def __init__(self, anonymous=None, modules=None, limits=None, topics=None, env=None,
-                 extra=None, tcp_settings=None):
-        self.port = free_port()
-        self.http_port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="backbone-e2e-")
-        tcp = {"address": "127.0.0.1", "port": self.port}
-        tcp.update(tcp_settings or {})
-        mods = modules if modules is not None else []
-        cfg = {"modules": mods + [{"name": "tcp", "settings": tcp}],
-               "http": {"address": "127.0.0.1", "port": self.http_port}}
-        if anonymous is not None:
-            cfg["anonymous"] = {"statements": anonymous}
-        # Tests log in wrongly on purpose, many times, all from 127.0.0.1: the
-        # failed-login back-off is off unless a test sets it.
-        cfg["limits"] = {"login_failures_before_backoff": 1000000, **(limits or {})}
-        if topics:
-            cfg["topics"] = topics
-        cfg.update(extra or {})
-        self.config = cfg
-        self.config_path = os.path.join(self.dir, "backbone.json")
-        with open(self.config_path, "w") as f:
-            json.dump(cfg, f)
+                 extra=None, tcp_settings=None, config=None, port=None, http_port=None,
+                 binary=None, prefix=(), log_level="debug", workers=None, directory=None,
+                 name=None, append_log=False):
+        self.port = port if port is not None else free_port()
+        self.http_port = http_port if http_port is not None else free_port()
+        self.dir = directory or tempfile.mkdtemp(prefix="backbone-e2e-")
+        if config is None:
+            tcp = {"address": "127.0.0.1", "port": self.port}
+            tcp.update(tcp_settings or {})
+            mods = modules if modules is not None else []
+            config = {"modules": mods + [{"name": "tcp", "settings": tcp}],
+                      "http": {"address": "127.0.0.1", "port": self.http_port}}
+            if anonymous is not None:
+                config["anonymous"] = {"statements": anonymous}
+            # Tests log in wrongly on purpose, many times, all from 127.0.0.1: the
+            # failed-login back-off is off unless a test sets it.
+            config["limits"] = {"login_failures_before_backoff": 1000000, **(limits or {})}
+            if topics:
+                config["topics"] = topics
+            config.update(extra or {})
+        self.config = config
+        self.config_path = os.path.join(self.dir, (name or "backbone") + ".json")
+        # 0600: a bench config holds its jwt secret.
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(config, f)
+        self.binary = binary
+        self.prefix = list(prefix)
+        self.log_level = log_level
+        self.workers = workers
+        self.append_log = append_log
         self.env = dict(os.environ)
         for k in ("ADMIN_TOKEN", "TOKEN_SECRET", "JWT_SECRET", "TCP_PORT", "HTTP_PORT",
                   "HTTP_ENABLED", "WS_ENABLED", "API_ENABLED", "K8S_ENABLED"):
             self.env.pop(k, None)
         self.env.update(env or {})
-        self.log_path = os.path.join(self.dir, "backboned.log")
+        self.log_path = os.path.join(self.dir, (name or "backboned") + ".log")
         self.proc = None
 
-    def start(self):
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([BACKBONED, "--config", self.config_path, "--log-level",
-                                      "debug"], stdout=self.log, stderr=subprocess.STDOUT,
+    def command(self):
+        # BACKBONED is read here, not at construction: tests swap it (sdk_modules_test).
+        cmd = self.prefix + [self.binary or BACKBONED, "--config", self.config_path]
+        if self.log_level is not None:
+            cmd += ["--log-level", self.log_level]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
+        return cmd
+
+    def start(self, wait_ports=None):
+        """Starts backboned and waits until `port` (or every port of `wait_ports`) accepts."""
+        self.log = open(self.log_path, "a" if self.append_log else "w")
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT,
                                      env=self.env)
-        if not wait_port(self.port):
-            self.proc.kill()
-            raise RuntimeError("backboned did not start listening:\n" + self.read_log())
+        for port in wait_ports or [self.port]:
+            if not wait_port(port, proc=self.proc):
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
+                raise RuntimeError("backboned did not start listening:\n" + self.read_log())
         return self
 
     def read_log(self):
