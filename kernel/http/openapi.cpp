@@ -30,13 +30,12 @@ std::string upper(std::string_view s) {
 
 // What every operation of a BB_HTTP_AUTH route answers and needs, derived
 // from the route rather than written by each module: the credentials, 401,
-// 403 and, when the route declares one (ABI 1.4), the management action.
-void secure(json& op, const Route& r, std::string_view method, bool item) {
+// 403 and, when the route declares one (ABI 1.4), the management `action`.
+void secure(json& op, const Route& r, std::string_view action) {
   if (!r.auth || !op.is_object()) return;
   op["security"] = json::array({{{"bearer", json::array()}, {"provider", json::array()}}});
   op["responses"]["401"] = {{"$ref", "#/components/responses/Unauthorized"}};
   op["responses"]["403"] = {{"$ref", "#/components/responses/Forbidden"}};
-  const std::string_view action = r.actions.action_of(upper(method), item);
   if (action.empty()) return;
   std::string description = "Requires the management action '" + std::string(action) + "'.";
   if (auto d = op.find("description"); d != op.end() && d->is_string())
@@ -57,7 +56,7 @@ json path_item(const Route& r) {
     } else {
       op["responses"]["200"] = {{"description", "OK"}};
     }
-    secure(op, r, m, false);
+    secure(op, r, r.actions.action_of(m, false));
     item[lower] = std::move(op);
   }
   if (r.openapi.is_object()) item.update(r.openapi, true);
@@ -66,12 +65,15 @@ json path_item(const Route& r) {
 
 // A path item the module wrote for `path`, its operations secured: the
 // route's own path is the collection, a path below it ("path/{name}") an
-// item.
+// item; any other path the module describes gets no action.
 json described_item(const Route& r, const std::string& path, json item) {
   if (!item.is_object()) return item;
   const bool is_item = path.size() > r.path.size() + 1 && path.rfind(r.path + "/", 0) == 0;
+  const bool declared = is_item || path == r.path;
   for (const std::string_view m : kOperations) {
-    if (auto op = item.find(std::string(m)); op != item.end()) secure(*op, r, m, is_item);
+    auto op = item.find(std::string(m));
+    if (op == item.end()) continue;
+    secure(*op, r, declared ? r.actions.action_of(upper(m), is_item) : std::string_view());
   }
   return item;
 }

@@ -293,6 +293,24 @@ class HttpApi(unittest.TestCase):
         for name in ("narrow-a", "narrow-b"):
             self.assertEqual(self.api("DELETE", "/api/topics/" + name)[0], 204)
 
+    def test_openapi_security_and_actions_come_from_the_declarations(self):
+        code, _, doc = self.api("GET", "/api/openapi.json")
+        self.assertEqual(code, 200)
+        paths = doc["paths"]
+        for path, method, action in (
+                ("/api/topics", "get", "mgmt:list-topics"),
+                ("/api/topics/{name}", "delete", "mgmt:delete-topic"),
+                ("/api/sessions/{clientId}", "delete", "mgmt:kick-session"),
+                ("/api/stats", "get", "mgmt:read-stats"),
+                ("/api/clients/{name}", "put", "mgmt:put-client"),
+                ("/api/manage/jwt", "post", "mgmt:generate-jwt")):
+            op = paths[path][method]
+            self.assertTrue(op["description"].startswith(
+                f"Requires the management action '{action}'."), (path, op["description"]))
+            self.assertEqual(op["security"], [{"bearer": [], "provider": []}])
+            self.assertEqual(set(op["responses"]) >= {"401", "403"}, True, (path, method))
+        self.assertNotIn("management action", paths["/api/message"]["post"]["description"])
+
     # --- /api/manage/jwt ---
 
     def test_minted_jwt_logs_in_over_mqtt_with_its_statements(self):

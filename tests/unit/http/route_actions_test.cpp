@@ -192,6 +192,7 @@ TEST_F(RouteActionsTest, DerivesTheResourceFromThePathAsTheModuleReadsIt) {
 TEST_F(RouteActionsTest, OpenApiDerivesSecurityAndTheActionOnPathsTheModuleDescribes) {
   Declared topics;
   topics.openapi = R"({"/api/topics": {"get": {"summary": "List topic rules"}},
+                       "/elsewhere": {"get": {"summary": "not under the route"}},
                        "/api/topics/{name}": {"get": {"summary": "one"},
                                               "put": {"summary": "set", "description": "Body."},
                                               "delete": {"summary": "drop"}}})";
@@ -227,6 +228,8 @@ TEST_F(RouteActionsTest, OpenApiDerivesSecurityAndTheActionOnPathsTheModuleDescr
   EXPECT_EQ(item["get"]["description"], requires_("mgmt:get-topic"));
   EXPECT_EQ(item["put"]["description"], requires_("mgmt:put-topic") + " Body.");
   EXPECT_EQ(item["delete"]["description"], requires_("mgmt:delete-topic"));
+  EXPECT_TRUE(secured(paths["/elsewhere"]["get"]));
+  EXPECT_FALSE(paths["/elsewhere"]["get"].contains("description"));
   EXPECT_TRUE(secured(paths["/api/message"]["post"]));
   EXPECT_FALSE(paths["/api/message"]["post"].contains("description"));
   EXPECT_TRUE(secured(paths["/api/stats"]["get"]));
