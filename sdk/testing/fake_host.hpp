@@ -10,6 +10,11 @@
 // the module's own descriptor. Tests load the BUILT module with ModuleLibrary
 // (dlopen + bb_module_entry), so the artifact that ships is the one tested.
 //
+// On a route that declares its actions (bb_http_route.actions, ABI 1.4)
+// http() first checks the action, as the kernel does: a refusal is a 403 and
+// an audit line, and handle() is not called. Routes are refused for a bad
+// declaration as the kernel refuses them (sdk/route_actions.hpp).
+//
 // It also checks the module's side of the contract and records every breach
 // in violations(): host calls in the wrong lifecycle phase, a ticket completed
 // twice, a struct without its struct_size. A well-behaved module leaves
