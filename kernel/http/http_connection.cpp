@@ -219,6 +219,13 @@ class HttpConnection : public Responder,
     lowest(stream_).expires_never();
     auto ex = ctx_.exchanges.find(current_);
     if (!ex) return shutdown();
+    if (route_->auth) {
+      const std::string method(request().method_string());
+      if (auto refusal = permit(ctx_.broker, *ex, *route_, method, path_, peer_)) {
+        ctx_.exchanges.end(current_);
+        return write(std::move(*refusal));
+      }
+    }
     dispatch(*ex);
   }
 

@@ -10,6 +10,7 @@
 #include "kernel/broker/broker.hpp"
 #include "kernel/http/listener.hpp"
 #include "kernel/http/openapi.hpp"
+#include "kernel/http/request_login.hpp"
 #include "kernel/http/response.hpp"
 #include "kernel/http/server_context.hpp"
 #include "kernel/http/websocket.hpp"
@@ -129,10 +130,7 @@ int32_t HttpServer::authorize(bb_http_exchange ex, std::string_view action,
                               std::string_view resource) {
   auto policy = policy_of(ex);
   if (!policy) return 0;
-  const bool allowed = action == "mqtt:subscribe" ? policy->allows_subscribe(resource)
-                                                  : policy->allows(action, resource);
-  if (!allowed) impl_->ctx.broker.metrics().count_denial(action);
-  return allowed ? 1 : 0;
+  return allows(impl_->ctx.broker, *policy, action, resource) ? 1 : 0;
 }
 
 bb_status HttpServer::ws_send(bb_ws_id ws, const bb_bytes* chunks, size_t count) {

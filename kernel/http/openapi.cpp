@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <string>
+#include <string_view>
 
 #include "kernel/http/route_table.hpp"
 
@@ -18,6 +19,30 @@ std::string joined(const std::vector<std::string>& items) {
   return s;
 }
 
+constexpr std::string_view kOperations[] = {"get",  "put",     "post", "delete",
+                                            "head", "options", "patch"};
+
+std::string upper(std::string_view s) {
+  std::string out;
+  for (char c : s) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// What every operation of a BB_HTTP_AUTH route answers and needs, derived
+// from the route rather than written by each module: the credentials, 401,
+// 403 and, when the route declares one (ABI 1.4), the management `action`.
+void secure(json& op, const Route& r, std::string_view action) {
+  if (!r.auth || !op.is_object()) return;
+  op["security"] = json::array({{{"bearer", json::array()}, {"provider", json::array()}}});
+  op["responses"]["401"] = {{"$ref", "#/components/responses/Unauthorized"}};
+  op["responses"]["403"] = {{"$ref", "#/components/responses/Forbidden"}};
+  if (action.empty()) return;
+  std::string description = "Requires the management action '" + std::string(action) + "'.";
+  if (auto d = op.find("description"); d != op.end() && d->is_string())
+    description += " " + d->get<std::string>();
+  op["description"] = std::move(description);
+}
+
 // The path item of a route that does not describe its paths itself.
 json path_item(const Route& r) {
   json item = json::object();
@@ -31,14 +56,25 @@ json path_item(const Route& r) {
     } else {
       op["responses"]["200"] = {{"description", "OK"}};
     }
-    if (r.auth) {
-      op["security"] = json::array({{{"bearer", json::array()}, {"provider", json::array()}}});
-      op["responses"]["401"] = {{"$ref", "#/components/responses/Unauthorized"}};
-      op["responses"]["403"] = {{"$ref", "#/components/responses/Forbidden"}};
-    }
+    secure(op, r, r.actions.action_of(m, false));
     item[lower] = std::move(op);
   }
   if (r.openapi.is_object()) item.update(r.openapi, true);
+  return item;
+}
+
+// A path item the module wrote for `path`, its operations secured: the
+// route's own path is the collection, a path below it ("path/{name}") an
+// item; any other path the module describes gets no action.
+json described_item(const Route& r, const std::string& path, json item) {
+  if (!item.is_object()) return item;
+  const bool is_item = path.size() > r.path.size() + 1 && path.rfind(r.path + "/", 0) == 0;
+  const bool declared = is_item || path == r.path;
+  for (const std::string_view m : kOperations) {
+    auto op = item.find(std::string(m));
+    if (op == item.end()) continue;
+    secure(*op, r, declared ? r.actions.action_of(upper(m), is_item) : std::string_view());
+  }
   return item;
 }
 
@@ -70,7 +106,7 @@ json openapi_document(const RouteTable& routes) {
   routes.for_each([&](const Route& r) {
     if (r.openapi.is_object() && !r.openapi.empty() && r.openapi.begin().key().front() == '/') {
       // The module describes its paths itself ("/api/clients/{name}"...).
-      for (const auto& [p, item] : r.openapi.items()) paths[p].update(item);
+      for (const auto& [p, item] : r.openapi.items()) paths[p].update(described_item(r, p, item));
       return;
     }
     paths[r.path].update(path_item(r));

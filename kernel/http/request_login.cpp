@@ -8,6 +8,7 @@
 
 #include "kernel/broker/broker.hpp"
 #include "kernel/http/exchange_table.hpp"
+#include "kernel/http/route_table.hpp"
 
 namespace backbone::kernel::http {
 
@@ -86,6 +87,31 @@ std::optional<Response> admit(broker::Broker& broker, Exchange& ex, auth::Outcom
                    outcome.log_reason);
       return error_response(401, "unauthorized", "invalid credentials");
   }
+}
+
+bool allows(broker::Broker& broker, const authz::Policy& policy, std::string_view action,
+            std::string_view resource) {
+  const bool allowed = action == "mqtt:subscribe" ? policy.allows_subscribe(resource)
+                                                  : policy.allows(action, resource);
+  if (!allowed) broker.metrics().count_denial(action);
+  return allowed;
+}
+
+std::optional<Response> permit(broker::Broker& broker, const Exchange& ex, const Route& route,
+                               std::string_view method, std::string_view path,
+                               const std::string& peer) {
+  const auto need = route.actions.required(route.path, method, path);
+  if (!need) return std::nullopt;
+  if (ex.policy && allows(broker, *ex.policy, need->action, need->resource)) return std::nullopt;
+  // The line the module wrote before the kernel took the check over.
+  spdlog::info(
+      "[{}] {}", route.module,
+      sdk::audit_line(ex.provider, ex.principal, peer, need->action, need->resource, "denied"));
+  Response r;
+  r.status = 403;
+  r.content_type = "application/json";
+  r.body = sdk::forbidden_body(need->action, need->resource);
+  return r;
 }
 
 }  // namespace backbone::kernel::http

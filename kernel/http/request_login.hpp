@@ -7,6 +7,7 @@
 
 #include <backbone/module_abi.h>
 
+#include "kernel/authz/policy.hpp"
 #include "kernel/http/response.hpp"
 
 #include "kernel/auth/logins.hpp"
@@ -18,6 +19,7 @@ class Broker;
 namespace backbone::kernel::http {
 
 struct Exchange;
+struct Route;
 
 // The authentication of a request to a BB_HTTP_AUTH route: the token of
 // "Authorization: Bearer <token>" checked by the provider named in
@@ -42,5 +44,18 @@ auth::Logins::Started start_login(auth::Logins& logins, const auth::Authenticato
 std::optional<Response> admit(broker::Broker& broker, Exchange& ex, auth::Outcome&& outcome,
                               const std::string& provider, const std::string& peer,
                               const std::string& what);
+
+// Do the requester's statements allow `action` on `resource`? The
+// evaluation of http_authorize; a denial is counted in the metrics.
+bool allows(broker::Broker& broker, const authz::Policy& policy, std::string_view action,
+            std::string_view resource);
+
+// The action `route` declares for a `method` request to `path` (ABI 1.4),
+// checked before the module sees the request. Null when allowed or when the
+// route leaves the request to its module; otherwise the 403 to send, the
+// refusal audited as the module would.
+std::optional<Response> permit(broker::Broker& broker, const Exchange& ex, const Route& route,
+                               std::string_view method, std::string_view path,
+                               const std::string& peer);
 
 }  // namespace backbone::kernel::http

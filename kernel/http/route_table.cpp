@@ -88,6 +88,9 @@ bb_status RouteTable::add(const std::string& module, const bb_http_route& r, voi
     *error = "route '" + path + "' needs a handler and methods";
     return BB_E_INVALID;
   }
+  auto actions = sdk::parse_route_actions(r, error);
+  if (!actions) return BB_E_INVALID;
+  route->actions = std::move(*actions);
   if (r.openapi.len > 0) {
     route->openapi = sdk::parse_json(text(r.openapi));
     if (!route->openapi.is_object()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <backbone/module_abi.h>
+#include <backbone/route_actions.hpp>
 #include <nlohmann/json.hpp>
 
 namespace backbone::kernel::http {
@@ -26,6 +27,7 @@ struct Route {
   bool auth = false;       // BB_HTTP_AUTH: the requester is authenticated first
   bool websocket = false;  // BB_HTTP_WEBSOCKET
   uint32_t max_message_size = 0;
+  sdk::RouteActions actions;  // ABI 1.4: the management actions the kernel checks
   const bb_http_route* table = nullptr;
   void* user = nullptr;
 
@@ -52,8 +54,9 @@ class RouteTable {
  public:
   // Checks and copies `r` (which must outlive the table: its callbacks are
   // called through it). Refuses an invalid path, missing callbacks or
-  // methods, a malformed openapi object and a method another route already
-  // serves on the same path: returns the status and sets `error`.
+  // methods, a malformed openapi object or actions declaration, and a method
+  // another route already serves on the same path: returns the status and
+  // sets `error`.
   bb_status add(const std::string& module, const bb_http_route& r, void* user, std::string* error);
   // Takes back the route added last (its listener could not open).
   void remove_newest();

@@ -10,6 +10,11 @@
 // the module's own descriptor. Tests load the BUILT module with ModuleLibrary
 // (dlopen + bb_module_entry), so the artifact that ships is the one tested.
 //
+// On a route that declares its actions (bb_http_route.actions, ABI 1.4)
+// http() first checks the action, as the kernel does: a refusal is a 403 and
+// an audit line, and handle() is not called. Routes are refused for a bad
+// declaration as the kernel refuses them (sdk/route_actions.hpp).
+//
 // It also checks the module's side of the contract and records every breach
 // in violations(): host calls in the wrong lifecycle phase, a ticket completed
 // twice, a struct without its struct_size. A well-behaved module leaves
@@ -21,6 +26,7 @@
 
 #include <backbone/module_abi.h>
 #include <dlfcn.h>
+#include <backbone/route_actions.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -77,6 +83,9 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 };
+
+// The peer address of every FakeHost::http() request.
+inline constexpr std::string_view kRequestPeer = "127.0.0.1:50001";
 
 // A request for FakeHost::http(): what the kernel hands a route handler.
 struct HttpRequest {
@@ -407,10 +416,22 @@ class FakeHost {
           user = u;
         }
       }
+      if (!route || !route->handle) return {};
+      // What the kernel checks before handle() on a route declaring actions.
+      if (route->flags & BB_HTTP_AUTH) {
+        const auto need =
+            route_actions_[route].required(to_string(route->path), req.method, req.path);
+        if (need && !authorize_locked(need->action, need->resource)) {
+          logs_.push_back(
+              LogLine{BB_LOG_INFO, sdk::audit_line(req.provider, req.principal, kRequestPeer,
+                                                   need->action, need->resource, "denied")});
+          return HttpResponse{
+              403, "application/json", {}, sdk::forbidden_body(need->action, need->resource)};
+        }
+      }
       ex = next_exchange_++;
       responses_.emplace(ex, std::nullopt);
     }
-    if (!route || !route->handle) return {};
     std::vector<bb_http_header> headers;
     for (const auto& [n, v] : req.headers) headers.push_back({make_str(n), make_str(v)});
     bb_http_request r{};
@@ -421,7 +442,7 @@ class FakeHost {
     r.headers = headers.data();
     r.header_count = headers.size();
     r.body = bb_bytes{reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()};
-    r.peer = make_str("127.0.0.1:50001");
+    r.peer = make_str(kRequestPeer);
     r.provider = make_str(req.provider);
     r.principal = make_str(req.principal);
     route->handle(user, &r, ex);
@@ -762,10 +783,14 @@ class FakeHost {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
     if (!f->callable_locked("http_route")) return BB_E_STATE;
-    if (r == nullptr || r->struct_size < sizeof(bb_http_route)) {
+    if (r == nullptr || !BB_HAS(r, bb_http_route, ws_closed)) {
       f->violation_locked("http_route without a complete bb_http_route");
       return BB_E_INVALID;
     }
+    // The kernel's reading of the ABI 1.4 declaration, refusals included.
+    auto actions = sdk::parse_route_actions(*r, &f->last_error_);
+    if (!actions) return BB_E_INVALID;
+    f->route_actions_[r] = std::move(*actions);
     f->routes_.emplace_back(r, user);
     return BB_OK;
   }
@@ -795,10 +820,14 @@ class FakeHost {
                                     bb_str resource) {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
-    std::pair<std::string, std::string> key{to_string(action), to_string(resource)};
-    f->authorize_calls_.push_back(key);
-    auto it = f->authz_rules_.find(key);
-    return (it == f->authz_rules_.end() ? f->authz_default_ : it->second) ? 1 : 0;
+    return f->authorize_locked(to_string(action), to_string(resource)) ? 1 : 0;
+  }
+
+  bool authorize_locked(std::string action, std::string resource) {
+    std::pair<std::string, std::string> key{std::move(action), std::move(resource)};
+    authorize_calls_.push_back(key);
+    auto it = authz_rules_.find(key);
+    return it == authz_rules_.end() ? authz_default_ : it->second;
   }
 
   // Grants are judged like authorize calls: each allow triple by its exact
@@ -933,6 +962,7 @@ class FakeHost {
   std::vector<Registration> authenticators_;
   std::string last_error_;
   std::vector<std::pair<const bb_http_route*, void*>> routes_;
+  std::map<const bb_http_route*, sdk::RouteActions> route_actions_;
   std::map<bb_http_exchange, std::optional<HttpResponse>> responses_;
   bb_http_exchange next_exchange_ = 1;
   std::map<std::pair<std::string, std::string>, bool> authz_rules_;

@@ -67,11 +67,13 @@ BB_STATIC_ASSERT(offsetof(bb_http_response, body) == 40, "bb_http_response.body"
 BB_STATIC_ASSERT(offsetof(bb_http_route, handle) == 72, "bb_http_route.handle");
 BB_STATIC_ASSERT(offsetof(bb_http_route, max_message_size) == 96, "bb_http_route.max_message_size");
 BB_STATIC_ASSERT(offsetof(bb_http_route, ws_closed) == 128, "bb_http_route.ws_closed");
-BB_STATIC_ASSERT(sizeof(bb_http_route) == 136, "bb_http_route");
+BB_STATIC_ASSERT(offsetof(bb_http_route, resource) == 136, "bb_http_route.resource (1.4)");
+BB_STATIC_ASSERT(offsetof(bb_http_route, actions) == 152, "bb_http_route.actions (1.4)");
+BB_STATIC_ASSERT(sizeof(bb_http_route) == 168, "bb_http_route");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
-BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 3, "version");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 4, "version");
 BB_STATIC_ASSERT(BB_KIND_TRANSPORT == 8 && BB_KIND_CLUSTER == 16, "kinds are never renumbered");
 BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
                  "status codes are never renumbered");

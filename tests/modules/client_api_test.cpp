@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
 
 #include "module_test_support.hpp"
 
@@ -122,6 +123,29 @@ TEST(ClientApi, BadRequests) {
   host.set_authorization({}, false);
   EXPECT_EQ(host.http(request("PUT", "/api/clients/a", kStatements)).status, 403);
   EXPECT_EQ(host.http(request("GET", "/api/clients")).status, 403);
+}
+
+// The route declares its actions (ABI 1.4): the host refuses a requester
+// without the action before the module reads the name or the body, so an
+// invalid name from someone who may not put it is a 403, not a 400.
+TEST(ClientApi, TheHostChecksTheDeclaredActionFirst) {
+  FakeHost host;
+  ASSERT_EQ(host.load(descriptor()), BB_OK);
+  host.set_authorization({{{"mgmt:get-client", "clients/a"}, true}}, false);
+  EXPECT_EQ(host.http(request("GET", "/api/clients/a")).status, 404);  // allowed, absent
+  for (const auto& [method, path, message] :
+       {std::tuple{"GET", "/api/clients/b", "not allowed: mgmt:get-client on clients/b"},
+        std::tuple{"PUT", "/api/clients/bad name",
+                   "not allowed: mgmt:put-client on clients/bad name"},
+        std::tuple{"DELETE", "/api/clients/a", "not allowed: mgmt:delete-client on clients/a"},
+        std::tuple{"GET", "/api/clients/", "not allowed: mgmt:list-clients on clients"}}) {
+    const auto r =
+        host.http(request(method, path, method == std::string("PUT") ? kStatements : ""));
+    EXPECT_EQ(r.status, 403) << method << " " << path;
+    EXPECT_EQ(r.body, std::string(R"({"error":"forbidden","message":")") + message + "\"}");
+  }
+  EXPECT_TRUE(host.logged("action=mgmt:delete-client target=\"clients/a\" result=denied"));
+  EXPECT_TRUE(host.violations().empty());
 }
 
 TEST(ClientApi, DeepBodiesAreRefusedWithTheLimit) {

@@ -13,15 +13,11 @@
 namespace backbone::modules::client {
 namespace {
 
-// The OpenAPI operation of a route needing management `action`.
-json operation(const std::string& summary, const std::string& action, bool body = false) {
-  json op = {{"summary", summary},
-             {"description", "Requires the management action '" + action + "'."},
-             {"security", json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
-             {"responses",
-              {{"200", {{"description", "OK"}}},
-               {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
-               {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+// An OpenAPI operation of /api/clients. Its security, 401, 403 and the
+// management action it needs come from the route's declaration
+// (bb_http_route.actions): the kernel adds them to the document.
+json operation(const std::string& summary, bool body = false) {
+  json op = {{"summary", summary}, {"responses", {{"200", {{"description", "OK"}}}}}};
   if (body) {
     json schema = {{"type", "object"},
                    {"required", {"statements"}},
@@ -44,14 +40,13 @@ bb_status ClientModule::register_routes() {
                                    {"in", "path"},
                                    {"required", true},
                                    {"schema", {{"type", "string"}}}}})},
-      {"get", operation("Get a client", "mgmt:get-client")},
+      {"get", operation("Get a client")},
       {"put", operation("Create a client (201, the token is shown once) or replace its "
                         "statements (200); ?rotate=true issues a new token",
-                        "mgmt:put-client", true)},
-      {"delete", operation("Delete a client: its token stops working and its sessions are cut",
-                           "mgmt:delete-client")}};
+                        true)},
+      {"delete", operation("Delete a client: its token stops working and its sessions are cut")}};
   openapi_ = json{
-      {"/api/clients", {{"get", operation("List clients", "mgmt:list-clients")}}},
+      {"/api/clients", {{"get", operation("List clients")}}},
       {"/api/clients/{name}",
        item_ops}}.dump();
   route_ = bb_http_route{};
@@ -61,6 +56,10 @@ bb_status ClientModule::register_routes() {
   route_.methods = sdk::str("GET,PUT,DELETE");
   route_.summary = sdk::str("Clients of the 'client' provider");
   route_.openapi = sdk::str(openapi_);
+  route_.resource = sdk::str("clients");
+  route_.actions = sdk::str(
+      "GET=mgmt:list-clients,GET/*=mgmt:get-client,PUT/*=mgmt:put-client,"
+      "DELETE/*=mgmt:delete-client");
   route_.handle = &ClientModule::handle;
   const bb_status status = host().route(route_, this);
   if (status == BB_E_UNSUPPORTED) {
@@ -81,14 +80,6 @@ void ClientModule::handle(void* user, const bb_http_request* r, bb_http_exchange
   }
 }
 
-bool ClientModule::permitted(const bb_http_request& r, bb_http_exchange ex,
-                             const std::string& action, const std::string& resource) {
-  if (host().authorize(ex, action, resource)) return true;
-  host().audit(r, action, resource, "denied");
-  host().respond_error(ex, 403, "forbidden", "not allowed: " + action + " on " + resource);
-  return false;
-}
-
 json ClientModule::describe_locked(const ClientEntry& e, const char* source) const {
   json out{{"name", e.name},
            {"source", source},
@@ -106,7 +97,6 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
     if (method != "GET")
       return void(host().method_not_allowed(ex, "GET",
                                             method + " needs a client name: /api/clients/{name}"));
-    if (!permitted(r, ex, "mgmt:list-clients", "clients")) return;
     json list = json::array();
     {
       std::shared_lock lock(mutex_);
@@ -121,7 +111,6 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
     return void(host().respond_error(ex, 400, "bad_request",
                                      "invalid client name (1-128 of A-Z a-z 0-9 . _ -)"));
   if (method == "GET") {
-    if (!permitted(r, ex, "mgmt:get-client", resource)) return;
     std::shared_lock lock(mutex_);
     if (table_ && table_->contains(name))
       return void(host().respond(ex, 200, describe_locked(table_->at(name), "config").dump()));
@@ -130,7 +119,6 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
     return void(host().respond_error(ex, 404, "not_found", "no client '" + name + "'"));
   }
   if (method == "DELETE") {
-    if (!permitted(r, ex, "mgmt:delete-client", resource)) return;
     {
       std::shared_lock lock(mutex_);
       if (table_ && table_->contains(name)) {
@@ -153,7 +141,6 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
     return void(host().respond(ex, 204, ""));
   }
   // PUT
-  if (!permitted(r, ex, "mgmt:put-client", resource)) return;
   const auto text = sdk::view(r.body);
   sdk::JsonError json_error;
   const json body = sdk::parse_json(text, &json_error);

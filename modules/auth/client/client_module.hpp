@@ -43,8 +43,6 @@ class ClientModule : public sdk::Module, sdk::Authenticator {
   // --- /api/clients (client_api.cpp) ---
   bb_status register_routes();
   static void handle(void* user, const bb_http_request* r, bb_http_exchange ex) noexcept;
-  bool permitted(const bb_http_request& r, bb_http_exchange ex, const std::string& action,
-                 const std::string& resource);
   // The client as GET /api/clients shows it; under mutex_.
   json describe_locked(const ClientEntry& e, const char* source) const;
   void serve(const bb_http_request& r, bb_http_exchange ex);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The management REST API, health, readiness and metrics on the kernel's
 // HTTP listener. Requests under /api/ are authenticated by the kernel with the
-// same providers as MQTT; this module checks the caller's statements for the
-// management action of each endpoint.
+// same providers as MQTT, which also checks the management action each route
+// declares; this module checks what depends on the body (the topic of
+// /api/message, the topics a rule binds).
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 
@@ -38,14 +39,11 @@ std::optional<json> parse_body(const sdk::Host& host, const bb_http_request& r,
 
 const char* kErrorRef = "#/components/responses/BadRequest";
 
-json operation(std::string summary, std::string action, bool body = false) {
-  json op = {{"summary", std::move(summary)},
-             {"description", "Requires the management action '" + action + "'."},
-             {"security", json::array({{{"bearer", json::array()}, {"provider", json::array()}}})},
-             {"responses",
-              {{"200", {{"description", "OK"}}},
-               {"401", {{"$ref", "#/components/responses/Unauthorized"}}},
-               {"403", {{"$ref", "#/components/responses/Forbidden"}}}}}};
+// An operation of the API. Its security, 401, 403 and the management action
+// it needs come from the route's declaration (bb_http_route.actions): the
+// kernel adds them to the document.
+json operation(std::string summary, bool body = false) {
+  json op = {{"summary", std::move(summary)}, {"responses", {{"200", {{"description", "OK"}}}}}};
   if (body) {
     op["requestBody"] = {{"required", true},
                          {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
@@ -74,11 +72,13 @@ class HttpApiModule : public sdk::Module {
     add("/ready", "GET", 0, "Readiness: 200 once every module started and synced, else 503",
         &ready);
     add("/metrics", "GET", 0, "Prometheus metrics (text format 0.0.4)", &metrics);
+    // Its action depends on the body's topic: checked here, by http_publish.
     add("/api/message", "POST", BB_HTTP_AUTH,
         "Publish a message (action mqtt:publish on the topic; topic rules apply)", &message,
         json{{"/api/message",
               {{"post", [] {
-                  json op = operation("Publish a message", "mqtt:publish on the topic", true);
+                  json op = operation("Publish a message", true);
+                  op["description"] = "Requires the action 'mqtt:publish' on the message's topic.";
                   op["requestBody"]["content"]["application/json"]["schema"] = {
                       {"type", "object"},
                       {"required", {"topic"}},
@@ -91,27 +91,31 @@ class HttpApiModule : public sdk::Module {
                   return op;
                 }()}}}});
     add("/api/topics", "GET,PUT,DELETE", BB_HTTP_AUTH | BB_HTTP_PREFIX, "Topic rules", &topics,
-        json{{"/api/topics", {{"get", operation("List topic rules", "mgmt:list-topics")}}},
+        json{{"/api/topics", {{"get", operation("List topic rules")}}},
              {"/api/topics/{name}",
               {{"parameters", json::array({{{"name", "name"},
                                             {"in", "path"},
                                             {"required", true},
                                             {"schema", {{"type", "string"}}}}})},
-               {"get", operation("Get a topic rule", "mgmt:get-topic")},
-               {"put", operation("Create or replace a topic rule ({\"patterns\": [...]})",
-                                 "mgmt:put-topic", true)},
-               {"delete", operation("Delete a topic rule", "mgmt:delete-topic")}}}});
+               {"get", operation("Get a topic rule")},
+               {"put", operation("Create or replace a topic rule ({\"patterns\": [...]})", true)},
+               {"delete", operation("Delete a topic rule")}}}},
+        "topics",
+        "GET=mgmt:list-topics,GET/*=mgmt:get-topic,PUT/*=mgmt:put-topic,"
+        "DELETE/*=mgmt:delete-topic");
     add("/api/stats", "GET", BB_HTTP_AUTH, "Broker statistics", &stats,
-        json{{"/api/stats", {{"get", operation("Broker statistics", "mgmt:read-stats")}}}});
+        json{{"/api/stats", {{"get", operation("Broker statistics")}}}}, "stats",
+        "GET=mgmt:read-stats");
     add("/api/sessions", "GET,DELETE", BB_HTTP_AUTH | BB_HTTP_PREFIX, "Sessions", &sessions,
-        json{{"/api/sessions", {{"get", operation("List sessions", "mgmt:list-sessions")}}},
+        json{{"/api/sessions", {{"get", operation("List sessions")}}},
              {"/api/sessions/{clientId}",
               {{"parameters", json::array({{{"name", "clientId"},
                                             {"in", "path"},
                                             {"required", true},
                                             {"schema", {{"type", "string"}}}}})},
-               {"delete",
-                operation("Disconnect a client and end its session", "mgmt:kick-session")}}}});
+               {"delete", operation("Disconnect a client and end its session")}}}},
+        "sessions", "GET=mgmt:list-sessions,DELETE/*=mgmt:kick-session");
+    // Any authenticated requester may read the document: no action.
     add("/api/openapi.json", "GET", BB_HTTP_AUTH, "This OpenAPI document", &openapi);
     for (auto& r : routes_) {
       const bb_status status = host().route(r->table, this);
@@ -128,18 +132,21 @@ class HttpApiModule : public sdk::Module {
   using Handler = void (*)(HttpApiModule&, const bb_http_request&, bb_http_exchange);
 
   struct RouteEntry {
-    std::string path, methods, summary, openapi;
+    std::string path, methods, summary, openapi, resource, actions;
     Handler handler = nullptr;
     bb_http_route table{};
   };
 
   void add(std::string path, std::string methods, uint32_t flags, std::string summary,
-           Handler handler, const json& openapi = nullptr) {
+           Handler handler, const json& openapi = nullptr, std::string resource = {},
+           std::string actions = {}) {
     auto e = std::make_unique<RouteEntry>();
     e->path = std::move(path);
     e->methods = std::move(methods);
     e->summary = std::move(summary);
     e->openapi = openapi.is_null() ? std::string() : openapi.dump();
+    e->resource = std::move(resource);
+    e->actions = std::move(actions);
     e->handler = handler;
     e->table.struct_size = sizeof(bb_http_route);
     e->table.flags = flags;
@@ -147,6 +154,8 @@ class HttpApiModule : public sdk::Module {
     e->table.methods = sdk::str(e->methods);
     e->table.summary = sdk::str(e->summary);
     e->table.openapi = sdk::str(e->openapi);
+    e->table.resource = sdk::str(e->resource);
+    e->table.actions = sdk::str(e->actions);
     e->table.handle = &dispatch;
     routes_.push_back(std::move(e));
   }
@@ -167,16 +176,6 @@ class HttpApiModule : public sdk::Module {
       self->host().error(std::string("request failed: ") + e.what());
       self->host().respond_error(ex, 500, "internal", "internal error");
     }
-  }
-
-  // The caller may do `action` on `resource`; otherwise 403 is sent.
-  bool permitted(const bb_http_request& r, bb_http_exchange ex, std::string_view action,
-                 std::string_view resource) {
-    if (host().authorize(ex, action, resource)) return true;
-    audit(r, action, resource, "denied");
-    host().respond_error(ex, 403, "forbidden",
-                         "not allowed: " + std::string(action) + " on " + std::string(resource));
-    return false;
   }
 
   void audit(const bb_http_request& r, std::string_view action, std::string_view target,
@@ -303,20 +302,17 @@ class HttpApiModule : public sdk::Module {
       if (method != "GET")
         return void(m.host().method_not_allowed(ex, "GET",
                                                 method + " needs a rule name: /api/topics/{name}"));
-      if (!m.permitted(r, ex, "mgmt:list-topics", "topics")) return;
       json list = json::array();
       for (const auto& [n, spec] : all.items()) list.push_back({{"name", n}, {"spec", spec}});
       return void(m.host().respond(ex, 200, list.dump()));
     }
     const std::string resource = "topics/" + name;
     if (method == "GET") {
-      if (!m.permitted(r, ex, "mgmt:get-topic", resource)) return;
       if (!all.contains(name))
         return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
       return void(m.host().respond(ex, 200, json{{"name", name}, {"spec", all[name]}}.dump()));
     }
     if (method == "DELETE") {
-      if (!m.permitted(r, ex, "mgmt:delete-topic", resource)) return;
       if (!all.contains(name)) {
         return void(m.host().respond_error(ex, 404, "not_found", "no topic rule '" + name + "'"));
       }
@@ -336,7 +332,6 @@ class HttpApiModule : public sdk::Module {
       return void(m.host().respond(ex, 204, ""));
     }
     // PUT
-    if (!m.permitted(r, ex, "mgmt:put-topic", resource)) return;
     auto body = parse_body(m.host(), r, ex);
     if (!body) return;
     for (const auto& [key, value] : body->items()) {
@@ -372,8 +367,7 @@ class HttpApiModule : public sdk::Module {
     m.host().respond(ex, existed ? 200 : 201, json{{"name", name}, {"spec", *body}}.dump());
   }
 
-  static void stats(HttpApiModule& m, const bb_http_request& r, bb_http_exchange ex) {
-    if (!m.permitted(r, ex, "mgmt:read-stats", "stats")) return;
+  static void stats(HttpApiModule& m, const bb_http_request&, bb_http_exchange ex) {
     m.host().respond(ex, 200, m.host().inspect("stats").value_or("{}"));
   }
 
@@ -384,14 +378,12 @@ class HttpApiModule : public sdk::Module {
       if (method != "GET")
         return void(m.host().method_not_allowed(
             ex, "GET", method + " needs a client id: /api/sessions/{clientId}"));
-      if (!m.permitted(r, ex, "mgmt:list-sessions", "sessions")) return;
       return void(m.host().respond(ex, 200, m.host().inspect("sessions").value_or("[]")));
     }
     if (method != "DELETE")
       return void(m.host().method_not_allowed(
           ex, "DELETE", "only DELETE is allowed on /api/sessions/{clientId}"));
     const std::string resource = "sessions/" + client_id;
-    if (!m.permitted(r, ex, "mgmt:kick-session", resource)) return;
     const bb_status status = m.host().session_kick(client_id);
     m.audit(r, "mgmt:kick-session", resource, status == BB_OK ? "ok" : "not found");
     if (status == BB_E_NOT_FOUND)

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_MAJOR 1u
-#define BB_ABI_MINOR 3u
+#define BB_ABI_MINOR 4u
 
 #if defined(_WIN32)
 #define BB_EXPORT __declspec(dllexport)
@@ -365,6 +365,47 @@ typedef struct bb_http_route {
   /* The WebSocket is gone; no ws_* host call for it is valid afterwards.
    * Called once, last. Since 1.1. */
   void (*ws_closed)(void* ws_user);
+  /* ABI 1.4: the management actions of a BB_HTTP_AUTH route, which the
+   * kernel checks itself. Both empty (or a route from an older module): the
+   * module checks what it needs through http_authorize, as before 1.4.
+   *
+   * `resource` is the route's resource base ("topics"): no '+', '#' or '*',
+   * no '/' at either end. A request to the path itself (or to "path/")
+   * names the collection, resource = `resource`; a request to "path/NAME"
+   * (BB_HTTP_PREFIX) names an item, resource = `resource` + "/" + NAME,
+   * NAME as the module receives it in bb_http_request.path (percent-decoded,
+   * never normalised: "/api/topics/../x" is the item "../x" of "topics").
+   *
+   * `actions` lists the action per method, comma separated, blanks around
+   * entries ignored:
+   *     entry  = METHOD "=" action          ; the collection
+   *            | METHOD "/" "*" "=" action  ; an item (needs BB_HTTP_PREFIX)
+   * METHOD is one of the route's `methods`; an action is 1-128 of the
+   * characters A-Z a-z 0-9 : . _ - ("mgmt:get-topic"). Example (split only
+   * because a C comment cannot hold the two characters together):
+   *     "GET=mgmt:list-topics,GET/" "*=mgmt:get-topic,PUT/" "*=mgmt:put-topic"
+   *
+   * After authenticating a request and reading its body, and before
+   * handle(), the kernel checks the entry of the request's method and
+   * target with the requester's statements (as http_authorize, counted in
+   * the same denial metric) and, when they do not allow it, writes the audit
+   * line (sdk::Host::audit, result=denied) and answers 403 {"error":
+   * "forbidden","message":"not allowed: ACTION on RESOURCE"} without calling
+   * handle(). A method with no entry for the target reaches handle()
+   * unchecked. The OpenAPI document gives every method of a BB_HTTP_AUTH
+   * route security, 401 and 403, and an operation with an action the
+   * description "Requires the management action 'ACTION'.", also on paths
+   * the module describes itself ("path/{param}" paths take the item
+   * entries).
+   *
+   * Read by the host during http_route() only (copied). http_route() fails
+   * with BB_E_INVALID (last_error says why) for a malformed entry, a method
+   * the route does not serve, an entry given twice, an item entry without
+   * BB_HTTP_PREFIX, actions without BB_HTTP_AUTH, on a WebSocket route, or
+   * with an invalid or missing `resource`, or a `resource` without
+   * actions. Thread: as http_route. Since 1.4. */
+  bb_str resource;
+  bb_str actions;
 } bb_http_route;
 
 /* WebSocket close codes a module may pass to ws_close. */
@@ -562,8 +603,9 @@ typedef struct bb_host_api {
    * Errors (last_error says why): BB_E_INVALID (null `r`, a struct without
    * ws_closed, a path that does not start with '/' or ends with one, no
    * handle or methods, a WebSocket route without its ws_* callbacks or
-   * subprotocols, `openapi` not a JSON object, or a path and method already
-   * taken by another route), BB_E_UNSUPPORTED (HTTP is off, or the path is
+   * subprotocols, `openapi` not a JSON object, a path and method already
+   * taken by another route, or since 1.4 a bad `resource` or `actions`
+   * declaration), BB_E_UNSUPPORTED (HTTP is off, or the path is
    * under /api and the REST API is off). Since 1.1. */
   bb_status (*http_route)(bb_host_ctx* h, const bb_http_route* r, void* user);
   /* Answers exchange `ex`, exactly once. `r` and all it points to are copied

@@ -6,6 +6,7 @@
 // while the C ABI stays fixed. First-party modules use it too: no back doors.
 
 #include <backbone/module_abi.h>
+#include <backbone/route_actions.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -241,10 +242,7 @@ class Host {
   // never a token), what, on which target, with which result.
   void audit(const bb_http_request& r, std::string_view action, std::string_view target,
              std::string_view result) const {
-    info("audit: provider=" + std::string(view(r.provider)) +
-         " principal=" + json_string(view(r.principal)) + " peer=" + std::string(view(r.peer)) +
-         " action=" + std::string(action) + " target=" + json_string(target) +
-         " result=" + std::string(result));
+    info(audit_line(view(r.provider), view(r.principal), view(r.peer), action, target, result));
   }
 
   std::optional<std::string> inspect(std::string_view what, std::string_view arg = {}) const {
@@ -368,24 +366,7 @@ class Host {
 
   // A JSON string literal of `s` (quotes included). Invalid UTF-8 passes
   // through byte for byte; callers send text they validated.
-  static std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (u < 0x20) {
-        static const char* hex = "0123456789abcdef";
-        out += "\\u00";
-        out += hex[u >> 4];
-        out += hex[u & 15];
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
-  }
+  static std::string json_string(std::string_view s) { return json_quote(s); }
 
  private:
   const bb_host_api* api_;

@@ -257,6 +257,60 @@ class HttpApi(unittest.TestCase):
         self.assertRegex(log, r"audit: provider=jwt principal=\S+ peer=127\.0\.0\.1:\d+ "
                               r"action=mgmt:read-stats target=\"stats\" result=denied")
 
+    def test_the_kernel_checks_the_declared_action_on_the_derived_resource(self):
+        """A scope just too narrow: exactly mgmt:get-topic on topics/narrow-a."""
+        for name in ("narrow-a", "narrow-b"):
+            self.assertIn(self.api("PUT", "/api/topics/" + name,
+                                   {"patterns": [{"pattern": name + "/#"}]})[0], (200, 201))
+        token = self.mint([{"effect": "allow", "actions": ["mgmt:get-topic"],
+                            "resources": ["topics/narrow-a"]}], sub="narrow")
+
+        def call(method, path):
+            return self.api(method, path, token=token, provider="jwt")
+        before = self.metrics()
+        code, _, body = call("GET", "/api/topics/narrow-a")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["name"], "narrow-a")
+        for method, path, action, resource in (
+                ("GET", "/api/topics/narrow-b", "mgmt:get-topic", "topics/narrow-b"),
+                ("GET", "/api/topics", "mgmt:list-topics", "topics"),
+                ("GET", "/api/topics/", "mgmt:list-topics", "topics"),
+                ("GET", "/api/topics/narrow-a/../narrow-b", "mgmt:get-topic",
+                 "topics/narrow-a/../narrow-b"),
+                ("GET", "/api/topics/narrow-a%2Fx", "mgmt:get-topic", "topics/narrow-a/x"),
+                ("DELETE", "/api/topics/narrow-a", "mgmt:delete-topic", "topics/narrow-a")):
+            body = self.assert_error(call(method, path), 403)
+            self.assertEqual(body, {"error": "forbidden",
+                                    "message": f"not allowed: {action} on {resource}"},
+                             (method, path))
+        self.assertEqual(self.api("GET", "/api/topics/narrow-a")[0], 200)  # not deleted
+        after = self.metrics()
+        self.assertEqual(metric(after, "backbone_authz_denials_total", action="mgmt:get-topic")
+                         - metric(before, "backbone_authz_denials_total",
+                                  action="mgmt:get-topic"), 3)
+        self.assertIn('action=mgmt:delete-topic target="topics/narrow-a" result=denied',
+                      self.b.read_log())
+        for name in ("narrow-a", "narrow-b"):
+            self.assertEqual(self.api("DELETE", "/api/topics/" + name)[0], 204)
+
+    def test_openapi_security_and_actions_come_from_the_declarations(self):
+        code, _, doc = self.api("GET", "/api/openapi.json")
+        self.assertEqual(code, 200)
+        paths = doc["paths"]
+        for path, method, action in (
+                ("/api/topics", "get", "mgmt:list-topics"),
+                ("/api/topics/{name}", "delete", "mgmt:delete-topic"),
+                ("/api/sessions/{clientId}", "delete", "mgmt:kick-session"),
+                ("/api/stats", "get", "mgmt:read-stats"),
+                ("/api/clients/{name}", "put", "mgmt:put-client"),
+                ("/api/manage/jwt", "post", "mgmt:generate-jwt")):
+            op = paths[path][method]
+            self.assertTrue(op["description"].startswith(
+                f"Requires the management action '{action}'."), (path, op["description"]))
+            self.assertEqual(op["security"], [{"bearer": [], "provider": []}])
+            self.assertEqual(set(op["responses"]) >= {"401", "403"}, True, (path, method))
+        self.assertNotIn("management action", paths["/api/message"]["post"]["description"])
+
     # --- /api/manage/jwt ---
 
     def test_minted_jwt_logs_in_over_mqtt_with_its_statements(self):

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The SDK as a third party uses it: install it, build the example
 authenticator out of tree, load it into the installed backboned and log in.
-Also: old modules (frozen ABI 1.0 header) load; a future major is refused."""
+Also: old modules (frozen ABI 1.0 and 1.3 headers) load and work; a future
+major is refused."""
 import json
 import os
 import shutil
@@ -9,7 +10,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import ALLOW_ALL, BUILD_DIR, SOURCE_DIR, Broker, Client, main, wait_for
+from harness import (ALLOW_ALL, BUILD_DIR, SOURCE_DIR, Broker, Client, http_request, main,
+                     wait_for, wait_port)
 
 TEST_MODULES = os.environ.get("BACKBONE_TEST_MODULE_DIR", os.path.join(BUILD_DIR, "lib/backbone/test-modules"))
 
@@ -70,6 +72,20 @@ class AbiVersions(unittest.TestCase):
     def test_frozen_1_0_module_loads(self):
         with Broker(modules=["frozen"], extra={"module_path": [TEST_MODULES]}) as b:
             Client(b, version=4, username="frozen", password="frozen-ok").connect().disconnect()
+
+    def test_frozen_1_3_http_route_checks_its_own_action(self):
+        """A BB_HTTP_AUTH route of a 1.3 module (no declaration in its
+        shorter bb_http_route): the kernel authenticates, the module decides."""
+        with Broker(modules=["frozen13"], extra={"module_path": [TEST_MODULES]}) as b:
+            self.assertTrue(wait_port(b.http_port), b.read_log())
+
+            def get(path, token="frozen-ok"):
+                return http_request(b.http_port, "GET", path, token=token, provider="frozen13")
+            self.assertEqual(get("/frozen13/a")[::2], (200, {"ok": True}))
+            self.assertEqual(get("/frozen13/b")[::2], (403, {
+                "error": "forbidden", "message": "checked by the 1.3 module"}))
+            self.assertEqual(get("/frozen13/a", token="wrong")[0], 401)
+            self.assertNotIn("[frozen13] audit:", b.read_log())  # the kernel did not check
 
     def test_stripped_module_loads_and_junk_is_refused(self):
         d = tempfile.mkdtemp()
