@@ -60,7 +60,8 @@ class Settings {
       if (found) continue;
       std::string list;
       for (std::string_view k : keys) list += (list.empty() ? "" : ", ") + std::string(k);
-      return fail(printable(item.key()), "unknown key (known: " + list + ")");
+      return fail(printable(item.key()),
+                  list.empty() ? "unknown key" : "unknown key (known: " + list + ")");
     }
     return true;
   }

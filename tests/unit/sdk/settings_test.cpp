@@ -67,7 +67,7 @@ TEST(SdkSettings, EveryErrorNamesTheKeyPath) {
   EXPECT_EQ(first_error(R"({"file": "a", "fiel": 1})", [](Settings& s) { s.known({"file"}); }),
             "setting 'fiel': unknown key (known: file)");
   EXPECT_EQ(first_error(R"({"a": 1})", [](Settings& s) { s.known({}); }),
-            "setting 'a': unknown key (known: )");
+            "setting 'a': unknown key");
   EXPECT_EQ(first_error(R"({"file": 5})",
                         [](Settings& s) {
                           std::string v;
