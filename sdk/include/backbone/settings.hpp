@@ -15,6 +15,7 @@
 // reader can call them in a row and check once.
 #pragma once
 
+#include <backbone/json.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -60,7 +61,7 @@ class Settings {
       if (found) continue;
       std::string list;
       for (std::string_view k : keys) list += (list.empty() ? "" : ", ") + std::string(k);
-      return fail(printable(item.key()),
+      return fail(printable_key(item.key()),
                   list.empty() ? "unknown key" : "unknown key (known: " + list + ")");
     }
     return true;
@@ -178,12 +179,6 @@ class Settings {
   static const nlohmann::json& empty_object() {
     static const nlohmann::json empty = nlohmann::json::object();
     return empty;
-  }
-
-  static std::string printable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 64)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-    return s.size() > 64 ? out + "..." : out;
   }
 
   bool expected(std::string_view key, std::string_view what, const nlohmann::json& got) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <backbone/module_abi.h>
+#include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
@@ -48,13 +49,6 @@ struct Statement {
   }
   friend bool operator!=(const Statement& a, const Statement& b) { return !(a == b); }
 };
-
-// A name from outside quoted in an error: printable ASCII only, bounded.
-inline std::string printable_key(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return s.size() > 64 ? out + "..." : out;
-}
 
 // "allow" -> BB_EFFECT_ALLOW; "deny" and its synonym "disallow" ->
 // BB_EFFECT_DENY; anything else (case matters) -> 0.
