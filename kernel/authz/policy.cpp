@@ -6,8 +6,6 @@
 
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "kernel/authz/glob.hpp"
 
 namespace backbone::kernel::authz {
@@ -16,107 +14,7 @@ namespace {
 constexpr std::string_view kSubscribe = "mqtt:subscribe";
 constexpr std::string_view kRead = "mqtt:read";
 
-// Reads "actions" or "resources": a single string or a non-empty array of
-// non-empty strings.
-bool parse_string_list(const nlohmann::json& v, const std::string& where,
-                       std::vector<std::string>& out, std::string& error) {
-  if (v.is_string()) {
-    if (v.get_ref<const std::string&>().empty()) {
-      error = where + ": expected non-empty string";
-      return false;
-    }
-    out.push_back(v.get<std::string>());
-    return true;
-  }
-  if (!v.is_array()) {
-    error = where + ": expected array of strings";
-    return false;
-  }
-  if (v.empty()) {
-    error = where + ": expected non-empty array of strings";
-    return false;
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    const auto& e = v[i];
-    if (!e.is_string()) {
-      error = where + ": expected array of strings";
-      return false;
-    }
-    if (e.get_ref<const std::string&>().empty()) {
-      error = where + "[" + std::to_string(i) + "]: expected non-empty string";
-      return false;
-    }
-    out.push_back(e.get<std::string>());
-  }
-  return true;
-}
-
 }  // namespace
-
-bool parse_statements(const nlohmann::json& j, std::vector<Statement>& out, std::string& error) {
-  if (!j.is_array()) {
-    error = "statements: expected array";
-    return false;
-  }
-  std::vector<Statement> parsed;
-  parsed.reserve(j.size());
-  for (size_t i = 0; i < j.size(); ++i) {
-    const std::string at = "statements[" + std::to_string(i) + "]";
-    const auto& s = j[i];
-    if (!s.is_object()) {
-      error = at + ": expected object";
-      return false;
-    }
-    for (const auto& [key, value] : s.items()) {
-      if (key != "effect" && key != "actions" && key != "resources") {
-        error = at + "." + key + ": unknown field";
-        return false;
-      }
-    }
-    Statement st;
-    auto effect = s.find("effect");
-    if (effect == s.end()) {
-      error = at + ".effect: missing";
-      return false;
-    }
-    if (*effect == "allow") {
-      st.allow = true;
-    } else if (*effect == "deny" || *effect == "disallow") {
-      st.allow = false;
-    } else {
-      error = at + ".effect: expected \"allow\", \"deny\" or \"disallow\"";
-      return false;
-    }
-    for (auto [field, list] : {std::pair{"actions", &st.actions}, {"resources", &st.resources}}) {
-      auto it = s.find(field);
-      if (it == s.end()) {
-        error = at + "." + field + ": missing";
-        return false;
-      }
-      if (!parse_string_list(*it, at + "." + field, *list, error)) return false;
-    }
-    for (size_t r = 0; r < st.resources.size(); ++r) {
-      std::string why;
-      if (!ResourcePattern::parse(st.resources[r], &why)) {
-        error = at + ".resources[" + std::to_string(r) + "]: " + why;
-        return false;
-      }
-    }
-    parsed.push_back(std::move(st));
-  }
-  out = std::move(parsed);
-  return true;
-}
-
-nlohmann::json to_json(const std::vector<Statement>& statements) {
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& s : statements) {
-    j.push_back({{"effect", s.allow ? "allow" : "deny"},
-                 {"actions", s.actions},
-                 {"resources", s.resources}});
-  }
-  return j;
-}
 
 bool Policy::Compiled::action_matches(std::string_view action) const {
   for (const auto& glob : actions) {

@@ -8,8 +8,6 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "kernel/authz/resource_pattern.hpp"
 
 namespace backbone::kernel::authz {
@@ -20,18 +18,6 @@ struct Statement {
   std::vector<std::string> actions;
   std::vector<std::string> resources;
 };
-
-// Strict parse of a JSON array of {"effect", "actions", "resources"} objects.
-// "actions" and "resources" are a non-empty array of non-empty strings or a
-// single string. On failure returns false, leaves `out` untouched and sets
-// `error` to a message naming the index and field, e.g.
-// "statements[2].actions: expected array of strings". Resource patterns are
-// checked too. Never throws on bad input; called from config sources, the
-// HTTP API and authenticators (any thread).
-bool parse_statements(const nlohmann::json& j, std::vector<Statement>& out, std::string& error);
-
-// The inverse of parse_statements(); effects are written as "allow"/"deny".
-nlohmann::json to_json(const std::vector<Statement>& statements);
 
 // Compiled statements. Immutable once compiled and shared between threads as
 // std::shared_ptr<const Policy>; every member function is thread-safe,

@@ -5,6 +5,7 @@
 
 #include <backbone/json.hpp>
 #include <backbone/quotas.hpp>
+#include <backbone/statements.hpp>
 
 #include <fstream>
 #include <limits>
@@ -236,11 +237,16 @@ Config parse_config(const std::string& text, const std::string& source) {
   if (root.contains("anonymous")) {
     const json& anon = root["anonymous"];
     check_keys(source, anon, "anonymous", {"statements"});
-    std::vector<authz::Statement> statements;
+    std::vector<sdk::StatementGroup> groups;
     std::string error;
     if (!anon.contains("statements") ||
-        !authz::parse_statements(anon["statements"], statements, error))
+        !sdk::parse_statement_groups(anon["statements"], "statements", groups, error))
       fail(source, "anonymous", error.empty() ? "missing 'statements'" : error);
+    std::vector<authz::Statement> statements;
+    for (sdk::StatementGroup& g : groups) {
+      statements.push_back(authz::Statement{g.effect == BB_EFFECT_ALLOW, std::move(g.actions),
+                                            std::move(g.resources)});
+    }
     std::string compile_error;
     if (!authz::Policy::compile(statements, &compile_error))
       fail(source, "anonymous.statements", compile_error);

@@ -4,6 +4,7 @@
 // it: the statement parser and compiler, the topic-rule validator and
 // compiler, and the recursive walks (copy, dump) every parsed value may meet.
 #include <backbone/json.hpp>
+#include <backbone/statements.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -26,17 +27,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!body.is_object()) return 0;
 
   if (auto s = body.find("statements"); s != body.end()) {
-    std::vector<authz::Statement> statements;
+    std::vector<backbone::sdk::StatementGroup> groups;
     std::string error;
-    if (authz::parse_statements(*s, statements, error)) {
-      // What was accepted compiles, and reads back as itself.
-      auto policy = authz::Policy::compile(statements, &error);
-      if (!policy) std::abort();
-      std::vector<authz::Statement> again;
-      if (!authz::parse_statements(authz::to_json(statements), again, error)) std::abort();
-      policy->allows("mqtt:publish", "a/b");
-      policy->allows_subscribe("a/#");
-      policy->allows_read_all("+/b");
+    if (backbone::sdk::parse_statement_groups(*s, "statements", groups, error)) {
+      // What was accepted reads back as itself.
+      std::vector<backbone::sdk::StatementGroup> again;
+      if (!backbone::sdk::parse_statement_groups(backbone::sdk::to_json(groups), "statements",
+                                                 again, error) ||
+          again != groups)
+        std::abort();
+      std::vector<authz::Statement> statements;
+      for (const auto& g : groups)
+        statements.push_back({g.effect == BB_EFFECT_ALLOW, g.actions, g.resources});
+      if (auto policy = authz::Policy::compile(statements, &error)) {
+        policy->allows("mqtt:publish", "a/b");
+        policy->allows_subscribe("a/#");
+        policy->allows_read_all("+/b");
+      }
     }
   }
   if (body.contains("patterns")) {

@@ -2,6 +2,8 @@
 // libFuzzer target: what the k8s module reads from the API server: a watch
 // stream line, a list response and an error body, then the statements of a
 // Client resource as the controller reads them; and a kubeconfig (YAML).
+#include <backbone/statements.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,7 +12,6 @@
 
 #include "common/kube/watch_event.hpp"
 #include "common/kube/yaml_json.hpp"
-#include "config/k8s/statements.hpp"
 
 namespace k8s = backbone::modules::k8s;
 
@@ -24,8 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto spec = object.find("spec");
     if (spec != object.end() && spec->is_object()) {
       if (auto s = spec->find("statements"); s != spec->end()) {
-        std::vector<k8s::Statement> statements;
-        k8s::parse_statements(*s, "spec.statements", statements, error);
+        std::vector<backbone::sdk::Statement> statements;
+        backbone::sdk::parse_statements(*s, "spec.statements", statements, error);
       }
     }
   }

@@ -84,8 +84,8 @@ TEST(AdminModule, RejectsUnknownKeysAndWrongTypes) {
   };
   for (const Case& c : {
            Case{R"({"token": "x", "tokn": "y"})", "setting 'tokn': unknown key (known: token)"},
-           Case{R"({"token": 42})", "setting 'token': expected string, got number"},
-           Case{R"({"token": ["a"]})", "setting 'token': expected string, got array"},
+           Case{R"({"token": 42})", "setting 'token': expected a string, got number"},
+           Case{R"({"token": ["a"]})", "setting 'token': expected a string, got array"},
            Case{R"([1])", "settings: expected a JSON object"},
            Case{R"({"token": )", "settings: expected a JSON object"},
        }) {

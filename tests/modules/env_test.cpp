@@ -96,31 +96,32 @@ TEST(EnvSettings, EachVariableAlone) {
     const char* value;
     const char* json;
   };
-  for (const Case& c : {
-           Case{"ADMIN_TOKEN", "t", R"({"admin": {"token": "t"}})"},
-           Case{"TOKEN_SECRET", "s", R"({"jwt": {"secret": "s"}})"},
-           Case{"JWT_SECRET", "s", R"({"jwt": {"secret": "s"}})"},
-           Case{"K8S_ENABLED", "no", R"({"k8s": {"enabled": false}})"},
-           Case{"HTTP_ENABLED", "false",
-                R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"},
-           Case{"HTTP_ENABLED", "true",
-                R"({"http": {"enabled": true}, "ws": {"enabled": true}})"},
-           Case{"HTTP_PORT", "8883", R"({"http": {"port": 8883}})"},
-           Case{"TCP_ENABLED", "Yes", R"({"tcp": {"enabled": true}})"},
-           Case{"TCP_PORT", "1", R"({"tcp": {"port": 1}})"},
-           Case{"TCP_PORT", "65535", R"({"tcp": {"port": 65535}})"},
-           Case{"WS_ENABLED", "NO", R"({"ws": {"enabled": false}})"},
-           Case{"API_ENABLED", "1", R"({"http": {"api_enabled": true}})"},
-           Case{"OIDC_ENABLED", "0", R"({"oidc": {"enabled": false}})"},
-           Case{"OIDC_DISCOVERY", "u", R"({"oidc": {"discovery_url": "u"}})"},
-           Case{"OIDC_DISCOVERY_URL", "u", R"({"oidc": {"discovery_url": "u"}})"},
-           Case{"OIDC_CLIENT_ID", "c", R"({"oidc": {"client_id": "c"}})"},
-           Case{"OIDC_CLIENT_SECRET", "c", R"({"oidc": {"client_secret": "c"}})"},
-           Case{"OIDC_GROUP_FIELD", "g", R"({"oidc": {"group_field": "g"}})"},
-           Case{"OIDC_ADMIN_GROUP", "g", R"({"oidc": {"admin_group": "g"}})"},
-           Case{"OIDC_WRITER_GROUP", "g", R"({"oidc": {"writer_group": "g"}})"},
-           Case{"OIDC_READER_GROUP", "g", R"({"oidc": {"reader_group": "g"}})"},
-       }) {
+  for (
+      const Case& c : {
+          Case{"ADMIN_TOKEN", "t", R"({"admin": {"token": "t"}})"},
+          Case{"TOKEN_SECRET", "s", R"({"jwt": {"secret": "s"}})"},
+          Case{"JWT_SECRET", "s", R"({"jwt": {"secret": "s"}})"},
+          Case{"K8S_ENABLED", "no", R"({"k8s": {"enabled": false}})"},
+          Case{
+              "HTTP_ENABLED", "false",
+              R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"},
+          Case{"HTTP_ENABLED", "true", R"({"http": {"enabled": true}, "ws": {"enabled": true}})"},
+          Case{"HTTP_PORT", "8883", R"({"http": {"port": 8883}})"},
+          Case{"TCP_ENABLED", "Yes", R"({"tcp": {"enabled": true}})"},
+          Case{"TCP_PORT", "1", R"({"tcp": {"port": 1}})"},
+          Case{"TCP_PORT", "65535", R"({"tcp": {"port": 65535}})"},
+          Case{"WS_ENABLED", "NO", R"({"ws": {"enabled": false}})"},
+          Case{"API_ENABLED", "1", R"({"http": {"api_enabled": true}})"},
+          Case{"OIDC_ENABLED", "0", R"({"oidc": {"enabled": false}})"},
+          Case{"OIDC_DISCOVERY", "u", R"({"oidc": {"discovery_url": "u"}})"},
+          Case{"OIDC_DISCOVERY_URL", "u", R"({"oidc": {"discovery_url": "u"}})"},
+          Case{"OIDC_CLIENT_ID", "c", R"({"oidc": {"client_id": "c"}})"},
+          Case{"OIDC_CLIENT_SECRET", "c", R"({"oidc": {"client_secret": "c"}})"},
+          Case{"OIDC_GROUP_FIELD", "g", R"({"oidc": {"group_field": "g"}})"},
+          Case{"OIDC_ADMIN_GROUP", "g", R"({"oidc": {"admin_group": "g"}})"},
+          Case{"OIDC_WRITER_GROUP", "g", R"({"oidc": {"writer_group": "g"}})"},
+          Case{"OIDC_READER_GROUP", "g", R"({"oidc": {"reader_group": "g"}})"},
+      }) {
     SCOPED_TRACE(std::string(c.name) + "=" + c.value);
     EnvSettings e = parse({{c.name, c.value}});
     EXPECT_THAT(e.errors, IsEmpty());
@@ -148,12 +149,13 @@ TEST(EnvSettings, Aliases) {
 
 TEST(EnvSettings, WebSocketNeedsHttp) {
   EnvSettings e = parse({{"HTTP_ENABLED", "false"}, {"WS_ENABLED", "true"}});
-  EXPECT_EQ(e.settings,
-            Json::parse(R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"));
+  EXPECT_EQ(
+      e.settings,
+      Json::parse(
+          R"({"http": {"enabled": false}, "http-api": {"enabled": false}, "ws": {"enabled": false}})"));
   EXPECT_THAT(e.warnings, ElementsAre("WS_ENABLED=true has no effect while HTTP_ENABLED is false"));
   e = parse({{"HTTP_ENABLED", "true"}, {"WS_ENABLED", "false"}});
-  EXPECT_EQ(e.settings,
-            Json::parse(R"({"http": {"enabled": true}, "ws": {"enabled": false}})"));
+  EXPECT_EQ(e.settings, Json::parse(R"({"http": {"enabled": true}, "ws": {"enabled": false}})"));
   EXPECT_THAT(e.warnings, IsEmpty());
 }
 
@@ -315,7 +317,7 @@ TEST(EnvModule, RejectsBadSettings) {
   };
   for (const Case& c : {
            Case{R"({"prefx": "A_"})", "setting 'prefx': unknown key (known: prefix)"},
-           Case{R"({"prefix": 1})", "setting 'prefix': expected string, got number"},
+           Case{R"({"prefix": 1})", "setting 'prefix': expected a string, got number"},
            Case{R"("BB_")", "settings: expected a JSON object"},
        }) {
     FakeHost host(c.settings);

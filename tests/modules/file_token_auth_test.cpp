@@ -103,7 +103,7 @@ TEST_F(FileTokenAuthTest, BadSettingsAndFiles) {
   write("secret-token permit a b\n");
   FakeHost host2(Json{{"file", path_}}.dump());
   EXPECT_EQ(host2.load(descriptor()), BB_E_INVALID);
-  EXPECT_TRUE(host2.logged("line 1: effect must be allow, deny or disallow")) << host2.log_text();
+  EXPECT_TRUE(host2.logged("line 1: effect: expected allow, deny or disallow")) << host2.log_text();
 }
 
 }  // namespace

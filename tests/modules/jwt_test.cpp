@@ -229,17 +229,17 @@ TEST_F(JwtTest, OffWithoutSecretOrKey) {
 
 TEST_F(JwtTest, RejectsBadSettings) {
   expect_invalid({{"secret", kSecret}, {"secrt", "x"}}, "setting 'secrt': unknown key");
-  expect_invalid({{"secret", 42}}, "setting 'secret': expected string, got number");
+  expect_invalid({{"secret", 42}}, "setting 'secret': expected a string, got number");
   expect_invalid({{"secret", kSecret}, {"leeway_s", "30"}},
-                 "setting 'leeway_s': expected integer, got string");
+                 "setting 'leeway_s': expected an integer from 0 to 86400, got \"30\"");
   expect_invalid({{"secret", kSecret}, {"leeway_s", 1.5}},
-                 "setting 'leeway_s': expected integer, got number");
+                 "setting 'leeway_s': expected an integer from 0 to 86400, got 1.5");
   expect_invalid({{"secret", kSecret}, {"leeway_s", -1}},
                  "setting 'leeway_s': expected an integer from 0 to 86400, got -1");
   expect_invalid({{"secret", kSecret}, {"require_exp", "yes"}},
-                 "setting 'require_exp': expected boolean, got string");
+                 "setting 'require_exp': expected true or false, got string");
   expect_invalid({{"secret", kSecret}, {"algorithms", "HS256"}},
-                 "setting 'algorithms': expected array of strings, got string");
+                 "setting 'algorithms': expected an array of strings, got string");
   expect_invalid({{"secret", kSecret}, {"algorithms", Json::array()}},
                  "setting 'algorithms': must not be empty");
   expect_invalid({{"secret", kSecret}, {"algorithms", {"HS256", "none"}}},
@@ -247,9 +247,9 @@ TEST_F(JwtTest, RejectsBadSettings) {
                  "RS512, ES256, ES384, ES512, got \"none\"");
   expect_invalid({{"secret", kSecret}, {"algorithms", {"PS256"}}}, "setting 'algorithms[0]'");
   expect_invalid({{"secret", kSecret}, {"issuer", 1}},
-                 "setting 'issuer': expected non-empty string, got number");
+                 "setting 'issuer': expected a non-empty string, got number");
   expect_invalid({{"secret", kSecret}, {"audience", ""}},
-                 "setting 'audience': expected non-empty string, got string");
+                 "setting 'audience': expected a non-empty string, got string");
   expect_invalid({{"secret", kSecret}, {"algorithms", {"RS256"}}},
                  "setting 'public_key_file': required by the RS*/ES* entries of 'algorithms'");
   expect_invalid({{"public_key_file", rsa_key().public_file}},
@@ -259,8 +259,7 @@ TEST_F(JwtTest, RejectsBadSettings) {
   expect_invalid({{"secret", kSecret}, {"public_key_file", rsa_key().public_file}},
                  "setting 'public_key_file': set, but 'algorithms' names no RS*/ES* algorithm");
   expect_invalid({{"secret", kSecret}, {"public_key_file", 7}, {"algorithms", {"RS256"}}},
-                 "setting 'public_key_file': expected non-empty string (path of a PEM file), "
-                 "got number");
+                 "setting 'public_key_file': expected a non-empty string, got number");
   expect_invalid({{"settings"}}, "settings: expected a JSON object");
 }
 
@@ -541,33 +540,30 @@ TEST_F(JwtTest, MalformedStatements) {
   const Json ok_actions = {"mqtt:publish"};
   const Json ok_resources = {"a/b"};
   const std::vector<Case> cases = {
-      {"allow everything", "bad statements: claim 'statements': expected an array, got string"},
+      {"allow everything", "bad statements: statements: expected an array, got string"},
       {{{{"effect", "allow"}, {"actions", ok_actions}, {"resources", ok_resources}}, 5},
-       "claim 'statements[1]': expected an object, got number"},
-      {{{{"actions", ok_actions}, {"resources", ok_resources}}},
-       "claim 'statements[0].effect': missing"},
-      {{{{"effect", "allow"}, {"resources", ok_resources}}},
-       "claim 'statements[0].actions': missing"},
-      {{{{"effect", "allow"}, {"actions", ok_actions}}},
-       "claim 'statements[0].resources': missing"},
+       "statements[1]: expected an object, got number"},
+      {{{{"actions", ok_actions}, {"resources", ok_resources}}}, "statements[0].effect: missing"},
+      {{{{"effect", "allow"}, {"resources", ok_resources}}}, "statements[0].actions: missing"},
+      {{{{"effect", "allow"}, {"actions", ok_actions}}}, "statements[0].resources: missing"},
       {{{{"effect", "permit"}, {"actions", ok_actions}, {"resources", ok_resources}}},
-       "claim 'statements[0].effect': expected allow, deny or disallow"},
+       "statements[0].effect: expected allow, deny or disallow"},
       {{{{"effect", "Allow"}, {"actions", ok_actions}, {"resources", ok_resources}}},
-       "claim 'statements[0].effect': expected allow, deny or disallow"},
+       "statements[0].effect: expected allow, deny or disallow"},
       {{{{"effect", true}, {"actions", ok_actions}, {"resources", ok_resources}}},
-       "claim 'statements[0].effect': expected allow, deny or disallow"},
+       "statements[0].effect: expected allow, deny or disallow"},
       {{{{"effect", "allow"}, {"actions", Json::array()}, {"resources", ok_resources}}},
-       "claim 'statements[0].actions': must not be empty"},
+       "statements[0].actions: must not be empty"},
       {{{{"effect", "allow"}, {"actions", 3}, {"resources", ok_resources}}},
-       "claim 'statements[0].actions': expected a string or an array of strings, got number"},
+       "statements[0].actions: expected a string or an array of strings, got number"},
       {{{{"effect", "allow"}, {"actions", {"mqtt:publish", 3}}, {"resources", ok_resources}}},
-       "claim 'statements[0].actions[1]': expected a non-empty string"},
+       "statements[0].actions[1]: expected a non-empty string"},
       {{{{"effect", "allow"}, {"actions", ok_actions}, {"resources", {""}}}},
-       "claim 'statements[0].resources[0]': expected a non-empty string"},
+       "statements[0].resources[0]: expected a non-empty string"},
       {{{{"effect", "allow"}, {"actions", ok_actions}, {"resources", ""}}},
-       "claim 'statements[0].resources': expected a non-empty string"},
+       "statements[0].resources: expected a non-empty string"},
       {{{{"effect", "allow"}, {"actions", ok_actions}, {"resources", ok_resources}, {"sid", 1}}},
-       "claim 'statements[0].sid': unknown field"},
+       "statements[0].sid: unknown field"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.statements.dump());
@@ -583,7 +579,7 @@ TEST_F(JwtTest, MalformedStatements) {
     big.push_back({{"effect", "allow"}, {"actions", {"a"}}, {"resources", many}});
   }
   expect_deny(hs_token({{"alg", "HS256"}}, {{"statements", big}}, kSecret),
-              "claim 'statements': more than 4096 action/resource pairs");
+              "statements: more than 4096 action/resource pairs");
   // Valid edge cases: empty statements, string actions and resources, deny.
   AuthResult r = auth(hs_token({{"alg", "HS256"}}, {{"statements", Json::array()}}, kSecret));
   EXPECT_EQ(r.verdict, BB_AUTH_ALLOW) << r.log_reason;

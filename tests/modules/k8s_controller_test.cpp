@@ -14,7 +14,6 @@
 #include "common/base64/base64.hpp"
 #include "config/k8s/conditions.hpp"
 #include "config/k8s/controller.hpp"
-#include "config/k8s/statements.hpp"
 #include "config/k8s/work_queue.hpp"
 
 namespace backbone::modules::k8s {
@@ -23,66 +22,6 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// ---- statements ----
-
-TEST(K8sStatements, CrossProductOfActionsAndResources) {
-  std::vector<Statement> out;
-  std::string error;
-  ASSERT_TRUE(parse_statements(Json::parse(R"([
-      {"effect": "allow", "actions": ["mqtt:publish", "mqtt:subscribe"],
-       "resources": ["a/#", "b/+"]},
-      {"effect": "disallow", "actions": "mqtt:*", "resources": "a/secret"}])"),
-                               "spec.statements", out, error))
-      << error;
-  EXPECT_THAT(out, ElementsAre(Statement{BB_EFFECT_ALLOW, "mqtt:publish", "a/#"},
-                               Statement{BB_EFFECT_ALLOW, "mqtt:publish", "b/+"},
-                               Statement{BB_EFFECT_ALLOW, "mqtt:subscribe", "a/#"},
-                               Statement{BB_EFFECT_ALLOW, "mqtt:subscribe", "b/+"},
-                               Statement{BB_EFFECT_DENY, "mqtt:*", "a/secret"}));
-}
-
-TEST(K8sStatements, StrictErrorsNameTheField) {
-  struct Case {
-    const char* json;
-    const char* error;
-  } cases[] = {
-      {R"({})", "spec.statements: expected an array, got object"},
-      {R"([1])", "spec.statements[0]: expected an object, got number"},
-      {R"([{"effect":"allow","actions":["a"]}])", "spec.statements[0].resources: missing"},
-      {R"([{"effect":"maybe","actions":["a"],"resources":["r"]}])",
-       "spec.statements[0].effect: expected allow, deny or disallow"},
-      {R"([{"effect":"allow","actions":[],"resources":["r"]}])",
-       "spec.statements[0].actions: must not be empty"},
-      {R"([{"effect":"allow","actions":[""],"resources":["r"]}])",
-       "spec.statements[0].actions[0]: expected a non-empty string"},
-      {R"([{"effect":"allow","actions":["a"],"resources":["r"],"extra":1}])",
-       "spec.statements[0].extra: unknown field"},
-      {R"([{"effect":"allow","actions":["a"],"resources":[7]}])",
-       "spec.statements[0].resources[0]: expected a non-empty string"},
-  };
-  for (const auto& c : cases) {
-    std::vector<Statement> out;
-    std::string error;
-    EXPECT_FALSE(parse_statements(Json::parse(c.json), "spec.statements", out, error)) << c.json;
-    EXPECT_EQ(error, c.error) << c.json;
-  }
-}
-
-TEST(K8sStatements, BoundsTheCrossProduct) {
-  Json actions = Json::array();
-  Json resources = Json::array();
-  for (int i = 0; i < 100; ++i) {
-    actions.push_back("a" + std::to_string(i));
-    resources.push_back("r" + std::to_string(i));
-  }
-  std::vector<Statement> out;
-  std::string error;
-  EXPECT_FALSE(parse_statements(
-      Json::array({{{"effect", "allow"}, {"actions", actions}, {"resources", resources}}}),
-      "spec.statements", out, error));
-  EXPECT_THAT(error, HasSubstr("more than 4096"));
-}
 
 // ---- conditions ----
 

@@ -8,6 +8,7 @@
 #include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -78,28 +79,22 @@ class AdminModule final : public sdk::Module, sdk::Authenticator {
     std::optional<std::string> text = host().config("");
     if (!text) return BB_OK;
     nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
-    if (doc.is_discarded() || !(doc.is_object() || doc.is_null())) {
-      host().error("settings: expected a JSON object");
+    OPENSSL_cleanse(text->data(), text->size());
+    if (doc.is_null()) return BB_OK;
+    // A null token reads as absent.
+    if (doc.is_object() && doc.contains("token") && doc["token"].is_null()) doc.erase("token");
+    sdk::Settings settings(doc);
+    std::string value;
+    settings.known({"token"});
+    settings.get_string("token", value, /*allow_empty=*/true);
+    if (settings.has("token")) token = value;
+    OPENSSL_cleanse(value.data(), value.size());
+    if (auto it = doc.find("token"); it != doc.end() && it->is_string())
+      OPENSSL_cleanse(it->get_ref<std::string&>().data(), it->get_ref<std::string&>().size());
+    if (!settings.ok()) {
+      host().error(settings.error());
       return BB_E_INVALID;
     }
-    if (doc.is_null()) return BB_OK;
-    for (auto& item : doc.items()) {
-      const std::string& key = item.key();
-      nlohmann::json& value = item.value();
-      if (key != "token") {
-        host().error("setting '" + key + "': unknown key (known: token)");
-        return BB_E_INVALID;
-      }
-      if (value.is_null()) continue;
-      if (!value.is_string()) {
-        host().error(std::string("setting 'token': expected string, got ") + value.type_name());
-        return BB_E_INVALID;
-      }
-      token = value.get<std::string>();
-      auto& stored = value.get_ref<std::string&>();
-      OPENSSL_cleanse(stored.data(), stored.size());
-    }
-    OPENSSL_cleanse(text->data(), text->size());
     return BB_OK;
   }
 

@@ -159,10 +159,10 @@ void ClientModule::serve(const bb_http_request& r, bb_http_exchange ex) {
   entry.name = name;
   entry.statements_json = body["statements"];
   std::string error;
-  if (!parse_statements(body["statements"], "statements", entry.statements, error) ||
+  if (!sdk::parse_statements(body["statements"], "statements", entry.statements, error) ||
       !read_quotas(body, "field 'quotas'", entry, error))
     return void(host().respond_error(ex, 400, "bad_request", error));
-  const auto list = abi_statements(entry.statements);
+  const auto list = sdk::abi_statements(entry.statements);
   if (!host().permit_grant(r, ex, "mgmt:put-client", resource, list)) return;
   const bool rotate = sdk::view(r.query).find("rotate=true") != std::string_view::npos;
   bool exists;

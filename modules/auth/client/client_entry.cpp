@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 
 #include <unordered_map>
 
@@ -83,119 +84,38 @@ bool valid_name(std::string_view name) {
   return true;
 }
 
-std::vector<bb_statement> abi_statements(const std::vector<Triple>& triples) {
-  std::vector<bb_statement> list;
-  for (const auto& t : triples)
-    list.push_back(bb_statement{t.effect, 0, sdk::str(t.action), sdk::str(t.resource)});
-  return list;
-}
-
-bool parse_statements(const json& j, const std::string& where, std::vector<Triple>& out,
-                      std::string& error) {
-  if (!j.is_array()) {
-    error = where + ": expected an array of statements";
-    return false;
-  }
-  for (size_t i = 0; i < j.size(); ++i) {
-    const json& s = j[i];
-    const std::string at = where + "[" + std::to_string(i) + "]";
-    if (!s.is_object()) {
-      error = at + ": expected an object";
-      return false;
-    }
-    int32_t effect = 0;
-    std::vector<std::string> actions, resources;
-    for (const auto& [key, value] : s.items()) {
-      if (key == "effect") {
-        const std::string e = value.is_string() ? value.get<std::string>() : "";
-        if (e == "allow") {
-          effect = BB_EFFECT_ALLOW;
-        } else if (e == "deny" || e == "disallow") {
-          effect = BB_EFFECT_DENY;
-        } else {
-          error = at + ".effect: expected allow, deny or disallow";
-          return false;
-        }
-      } else if (key == "actions" || key == "resources") {
-        auto& list = key == "actions" ? actions : resources;
-        if (value.is_string()) {
-          list.push_back(value.get<std::string>());
-        } else if (value.is_array() && !value.empty()) {
-          for (const auto& v : value) {
-            if (!v.is_string()) {
-              error = at + "." + key + ": expected strings";
-              return false;
-            }
-            list.push_back(v.get<std::string>());
-          }
-        } else {
-          error = at + "." + key + ": expected a string or a non-empty array of strings";
-          return false;
-        }
-      } else {
-        error = at + ": unknown key '" + key + "'";
-        return false;
-      }
-    }
-    if (effect == 0 || actions.empty() || resources.empty()) {
-      error = at + ": 'effect', 'actions' and 'resources' are required";
-      return false;
-    }
-    for (const auto& a : actions) {
-      for (const auto& r : resources) out.push_back(Triple{effect, a, r});
-    }
-  }
-  return true;
-}
-
 bool parse_settings(const json& settings, ClientTable& table, std::string& error) {
-  if (!settings.is_object()) {
-    error = "settings must be an object";
-    return false;
-  }
-  for (const auto& [key, value] : settings.items()) {
-    if (key != "clients" && key != "enabled") {
-      error = "unknown setting '" + key + "'";
-      return false;
-    }
-  }
-  if (!settings.contains("clients")) return true;
-  const json& clients = settings["clients"];
-  if (!clients.is_object()) {
-    error = "setting 'clients': expected an object of named clients";
-    return false;
+  sdk::Settings s(settings);
+  s.known({"clients", "enabled"});
+  s.object("clients");  // its keys are the clients' names
+  const json* clients = s.find("clients");
+  if (!s.ok() || !clients) {
+    error = s.error();
+    return s.ok();
   }
   std::unordered_map<std::string, std::string> seen;
-  for (const auto& [name, spec] : clients.items()) {
-    const std::string where = "clients." + name;
-    if (!spec.is_object()) {
-      error = where + ": expected an object";
-      return false;
-    }
+  for (const auto& [name, spec] : clients->items()) {
+    sdk::Settings c(spec, "clients." + name);
     ClientEntry entry;
     entry.name = name;
-    if (spec.contains("statements")) entry.statements_json = spec["statements"];
-    for (const auto& [key, value] : spec.items()) {
-      if (key == "token_sha256") {
-        if (!value.is_string() || !from_hex(value.get<std::string>(), entry.token_sha256)) {
-          error = where + ".token_sha256: expected 64 hex digits (sha256 of the token)";
-          return false;
-        }
-      } else if (key == "statements") {
-        if (!parse_statements(value, where + ".statements", entry.statements, error)) return false;
-      } else if (key == "quotas") {
-        if (!read_quotas(spec, where, entry, error)) return false;
-      } else {
-        error = where + ": unknown key '" + key + "'";
-        return false;
-      }
-    }
-    if (entry.token_sha256.empty()) {
-      error = where + ": 'token_sha256' is required";
+    std::string hex;
+    c.known({"token_sha256", "statements", "quotas"});
+    c.require("token_sha256", "sha256 of the token, 64 hex digits");
+    c.get_string("token_sha256", hex);
+    if (c.ok() && !from_hex(hex, entry.token_sha256))
+      c.fail("token_sha256", "expected 64 hex digits (sha256 of the token)");
+    if (!c.ok()) {
+      error = c.error();
       return false;
     }
+    if (const json* statements = c.find("statements")) {
+      entry.statements_json = *statements;
+      if (!sdk::parse_statements(*statements, c.path("statements"), entry.statements, error))
+        return false;
+    }
+    if (!read_quotas(spec, "clients." + name, entry, error)) return false;
     if (auto [it, fresh] = seen.emplace(entry.token_sha256, name); !fresh) {
-      error = where + ": same token as client '" + it->second + "'";
+      error = "setting 'clients." + name + "': same token as client '" + it->second + "'";
       return false;
     }
     table.emplace(name, std::move(entry));

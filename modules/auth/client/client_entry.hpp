@@ -5,6 +5,7 @@
 #pragma once
 
 #include <backbone/module_abi.h>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 #include <map>
@@ -17,17 +18,10 @@ namespace backbone::modules::client {
 
 using nlohmann::json;
 
-struct Triple {
-  int32_t effect;
-  std::string action;
-  std::string resource;
-  bool operator==(const Triple&) const = default;
-};
-
 struct ClientEntry {
   std::string name;
   std::string token_sha256;  // 32 raw bytes
-  std::vector<Triple> statements;
+  std::vector<sdk::Statement> statements;
   json statements_json;  // as given, for GET /api/clients
   // SPEC §6 quotas beside the statements; quotas_json as given (null: none).
   std::optional<bb_quotas> quotas;
@@ -44,16 +38,9 @@ using ClientTable = std::map<std::string, ClientEntry>;
 bool read_quotas(const json& spec, const std::string& where, ClientEntry& entry,
                  std::string& error);
 
-// Strict parse of IAM statements into (effect, action, resource) triples.
-bool parse_statements(const json& j, const std::string& where, std::vector<Triple>& out,
-                      std::string& error);
-
 // The module's settings {"clients": {name: {token_sha256, statements,
 // quotas}}, "enabled": ...} into `table`.
 bool parse_settings(const json& settings, ClientTable& table, std::string& error);
-
-// The statements as the ABI passes them; they point into `triples`.
-std::vector<bb_statement> abi_statements(const std::vector<Triple>& triples);
 
 // Raw SHA-256 digest (32 bytes).
 std::string sha256(std::string_view data);

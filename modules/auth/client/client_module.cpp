@@ -85,7 +85,7 @@ void ClientModule::reauthorize_restored_sessions() {
       host().revoke_principal(kProvider, name);
       continue;
     }
-    host().update_principal(kProvider, name, abi_statements(entry->statements));
+    host().update_principal(kProvider, name, sdk::abi_statements(entry->statements));
   }
 }
 
@@ -97,7 +97,7 @@ void ClientModule::push_changes(const ClientTable& before, const ClientTable& af
       host().revoke_principal(kProvider, name);
       host().info("client '" + name + "' removed or its token changed: sessions cut");
     } else if (!it->second.same_grants(old)) {
-      host().update_principal(kProvider, name, abi_statements(it->second.statements));
+      host().update_principal(kProvider, name, sdk::abi_statements(it->second.statements));
       push_quotas(name, it->second);
       host().info("client '" + name + "': statements updated");
     }
@@ -118,9 +118,7 @@ std::optional<sdk::AuthReply> ClientModule::authenticate(const sdk::LoginRequest
     return sdk::AuthReply::deny("unknown client token");
   // Copied under the lock: API clients change under it.
   const ClientEntry& entry = *it->second;
-  sdk::StatementList statements;
-  for (const Triple& t : entry.statements) statements.add(t.effect, t.action, t.resource);
-  return sdk::AuthReply::allow(entry.name, std::move(statements), 0, entry.quotas);
+  return sdk::AuthReply::allow(entry.name, sdk::statement_list(entry.statements), 0, entry.quotas);
 }
 
 void ClientModule::rebuild_index_locked() {
@@ -184,7 +182,7 @@ bb_status ClientModule::load_api_clients(const ClientTable& file_clients) {
         !spec["token_sha256"].is_string() ||
         !from_hex(spec["token_sha256"].get<std::string>(), entry.token_sha256) ||
         !spec.contains("statements") ||
-        !parse_statements(spec["statements"], "statements", entry.statements, error) ||
+        !sdk::parse_statements(spec["statements"], "statements", entry.statements, error) ||
         !read_quotas(spec, "quotas", entry, error)) {
       host().error(state_file_ + ": client '" + name + "' is invalid" +
                    (error.empty() ? std::string() : ": " + error) +

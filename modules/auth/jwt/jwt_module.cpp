@@ -10,6 +10,8 @@
 #include <backbone/json.hpp>
 #include <backbone/quotas.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -29,12 +31,6 @@ using Json = nlohmann::json;
 constexpr std::string_view kAuthenticatorName = "jwt";
 constexpr int64_t kMaxLeeway = 24 * 3600;
 constexpr size_t kShortSecret = 32;
-
-bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
-                const Json& v) {
-  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
-  return false;
-}
 
 class JwtModule final : public sdk::Module, sdk::Authenticator {
  public:
@@ -84,93 +80,42 @@ class JwtModule final : public sdk::Module, sdk::Authenticator {
     Json doc = text ? sdk::parse_json(*text, nullptr, true) : Json::object();
     if (text) OPENSSL_cleanse(text->data(), text->size());
     if (doc.is_null()) doc = Json::object();
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
+    sdk::Settings settings(doc);
+    VerifierConfig config;
+    std::vector<std::string> algorithms;
+    std::string key_file;
+    settings.known({"secret", "algorithms", "public_key_file", "leeway_s", "require_exp", "issuer",
+                    "audience"});
+    settings.get_string("secret", config.secret, /*allow_empty=*/true);
+    if (auto it = doc.find("secret"); it != doc.end() && it->is_string())
+      OPENSSL_cleanse(it->get_ref<std::string&>().data(), it->get_ref<std::string&>().size());
+    settings.get_strings("algorithms", algorithms, /*non_empty=*/true);
+    settings.get_string("public_key_file", key_file);
+    settings.get_int("leeway_s", config.leeway_s, int64_t{0}, kMaxLeeway);
+    settings.get_bool("require_exp", config.require_exp);
+    std::string issuer, audience;  // non-empty when given
+    settings.get_string("issuer", issuer);
+    settings.get_string("audience", audience);
+    if (!issuer.empty()) config.issuer = issuer;
+    if (!audience.empty()) config.audience = audience;
+    if (!settings.ok()) {
+      host().error(settings.error());
       return BB_E_INVALID;
     }
-    VerifierConfig config;
-    std::optional<Json> algorithms;
-    std::optional<std::string> key_file;
-    bool ok = true;
-    for (auto& item : doc.items()) {
-      const std::string& key = item.key();
-      Json& v = item.value();
-      if (!ok) break;
-      if (key == "secret") {
-        if (!v.is_string()) {
-          ok = type_error(host(), key, "string", v);
-          continue;
-        }
-        config.secret = v.get<std::string>();
-        OPENSSL_cleanse(v.get_ref<std::string&>().data(), v.get_ref<std::string&>().size());
-      } else if (key == "algorithms") {
-        if (!v.is_array()) {
-          ok = type_error(host(), key, "array of strings", v);
-          continue;
-        }
-        algorithms = v;
-      } else if (key == "public_key_file") {
-        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-          ok = type_error(host(), key, "non-empty string (path of a PEM file)", v);
-          continue;
-        }
-        key_file = v.get<std::string>();
-      } else if (key == "leeway_s") {
-        if (!v.is_number_integer()) {
-          ok = type_error(host(), key, "integer", v);
-          continue;
-        }
-        const int64_t n = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{kMaxLeeway}
-                              ? -1
-                              : v.get<int64_t>();
-        if (n < 0 || n > kMaxLeeway) {
-          host().error("setting 'leeway_s': expected an integer from 0 to " +
-                       std::to_string(kMaxLeeway) + ", got " + v.dump());
-          ok = false;
-          continue;
-        }
-        config.leeway_s = n;
-      } else if (key == "require_exp") {
-        if (!v.is_boolean()) {
-          ok = type_error(host(), key, "boolean", v);
-          continue;
-        }
-        config.require_exp = v.get<bool>();
-      } else if (key == "issuer" || key == "audience") {
-        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-          ok = type_error(host(), key, "non-empty string", v);
-          continue;
-        }
-        (key == "issuer" ? config.issuer : config.audience) = v.get<std::string>();
-      } else {
-        host().error("setting '" + key +
-                     "': unknown key (known: secret, algorithms, public_key_file, leeway_s, "
-                     "require_exp, issuer, audience)");
-        ok = false;
-      }
-    }
-    if (!ok) return BB_E_INVALID;
 
-    if (config.secret.empty() && !key_file) return BB_OK;  // off
+    if (config.secret.empty() && key_file.empty()) return BB_OK;  // off
 
-    if (algorithms) {
-      if (algorithms->empty()) {
-        host().error("setting 'algorithms': must not be empty");
+    for (const std::string& name : algorithms) {
+      const Algorithm* alg = find_algorithm(name);
+      if (alg == nullptr) {
+        host().error("setting 'algorithms[" + std::to_string(config.algorithms.size()) +
+                     "]': expected one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, " +
+                     "ES384, ES512, got " + Json(name).dump());
         return BB_E_INVALID;
       }
-      for (size_t i = 0; i < algorithms->size(); ++i) {
-        const Json& a = (*algorithms)[i];
-        const Algorithm* alg = a.is_string() ? find_algorithm(a.get<std::string>()) : nullptr;
-        if (alg == nullptr) {
-          host().error("setting 'algorithms[" + std::to_string(i) + "]': expected one of HS256, " +
-                       "HS384, HS512, RS256, RS384, RS512, ES256, ES384, ES512, got " + a.dump());
-          return BB_E_INVALID;
-        }
-        config.algorithms.push_back(alg);
-      }
-    } else {
-      config.algorithms.push_back(find_algorithm("HS256"));
+      config.algorithms.push_back(alg);
     }
+    if (algorithms.empty()) config.algorithms.push_back(find_algorithm("HS256"));
 
     bool wants_key = false;
     for (const Algorithm* a : config.algorithms) {
@@ -180,25 +125,25 @@ class JwtModule final : public sdk::Module, sdk::Authenticator {
       }
       wants_key = wants_key || a->family != Family::kHmac;
     }
-    if (wants_key && !key_file) {
+    if (wants_key && key_file.empty()) {
       host().error("setting 'public_key_file': required by the RS*/ES* entries of 'algorithms'");
       return BB_E_INVALID;
     }
-    if (key_file && !wants_key) {
+    if (!key_file.empty() && !wants_key) {
       host().error(
           "setting 'public_key_file': set, but 'algorithms' names no RS*/ES* algorithm to use it");
       return BB_E_INVALID;
     }
-    if (key_file) {
+    if (!key_file.empty()) {
       std::string error;
-      config.public_key = load_public_key(*key_file, error);
+      config.public_key = load_public_key(key_file, error);
       if (!config.public_key) {
         host().error("setting 'public_key_file': " + error);
         return BB_E_INVALID;
       }
       for (const Algorithm* a : config.algorithms) {
         if (std::string why = key_mismatch(*a, config.public_key.get()); !why.empty()) {
-          host().error("setting 'algorithms': " + why + " ('" + *key_file + "')");
+          host().error("setting 'algorithms': " + why + " ('" + key_file + "')");
           return BB_E_INVALID;
         }
       }
@@ -228,12 +173,8 @@ class JwtModule final : public sdk::Module, sdk::Authenticator {
       verdict.reason = "provider off";
     }
     if (!verdict.ok) return sdk::AuthReply::deny(std::move(verdict.reason));
-    sdk::StatementList statements;
-    for (auto& t : verdict.statements) {
-      statements.add(t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, std::move(t.action),
-                     std::move(t.resource));
-    }
-    return sdk::AuthReply::allow(std::move(verdict.principal), std::move(statements),
+    return sdk::AuthReply::allow(std::move(verdict.principal),
+                                 sdk::statement_list(std::move(verdict.statements)),
                                  verdict.expires_at_unix_s, verdict.quotas);
   }
 
@@ -298,17 +239,13 @@ class JwtModule final : public sdk::Module, sdk::Authenticator {
       Json claims = Json::object();
       for (const auto& [key, value] : body.items()) {
         if (key == "statements") {
-          std::vector<Triple> triples;
+          std::vector<sdk::Statement> statements;
           std::string error;
-          if (!parse_statements(value, triples, error)) {
-            host.respond_error(ex, 400, "bad_request", "field 'statements': " + error);
+          if (!sdk::parse_statements(value, "statements", statements, error)) {
+            host.respond_error(ex, 400, "bad_request", error);
             return;
           }
-          std::vector<bb_statement> grants;
-          for (const Triple& t : triples) {
-            grants.push_back(bb_statement{t.allow ? BB_EFFECT_ALLOW : BB_EFFECT_DENY, 0,
-                                          sdk::str(t.action), sdk::str(t.resource)});
-          }
+          const std::vector<bb_statement> grants = sdk::abi_statements(statements);
           if (!host.permit_grant(*r, ex, "mgmt:generate-jwt", "jwt", grants)) return;
           claims["statements"] = value;
         } else if (key == "exp") {

@@ -34,8 +34,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr size_t kMaxPatternSize = 1024;
-
 const Algorithm kAlgorithms[] = {
     {"HS256", Family::kHmac, &EVP_sha256, "", 0},
     {"HS384", Family::kHmac, &EVP_sha384, "", 0},
@@ -61,37 +59,6 @@ struct BioDeleter {
 struct X509Deleter {
   void operator()(X509* x) const noexcept { X509_free(x); }
 };
-
-// One of `actions` / `resources`: a non-empty string or a non-empty array of
-// non-empty strings.
-bool parse_patterns(const Json& v, const std::string& field, std::vector<std::string>& out,
-                    std::string& error) {
-  auto check = [&](const Json& s, const std::string& name) {
-    if (!s.is_string() || s.get_ref<const std::string&>().empty()) {
-      error = "claim '" + name + "': expected a non-empty string";
-      return false;
-    }
-    if (s.get_ref<const std::string&>().size() > kMaxPatternSize) {
-      error = "claim '" + name + "': longer than " + std::to_string(kMaxPatternSize) + " bytes";
-      return false;
-    }
-    out.push_back(s.get<std::string>());
-    return true;
-  };
-  if (v.is_string()) return check(v, field);
-  if (!v.is_array()) {
-    error = "claim '" + field + "': expected a string or an array of strings, got " + v.type_name();
-    return false;
-  }
-  if (v.empty()) {
-    error = "claim '" + field + "': must not be empty";
-    return false;
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!check(v[i], field + "[" + std::to_string(i) + "]")) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -162,59 +129,6 @@ std::string key_mismatch(const Algorithm& alg, EVP_PKEY* key) {
            curve_label(std::string_view(group.data(), len)) + " key";
   }
   return {};
-}
-
-bool parse_statements(const Json& claim, std::vector<Triple>& out, std::string& error) {
-  if (!claim.is_array()) {
-    error = std::string("claim 'statements': expected an array, got ") + claim.type_name();
-    return false;
-  }
-  for (size_t i = 0; i < claim.size(); ++i) {
-    const Json& st = claim[i];
-    const std::string at = "statements[" + std::to_string(i) + "]";
-    if (!st.is_object()) {
-      error = "claim '" + at + "': expected an object, got " + st.type_name();
-      return false;
-    }
-    for (const auto& item : st.items()) {
-      const std::string& k = item.key();
-      if (k != "effect" && k != "actions" && k != "resources") {
-        error = "claim '" + at + "." + printable(k) + "': unknown field";
-        return false;
-      }
-    }
-    for (const char* required : {"effect", "actions", "resources"}) {
-      if (!st.contains(required)) {
-        error = "claim '" + at + "." + required + "': missing";
-        return false;
-      }
-    }
-    const Json& effect = st["effect"];
-    bool allow;
-    if (effect == "allow") {
-      allow = true;
-    } else if (effect == "deny" || effect == "disallow") {
-      allow = false;
-    } else {
-      error = "claim '" + at + ".effect': expected allow, deny or disallow";
-      return false;
-    }
-    std::vector<std::string> actions;
-    std::vector<std::string> resources;
-    if (!parse_patterns(st["actions"], at + ".actions", actions, error) ||
-        !parse_patterns(st["resources"], at + ".resources", resources, error)) {
-      return false;
-    }
-    if (actions.size() * resources.size() > kMaxStatements - out.size()) {
-      error = "claim 'statements': more than " + std::to_string(kMaxStatements) +
-              " action/resource pairs";
-      return false;
-    }
-    for (const auto& a : actions) {
-      for (const auto& r : resources) out.push_back(Triple{allow, a, r});
-    }
-  }
-  return true;
 }
 
 Verifier::~Verifier() {
@@ -361,7 +275,8 @@ Verdict Verifier::verify(std::string_view token, int64_t now) const {
   auto st = payload.find("statements");
   if (st == payload.end()) return fail("bad statements: claim 'statements' missing");
   std::string error;
-  if (!parse_statements(*st, v.statements, error)) return fail("bad statements: " + error);
+  if (!sdk::parse_statements(*st, "statements", v.statements, error))
+    return fail("bad statements: " + error);
   if (auto q = payload.find("quotas"); q != payload.end()) {
     bb_quotas quotas{};
     if (!sdk::parse_quotas(*q, "claim 'quotas'", quotas, error))

@@ -6,6 +6,7 @@
 
 #include <backbone/module_abi.h>
 #include <openssl/evp.h>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/jose/jose_common.hpp"
@@ -51,17 +52,11 @@ struct VerifierConfig {
   std::optional<std::string> audience;
 };
 
-struct Triple {
-  bool allow;
-  std::string action;
-  std::string resource;
-};
-
 struct Verdict {
   bool ok = false;
   std::string reason;  // why not: for the log only, never contains the token
   std::string principal;
-  std::vector<Triple> statements;
+  std::vector<sdk::Statement> statements;  // claim "statements", flattened
   int64_t expires_at_unix_s = 0;
   std::optional<bb_quotas> quotas;  // claim "quotas" (SPEC §6)
 };
@@ -84,12 +79,5 @@ class Verifier {
 
   VerifierConfig config_;
 };
-
-// The most statement triples one token may carry (cross product included).
-inline constexpr size_t kMaxStatements = 4096;
-
-// Validates the `statements` claim and flattens it to triples. On failure
-// returns false and sets `error` to a reason naming the offending field.
-bool parse_statements(const nlohmann::json& claim, std::vector<Triple>& out, std::string& error);
 
 }  // namespace backbone::modules::jwt

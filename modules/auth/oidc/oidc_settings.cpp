@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <backbone/json.hpp>
 #include <backbone/quotas.hpp>
+#include <backbone/settings.hpp>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -17,12 +18,6 @@ constexpr int64_t kMaxSeconds = 24 * 3600;
 constexpr int64_t kMinTimeoutMs = 100;
 constexpr int64_t kMaxTimeoutMs = 120000;
 
-bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
-                const Json& v) {
-  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
-  return false;
-}
-
 }  // namespace
 
 bb_status read_settings(const sdk::Host& host, std::shared_ptr<const Settings>& out) {
@@ -30,97 +25,54 @@ bb_status read_settings(const sdk::Host& host, std::shared_ptr<const Settings>& 
   Json doc = text ? sdk::parse_json(*text, nullptr, true) : Json::object();
   if (text) OPENSSL_cleanse(text->data(), text->size());
   if (doc.is_null()) doc = Json::object();
-  if (doc.is_discarded() || !doc.is_object()) {
-    host.error("settings: expected a JSON object");
-    return BB_E_INVALID;
+  // A null value reads as absent.
+  if (doc.is_object()) {
+    for (auto it = doc.begin(); it != doc.end();) it = it->is_null() ? doc.erase(it) : ++it;
   }
   auto s = std::make_shared<Settings>();
   s->rules.group_field = "groups";
-  bool ok = true;
-  auto integer = [&](const std::string& key, const Json& v, int64_t lo, int64_t hi, int64_t& dst) {
-    if (!v.is_number_integer()) return type_error(host, key, "integer", v);
-    const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi);
-    const int64_t n = too_big ? hi + 1 : v.get<int64_t>();
-    if (n < lo || n > hi) {
-      host.error("setting '" + key + "': expected an integer from " + std::to_string(lo) + " to " +
-                 std::to_string(hi) + ", got " + v.dump());
-      return false;
-    }
-    dst = n;
-    return true;
-  };
-  for (auto& item : doc.items()) {
-    if (!ok) break;
-    const std::string& key = item.key();
-    Json& v = item.value();
-    if (v.is_null()) continue;  // same as absent
-    if (key == "client_secret") {
-      // Not needed to verify tokens; validated, wiped, never logged.
-      if (!v.is_string()) {
-        ok = type_error(host, key, "string", v);
-      } else {
-        OPENSSL_cleanse(v.get_ref<std::string&>().data(), v.get_ref<std::string&>().size());
-      }
-    } else if (key == "enabled" || key == "allow_http") {
-      if (!v.is_boolean()) {
-        ok = type_error(host, key, "boolean", v);
-      } else if (key == "allow_http") {
-        s->http.allow_http = v.get<bool>();
-      }
-    } else if (key == "discovery_url" || key == "client_id" || key == "group_field" ||
-               key == "admin_group" || key == "writer_group" || key == "reader_group" ||
-               key == "ca_file") {
-      if (!v.is_string()) {
-        ok = type_error(host, key, "string", v);
-        continue;
-      }
-      std::string value = v.get<std::string>();
-      if (key == "discovery_url") s->discovery_url = value;
-      if (key == "client_id") s->rules.audience = value;
-      if (key == "group_field") s->rules.group_field = value;
-      if (key == "admin_group") s->rules.admin_group = value;
-      if (key == "writer_group") s->rules.writer_group = value;
-      if (key == "reader_group") s->rules.reader_group = value;
-      if (key == "ca_file") s->http.ca_file = value;
-    } else if (key == "role_quotas") {
-      if (!v.is_object()) {
-        ok = type_error(host, key, "object", v);
-        continue;
-      }
-      for (const auto& [role, quotas] : v.items()) {
-        std::optional<bb_quotas>* slot = role == "admin"    ? &s->admin_quotas
-                                         : role == "writer" ? &s->writer_quotas
-                                         : role == "reader" ? &s->reader_quotas
-                                                            : nullptr;
-        bb_quotas q{};
-        std::string error;
-        if (!slot) {
-          host.error("setting 'role_quotas." + role + "': unknown role (admin, writer, reader)");
-          ok = false;
-        } else if (!sdk::parse_quotas(quotas, "setting 'role_quotas." + role + "'", q, error)) {
-          host.error(error);
-          ok = false;
-        } else {
-          *slot = q;
-        }
-      }
-    } else if (key == "leeway_s") {
-      ok = integer(key, v, 0, kMaxSeconds, s->rules.leeway_s);
-    } else if (key == "jwks_min_refresh_s") {
-      ok = integer(key, v, 0, kMaxSeconds, s->jwks_min_refresh_s);
-    } else if (key == "http_timeout_ms") {
-      int64_t ms = 0;
-      ok = integer(key, v, kMinTimeoutMs, kMaxTimeoutMs, ms);
-      s->http.timeout_ms = static_cast<int>(ms);
-    } else {
-      host.error("setting '" + key +
-                 "': unknown key (known: enabled, discovery_url, client_id, client_secret, "
-                 "group_field, admin_group, writer_group, reader_group, role_quotas, leeway_s, "
-                 "jwks_min_refresh_s, http_timeout_ms, allow_http, ca_file)");
-      ok = false;
-    }
+  sdk::Settings settings(doc);
+  settings.known({"enabled", "discovery_url", "client_id", "client_secret", "group_field",
+                  "admin_group", "writer_group", "reader_group", "role_quotas", "leeway_s",
+                  "jwks_min_refresh_s", "http_timeout_ms", "allow_http", "ca_file"});
+  bool enabled = true;        // the host's switch: only its type is checked here
+  std::string client_secret;  // not needed to verify tokens: validated, wiped, never logged
+  settings.get_bool("enabled", enabled);
+  settings.get_bool("allow_http", s->http.allow_http);
+  settings.get_string("client_secret", client_secret, true);
+  OPENSSL_cleanse(client_secret.data(), client_secret.size());
+  if (auto it = doc.find("client_secret"); it != doc.end() && it->is_string())
+    OPENSSL_cleanse(it->get_ref<std::string&>().data(), it->get_ref<std::string&>().size());
+  settings.get_string("discovery_url", s->discovery_url, true);
+  settings.get_string("client_id", s->rules.audience, true);
+  settings.get_string("group_field", s->rules.group_field, true);
+  settings.get_string("admin_group", s->rules.admin_group, true);
+  settings.get_string("writer_group", s->rules.writer_group, true);
+  settings.get_string("reader_group", s->rules.reader_group, true);
+  settings.get_string("ca_file", s->http.ca_file, true);
+  settings.get_int("leeway_s", s->rules.leeway_s, int64_t{0}, kMaxSeconds);
+  settings.get_int("jwks_min_refresh_s", s->jwks_min_refresh_s, int64_t{0}, kMaxSeconds);
+  settings.get_int("http_timeout_ms", s->http.timeout_ms, static_cast<int>(kMinTimeoutMs),
+                   static_cast<int>(kMaxTimeoutMs));
+  sdk::Settings roles = settings.object("role_quotas");
+  roles.known({"admin", "writer", "reader"});
+  if (!settings.merge(roles)) {
+    host.error(settings.error());
+    return BB_E_INVALID;
   }
-  if (!ok) return BB_E_INVALID;
+  for (auto [role, slot] : {std::pair{"admin", &s->admin_quotas},
+                            {"writer", &s->writer_quotas},
+                            {"reader", &s->reader_quotas}}) {
+    const Json* quotas = roles.find(role);
+    if (!quotas) continue;
+    bb_quotas q{};
+    std::string error;
+    if (!sdk::parse_quotas(*quotas, "setting 'role_quotas." + std::string(role) + "'", q, error)) {
+      host.error(error);
+      return BB_E_INVALID;
+    }
+    *slot = q;
+  }
   if (s->discovery_url.empty()) return BB_OK;  // off
 
   if (std::string why = check_url(s->discovery_url, s->http.allow_http); !why.empty()) {

@@ -2,65 +2,51 @@
 #include "settings.hpp"
 
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 
+#include <cstdint>
 #include <optional>
 
 namespace backbone::modules::redis {
 
 bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error) {
   if (doc.is_null()) return true;
-  if (doc.is_discarded() || !doc.is_object()) {
-    error = "settings: expected a JSON object";
-    return false;
-  }
-  auto bad = [&error](const std::string& key, const std::string& why) {
-    error = "setting '" + key + "': " + why;
-    return false;
-  };
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "address") {
-      if (!value.is_string()) return bad(key, "expected \"host:port\"");
-      const std::string a = value.get<std::string>();
-      const size_t colon = a.rfind(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == a.size())
-        return bad(key, "expected \"host:port\", got \"" + a + "\"");
-      const std::string port = a.substr(colon + 1);
-      if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoi(port) < 1 || std::stoi(port) > 65535)
-        return bad(key, "port must be 1-65535, got \"" + port + "\"");
-      out.host = a.substr(0, colon);
-      out.port = std::stoi(port);
-    } else if (key == "prefix" || key == "username") {
-      if (!value.is_string()) return bad(key, "expected a string");
-      std::string s = value.get<std::string>();
-      if (key == "prefix" && (s.empty() || s.size() > 128))
-        return bad(key, "expected 1-128 characters");
-      (key == "prefix" ? out.prefix : out.username) = std::move(s);
-    } else if (key == "password_file") {
-      if (!value.is_string()) return bad(key, "expected a file path");
-      std::string read_error;
-      std::optional<std::string> pw = sdk::read_file(value.get<std::string>(), read_error);
-      if (!pw)
-        return bad(key,
-                   read_error.empty() ? value.get<std::string>() + ": no such file" : read_error);
-      while (!pw->empty() && (pw->back() == '\n' || pw->back() == '\r')) pw->pop_back();
-      out.password = std::move(*pw);
-    } else if (key == "timeout_ms" || key == "max_pending_bytes") {
-      const bool timeout = key == "timeout_ms";
-      if (!value.is_number_unsigned() || value.get<uint64_t>() == 0 ||
-          (timeout && value.get<uint64_t>() > 60000))
-        return bad(key, timeout ? "expected 1-60000" : "expected a positive integer");
-      if (timeout)
-        out.timeout_ms = value.get<uint32_t>();
-      else
-        out.max_pending_bytes = value.get<uint64_t>();
+  sdk::Settings s(doc);
+  std::string address, password_file;
+  s.known({"address", "prefix", "username", "password_file", "timeout_ms", "max_pending_bytes"});
+  s.get_string("address", address);
+  s.get_string("prefix", out.prefix, /*allow_empty=*/true);
+  s.get_string("username", out.username, /*allow_empty=*/true);
+  s.get_string("password_file", password_file);
+  s.get_int<uint32_t>("timeout_ms", out.timeout_ms, 1, 60000);
+  s.get_int<uint64_t>("max_pending_bytes", out.max_pending_bytes, 1, UINT64_MAX);
+  if (s.has("address")) {
+    const size_t colon = address.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || port.empty()) {
+      s.fail("address", "expected \"host:port\", got \"" + address + "\"");
+    } else if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+               std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      s.fail("address", "port must be 1-65535, got \"" + port + "\"");
     } else {
-      return bad(key,
-                 "unknown key (known: address, prefix, username, password_file, timeout_ms, "
-                 "max_pending_bytes)");
+      out.host = address.substr(0, colon);
+      out.port = std::stoi(port);
     }
   }
-  return true;
+  if (s.has("prefix") && (out.prefix.empty() || out.prefix.size() > 128))
+    s.fail("prefix", "expected 1-128 characters");
+  if (s.has("password_file")) {
+    std::string read_error;
+    std::optional<std::string> pw = sdk::read_file(password_file, read_error);
+    if (!pw) {
+      s.fail("password_file", read_error.empty() ? password_file + ": no such file" : read_error);
+    } else {
+      while (!pw->empty() && (pw->back() == '\n' || pw->back() == '\r')) pw->pop_back();
+      out.password = std::move(*pw);
+    }
+  }
+  error = s.error();
+  return s.ok();
 }
 
 }  // namespace backbone::modules::redis

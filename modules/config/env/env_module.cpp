@@ -5,6 +5,7 @@
 #include <backbone/module_abi.h>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -53,21 +54,12 @@ class EnvModule final : public sdk::Module {
     if (!text) return BB_OK;
     nlohmann::json doc = sdk::parse_json(*text, nullptr, true);
     if (doc.is_null()) return BB_OK;
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
+    sdk::Settings settings(doc);
+    settings.known({"prefix"});
+    settings.get_string("prefix", prefix, /*allow_empty=*/true);
+    if (!settings.ok()) {
+      host().error(settings.error());
       return BB_E_INVALID;
-    }
-    for (const auto& item : doc.items()) {
-      if (item.key() != "prefix") {
-        host().error("setting '" + item.key() + "': unknown key (known: prefix)");
-        return BB_E_INVALID;
-      }
-      if (!item.value().is_string()) {
-        host().error(std::string("setting 'prefix': expected string, got ") +
-                     item.value().type_name());
-        return BB_E_INVALID;
-      }
-      prefix = item.value().get<std::string>();
     }
     return BB_OK;
   }

@@ -161,7 +161,7 @@ void Controller::upsert_client(const Json& object) {
   } else if (!spec->contains("statements")) {
     error = "spec.statements: missing";
   } else {
-    ok = parse_statements((*spec)["statements"], "spec.statements", parsed, error);
+    ok = sdk::parse_statements((*spec)["statements"], "spec.statements", parsed, error);
   }
   std::optional<bb_quotas> quotas;
   Json quotas_json;

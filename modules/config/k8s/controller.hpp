@@ -14,6 +14,7 @@
 // the ABI allows (the host never calls back synchronously).
 
 #include <backbone/module_abi.h>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -31,9 +32,11 @@
 #include "common/kube/kube_http.hpp"
 #include "common/kube/reflector.hpp"
 #include "conditions.hpp"
-#include "statements.hpp"
 
 namespace backbone::modules::k8s {
+
+// Client.spec.statements, flattened (SPEC §6).
+using Statement = sdk::Statement;
 
 // What the controller asks of the broker (the host API in the module).
 class BrokerSink {

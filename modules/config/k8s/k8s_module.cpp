@@ -13,6 +13,7 @@
 #include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -73,13 +74,8 @@ class HostSink final : public BrokerSink {
 
   int32_t update_principal(const std::string& principal, const std::vector<Statement>* statements,
                            std::string& error) override {
-    std::vector<bb_statement> list;
-    if (statements != nullptr) {
-      list.reserve(statements->size());
-      for (const auto& s : *statements) {
-        list.push_back(bb_statement{s.effect, 0, sdk::str(s.action), sdk::str(s.resource)});
-      }
-    }
+    const std::vector<bb_statement> list =
+        statements != nullptr ? sdk::abi_statements(*statements) : std::vector<bb_statement>{};
     const bb_status s = statements == nullptr ? host_.revoke_principal(kProvider, principal)
                                               : host_.update_principal(kProvider, principal, list);
     if (s != BB_OK) error = host_.last_error();
@@ -95,12 +91,6 @@ class HostSink final : public BrokerSink {
  private:
   sdk::Host host_;
 };
-
-bool type_error(const sdk::Host& host, const std::string& key, const char* expected,
-                const Json& v) {
-  host.error("setting '" + key + "': expected " + expected + ", got " + v.type_name());
-  return false;
-}
 
 std::optional<std::string> getenv_string(const std::string& name) {
   const char* v = std::getenv(name.c_str());  // control thread; nothing calls setenv
@@ -287,61 +277,30 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
   bool read_settings(const std::string& text, Settings& s) const {
     Json doc = sdk::parse_json(text, nullptr, true);
     if (doc.is_null()) doc = Json::object();
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
-      return false;
+    // A null value reads as absent (what a Helm values file leaves unset).
+    if (doc.is_object()) {
+      for (auto it = doc.begin(); it != doc.end();) it = it->is_null() ? doc.erase(it) : ++it;
     }
-    auto integer = [&](const std::string& key, const Json& v, int64_t lo, int64_t hi,
-                       int64_t& dst) {
-      if (!v.is_number_integer()) return type_error(host(), key, "an integer", v);
-      const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(hi);
-      const int64_t n = too_big ? hi + 1 : v.get<int64_t>();
-      if (n < lo || n > hi) {
-        host().error("setting '" + key + "': expected an integer from " + std::to_string(lo) +
-                     " to " + std::to_string(hi) + ", got " + v.dump());
-        return false;
-      }
-      dst = n;
-      return true;
-    };
-    for (auto& [key, v] : doc.items()) {
-      if (v.is_null()) continue;  // same as absent
-      bool ok = true;
-      if (key == "enabled" || key == "allow_insecure") {
-        if (!v.is_boolean()) {
-          ok = type_error(host(), key, "a boolean", v);
-        } else if (key == "allow_insecure") {
-          s.allow_insecure = v.get<bool>();
-        }
-      } else if (key == "kubeconfig" || key == "context" || key == "api_server" ||
-                 key == "service_account_dir") {
-        if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-          ok = type_error(host(), key, "a non-empty string", v);
-        } else {
-          std::string value = v.get<std::string>();
-          if (key == "kubeconfig") s.kubeconfig = value;
-          if (key == "context") s.context = value;
-          if (key == "api_server") s.api_server = value;
-          if (key == "service_account_dir") s.service_account_dir = value;
-        }
-      } else if (key == "namespaces") {
-        ok = read_namespaces(v, s.namespaces);
-      } else if (key == "watch_timeout_s") {
-        ok = integer(key, v, 1, 3600, s.watch_timeout_s);
-      } else if (key == "request_timeout_ms") {
-        ok = integer(key, v, 100, 120000, s.request_timeout_ms);
-      } else if (key == "backoff_initial_ms") {
-        ok = integer(key, v, 10, 60000, s.backoff_initial_ms);
-      } else if (key == "backoff_max_ms") {
-        ok = integer(key, v, 10, 600000, s.backoff_max_ms);
-      } else {
-        host().error("setting '" + key +
-                     "': unknown key (known: enabled, kubeconfig, context, namespaces, "
-                     "api_server, allow_insecure, service_account_dir, watch_timeout_s, "
-                     "request_timeout_ms, backoff_initial_ms, backoff_max_ms)");
-        ok = false;
-      }
-      if (!ok) return false;
+    sdk::Settings settings(doc);
+    bool enabled = true;  // the host's switch: only its type is checked here
+    settings.known({"enabled", "kubeconfig", "context", "namespaces", "api_server",
+                    "allow_insecure", "service_account_dir", "watch_timeout_s",
+                    "request_timeout_ms", "backoff_initial_ms", "backoff_max_ms"});
+    settings.get_bool("enabled", enabled);
+    settings.get_bool("allow_insecure", s.allow_insecure);
+    settings.get_string("kubeconfig", s.kubeconfig);
+    settings.get_string("context", s.context);
+    settings.get_string("api_server", s.api_server);
+    settings.get_string("service_account_dir", s.service_account_dir);
+    settings.get_int("watch_timeout_s", s.watch_timeout_s, int64_t{1}, int64_t{3600});
+    settings.get_int("request_timeout_ms", s.request_timeout_ms, int64_t{100}, int64_t{120000});
+    settings.get_int("backoff_initial_ms", s.backoff_initial_ms, int64_t{10}, int64_t{60000});
+    settings.get_int("backoff_max_ms", s.backoff_max_ms, int64_t{10}, int64_t{600000});
+    settings.get_strings("namespaces", s.namespaces);
+    check_namespaces(s.namespaces, settings);
+    if (!settings.ok()) {
+      host().error(settings.error());
+      return false;
     }
     if (s.backoff_max_ms < s.backoff_initial_ms) {
       host().error("setting 'backoff_max_ms': must not be less than 'backoff_initial_ms' (" +
@@ -351,30 +310,23 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
     return true;
   }
 
-  bool read_namespaces(const Json& v, std::vector<std::string>& out) const {
-    if (!v.is_array()) return type_error(host(), "namespaces", "an array of namespace names", v);
-    if (v.size() > kMaxNamespaces) {
-      host().error("setting 'namespaces': more than " + std::to_string(kMaxNamespaces) +
-                   " namespaces (leave it empty to watch all namespaces)");
-      return false;
+  // After get_strings(): at most kMaxNamespaces DNS labels, none twice.
+  static void check_namespaces(const std::vector<std::string>& list, sdk::Settings& settings) {
+    if (list.size() > kMaxNamespaces) {
+      settings.fail("namespaces", "more than " + std::to_string(kMaxNamespaces) +
+                                      " namespaces (leave it empty to watch all namespaces)");
     }
     std::set<std::string> seen;
-    for (size_t i = 0; i < v.size(); ++i) {
+    for (size_t i = 0; i < list.size() && settings.ok(); ++i) {
       const std::string at = "namespaces[" + std::to_string(i) + "]";
-      if (!v[i].is_string()) return type_error(host(), at, "a string", v[i]);
-      const std::string& ns = v[i].get_ref<const std::string&>();
+      const std::string& ns = list[i];
       if (!valid_label(ns)) {
-        host().error("setting '" + at + "': '" + ns.substr(0, 80) +
-                     "' is not a valid namespace name (lower-case DNS label)");
-        return false;
+        settings.fail(
+            at, "'" + ns.substr(0, 80) + "' is not a valid namespace name (lower-case DNS label)");
+      } else if (!seen.insert(ns).second) {
+        settings.fail(at, "namespace '" + ns + "' listed twice");
       }
-      if (!seen.insert(ns).second) {
-        host().error("setting '" + at + "': namespace '" + ns + "' listed twice");
-        return false;
-      }
-      out.push_back(ns);
     }
-    return true;
   }
 
   std::optional<ClusterConfig> resolve_cluster(const Settings& s) const {

@@ -6,6 +6,7 @@
 // /api/message, the topics a rule binds).
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 
 #include "common/base64/base64.hpp"
 
@@ -59,11 +60,10 @@ class HttpApiModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_OK;  // nothing to reload
     const auto text = host().config("");
-    const json settings = text ? sdk::parse_json(*text) : json::object();
-    if (!settings.is_object()) return fail("settings must be an object");
-    for (const auto& [key, value] : settings.items()) {
-      return fail("unknown setting '" + key + "' (the listener is configured under \"http\")");
-    }
+    const json doc = text ? sdk::parse_json(*text) : json::object();
+    sdk::Settings settings(doc);
+    if (!settings.known({}))
+      return fail(settings.error() + " (the listener is configured under \"http\")");
     if (!host().has_http()) return fail("this kernel has no HTTP listener (needs module ABI 1.1)");
     if (const bb_status s = restore_topics(); s != BB_OK) return s;
     // Registered while configuring, so /health and /ready answer while the

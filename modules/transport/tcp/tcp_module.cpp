@@ -13,7 +13,10 @@
 #include <unistd.h>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -78,29 +81,17 @@ class TcpModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_E_UNSUPPORTED;
     const auto text = host().config("");
-    const json settings = text ? sdk::parse_json(*text) : json::object();
-    if (!settings.is_object()) return fail("settings must be an object");
-    for (const auto& [key, value] : settings.items()) {
-      if (key == "address") {
-        if (!value.is_string()) return fail("setting 'address': expected a string");
-        address_ = value.get<std::string>();
-      } else if (key == "port") {
-        if (!value.is_number_unsigned() || value.get<uint64_t>() > 65535)
-          return fail("setting 'port': expected a port number 0-65535, got " + value.dump());
-        port_ = value.get<uint16_t>();
-      } else if (key == "backlog") {
-        if (!value.is_number_unsigned()) return fail("setting 'backlog': expected an integer");
-        backlog_ = value.get<int>();
-      } else if (key == "write_buffer_high") {
-        if (!value.is_number_unsigned() || value.get<uint64_t>() < 4096)
-          return fail("setting 'write_buffer_high': expected an integer >= 4096");
-        high_watermark_ = value.get<size_t>();
-      } else if (key == "tls") {
-        if (!configure_tls(value)) return BB_E_INVALID;
-      } else if (key != "enabled") {
-        return fail("unknown setting '" + key + "'");
-      }
-    }
+    const json doc = text ? sdk::parse_json(*text) : json::object();
+    sdk::Settings settings(doc);
+    settings.known({"enabled", "address", "port", "backlog", "write_buffer_high", "tls"});
+    settings.get_string("address", address_, /*allow_empty=*/true);
+    settings.get_int<uint16_t>("port", port_, 0, 65535);
+    settings.get_int<int>("backlog", backlog_, 0, INT_MAX);
+    settings.get_int<size_t>("write_buffer_high", high_watermark_, 4096, SIZE_MAX);
+    sdk::Settings tls = settings.object("tls");
+    const bool with_tls = settings.has("tls");
+    if (!settings.ok()) return fail(settings.error());
+    if (with_tls && !configure_tls(tls)) return BB_E_INVALID;
     return BB_OK;
   }
 
@@ -164,27 +155,15 @@ class TcpModule : public sdk::Module {
     return BB_E_INVALID;
   }
 
-  bool configure_tls(const json& tls) {
-    if (!tls.is_object()) return fail("setting 'tls': expected an object") == BB_OK;
+  bool configure_tls(sdk::Settings& tls) {
     std::string cert, key, ca;
     bool require_client_cert = false;
-    for (const auto& [k, v] : tls.items()) {
-      if ((k == "cert" || k == "key" || k == "ca") && !v.is_string())
-        return fail("setting 'tls." + k + "': expected a file path") == BB_OK;
-      if (k == "cert") {
-        cert = v.get<std::string>();
-      } else if (k == "key") {
-        key = v.get<std::string>();
-      } else if (k == "ca") {
-        ca = v.get<std::string>();
-      } else if (k == "require_client_cert") {
-        if (!v.is_boolean())
-          return fail("setting 'tls.require_client_cert': expected a bool") == BB_OK;
-        require_client_cert = v.get<bool>();
-      } else {
-        return fail("unknown setting 'tls." + k + "'") == BB_OK;
-      }
-    }
+    tls.known({"cert", "key", "ca", "require_client_cert"});
+    tls.get_string("cert", cert, /*allow_empty=*/true);
+    tls.get_string("key", key, /*allow_empty=*/true);
+    tls.get_string("ca", ca, /*allow_empty=*/true);
+    tls.get_bool("require_client_cert", require_client_cert);
+    if (!tls.ok()) return fail(tls.error()) == BB_OK;
     if (cert.empty() || key.empty())
       return fail("setting 'tls': 'cert' and 'key' are required") == BB_OK;
     tls_ = SSL_CTX_new(TLS_server_method());

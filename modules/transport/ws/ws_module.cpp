@@ -5,9 +5,11 @@
 // on the same worker.
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace backbone::modules::ws {
 namespace {
@@ -29,31 +31,25 @@ class WsModule : public sdk::Module {
   bb_status configure(bool reloading) override {
     if (reloading) return BB_E_UNSUPPORTED;
     const auto text = host().config("");
-    const json settings = text ? sdk::parse_json(*text) : json::object();
-    if (!settings.is_object()) return fail("settings must be an object");
-    for (const auto& [key, value] : settings.items()) {
-      if (key == "path") {
-        if (!value.is_string() || value.get<std::string>().empty() ||
-            value.get<std::string>().front() != '/')
-          return fail("setting 'path': expected an absolute path such as \"/ws\"");
-        path_ = value.get<std::string>();
-      } else if (key == "subprotocols") {
-        if (!value.is_array() || value.empty())
-          return fail("setting 'subprotocols': expected a non-empty array of strings");
-        subprotocols_.clear();
-        for (const auto& p : value) {
-          if (!p.is_string() || p.get<std::string>().empty() ||
-              p.get<std::string>().find(',') != std::string::npos)
-            return fail("setting 'subprotocols': expected a non-empty array of strings");
-          subprotocols_ += (subprotocols_.empty() ? "" : ",") + p.get<std::string>();
-        }
-      } else if (key == "max_message_size") {
-        if (!value.is_number_unsigned() || value.get<uint64_t>() > UINT32_MAX)
-          return fail("setting 'max_message_size': expected bytes (0 = the kernel's limit)");
-        max_message_size_ = value.get<uint32_t>();
-      } else {
-        return fail("unknown setting '" + key + "' (known: path, subprotocols, max_message_size)");
-      }
+    const json doc = text ? sdk::parse_json(*text) : json::object();
+    sdk::Settings settings(doc);
+    std::vector<std::string> subprotocols;
+    settings.known({"path", "subprotocols", "max_message_size"});
+    settings.get_string("path", path_);
+    if (settings.has("path") && path_.front() != '/')
+      settings.fail("path", "expected an absolute path such as \"/ws\"");
+    settings.get_strings("subprotocols", subprotocols, /*non_empty=*/true);
+    for (size_t i = 0; i < subprotocols.size(); ++i) {
+      if (subprotocols[i].find(',') != std::string::npos)
+        settings.fail("subprotocols[" + std::to_string(i) + "]", "must not contain ','");
+    }
+    // 0 = the kernel's limit.
+    settings.get_int<uint32_t>("max_message_size", max_message_size_, 0, UINT32_MAX);
+    if (!settings.ok()) return fail(settings.error());
+    if (!subprotocols.empty()) {
+      subprotocols_.clear();
+      for (const std::string& p : subprotocols)
+        subprotocols_ += (subprotocols_.empty() ? "" : ",") + p;
     }
     if (!host().has_http()) {
       return fail("this kernel has no HTTP listener (needs module ABI 1.1)");

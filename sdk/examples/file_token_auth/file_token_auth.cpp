@@ -10,8 +10,8 @@
 //   s3cr3t-viewer allow mqtt:subscribe sensors/#
 //
 // It uses only the public SDK: <backbone/module_abi.h> (the C ABI),
-// <backbone/sdk.hpp> and <backbone/authenticator.hpp> (the header-only C++
-// layer).
+// <backbone/sdk.hpp>, <backbone/authenticator.hpp>, <backbone/settings.hpp>
+// and <backbone/statements.hpp> (the header-only C++ layer).
 
 #include <backbone/module_abi.h>
 #include <openssl/crypto.h>
@@ -19,6 +19,8 @@
 #include <backbone/authenticator.hpp>
 #include <backbone/json.hpp>
 #include <backbone/sdk.hpp>
+#include <backbone/settings.hpp>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -28,6 +30,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace example::file_token_auth {
@@ -75,15 +78,17 @@ std::shared_ptr<const Table> load_table(const std::string& path, const std::stri
               ": expected '<token> <effect> <action> <resource>'";
       return nullptr;
     }
-    int32_t e;
-    if (effect == "allow") {
-      e = BB_EFFECT_ALLOW;
-    } else if (effect == "deny" || effect == "disallow") {
-      e = BB_EFFECT_DENY;
-    } else {
-      error = "'" + path + "' line " + std::to_string(number) +
-              ": effect must be allow, deny or disallow";
+    const std::string at = "'" + path + "' line " + std::to_string(number) + ": ";
+    const int32_t e = sdk::parse_effect(effect);
+    if (e == 0) {
+      error = at + "effect: " + std::string(sdk::kEffectExpected);
       return nullptr;
+    }
+    for (const auto& [field, value] : {std::pair{"action", &action}, {"resource", &resource}}) {
+      if (std::string why = sdk::pattern_problem(*value); !why.empty()) {
+        error = at + field + ": " + why;
+        return nullptr;
+      }
     }
     Entry& entry = table->entries[sha256(token)];
     OPENSSL_cleanse(token.data(), token.size());
@@ -132,25 +137,15 @@ class FileTokenAuth final : public sdk::Module, sdk::Authenticator {
  private:
   bb_status read_settings(std::string& file, std::string& name) const {
     std::optional<std::string> text = host().config("");
-    nlohmann::json doc = text ? sdk::parse_json(*text, nullptr, true) : nlohmann::json::object();
-    if (doc.is_discarded() || !doc.is_object()) {
-      host().error("settings: expected a JSON object");
-      return BB_E_INVALID;
-    }
-    for (const auto& item : doc.items()) {
-      const std::string& key = item.key();
-      if (key != "file" && key != "name") {
-        host().error("setting '" + key + "': unknown key (known: file, name)");
-        return BB_E_INVALID;
-      }
-      if (!item.value().is_string() || item.value().get_ref<const std::string&>().empty()) {
-        host().error("setting '" + key + "': expected a non-empty string");
-        return BB_E_INVALID;
-      }
-      (key == "file" ? file : name) = item.value().get<std::string>();
-    }
-    if (file.empty()) {
-      host().error("setting 'file': required (path of the token file)");
+    const nlohmann::json doc =
+        text ? sdk::parse_json(*text, nullptr, true) : nlohmann::json::object();
+    sdk::Settings settings(doc);
+    settings.known({"file", "name"});
+    settings.get_string("file", file);
+    settings.get_string("name", name);
+    settings.require("file", "path of the token file");
+    if (!settings.ok()) {
+      host().error(settings.error());
       return BB_E_INVALID;
     }
     return BB_OK;

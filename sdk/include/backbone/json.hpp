@@ -20,6 +20,14 @@ inline namespace v1 {
 // end of a thread's stack.
 inline constexpr int kMaxJsonDepth = 64;
 
+// A key from outside quoted in an error: printable ASCII only, bounded, so a
+// hostile document cannot fill a log line or put control bytes in it.
+inline std::string printable_key(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return s.size() > 64 ? out + "..." : out;
+}
+
 // Why parse_json() refused a text.
 struct JsonError {
   std::string message;  // "not valid JSON", or the limit that was exceeded

@@ -381,9 +381,9 @@ class Configuration(unittest.TestCase):
         self.assert_refused({"discovery_url": url, "client_id": "x", "allow_http": True,
                              "groups": "g"}, "setting 'groups': unknown key")
         self.assert_refused({"discovery_url": url, "client_id": "x", "allow_http": True,
-                             "leeway_s": "30"}, "setting 'leeway_s': expected integer")
+                             "leeway_s": "30"}, "setting 'leeway_s': expected an integer")
         self.assert_refused({"discovery_url": url, "client_id": "x", "allow_http": "yes"},
-                            "setting 'allow_http': expected boolean")
+                            "setting 'allow_http': expected true or false")
         self.assert_refused({"discovery_url": url, "allow_http": True},
                             "setting 'client_id': required")
         self.assert_refused({"discovery_url": url, "client_id": "x"}, "plain http")

@@ -295,7 +295,7 @@ class RedisCluster(unittest.TestCase):
             ({"address": "localhost"}, "setting 'address': expected \"host:port\""),
             ({"address": "127.0.0.1:99999"}, "port must be 1-65535"),
             ({"prefix": ""}, "setting 'prefix': expected 1-128 characters"),
-            ({"timeout_ms": 0}, "setting 'timeout_ms': expected 1-60000"),
+            ({"timeout_ms": 0}, "setting 'timeout_ms': expected an integer from 1 to 60000"),
             ({"password_file": "/nonexistent/pw"},
              "setting 'password_file': /nonexistent/pw: no such file"),
             ({"colour": "blue"}, "setting 'colour': unknown key"),

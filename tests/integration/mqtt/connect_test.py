@@ -76,7 +76,7 @@ class CommandLine(unittest.TestCase):
 
     def test_unknown_module_setting(self):
         self.assert_config_error({"modules": [{"name": "tcp", "settings": {"prot": 1}}]},
-                                 "unknown setting 'prot'")
+                                 "setting 'prot': unknown key")
 
     def test_invalid_statement(self):
         self.assert_config_error({"anonymous": {"statements": [{"effect": "maybe",

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <backbone/statements.hpp>
 #include <nlohmann/json.hpp>
 
 namespace backbone::kernel::authz {
@@ -13,114 +14,15 @@ namespace {
 using nlohmann::json;
 
 std::shared_ptr<const Policy> policy_from(const char* text) {
-  std::vector<Statement> statements;
+  std::vector<sdk::StatementGroup> groups;
   std::string error;
-  EXPECT_TRUE(parse_statements(json::parse(text), statements, error)) << error;
+  EXPECT_TRUE(sdk::parse_statement_groups(json::parse(text), "statements", groups, error)) << error;
+  std::vector<Statement> statements;
+  for (const auto& g : groups)
+    statements.push_back(Statement{g.effect == BB_EFFECT_ALLOW, g.actions, g.resources});
   auto p = Policy::compile(statements, &error);
   EXPECT_NE(p, nullptr) << error;
   return p;
-}
-
-// --- parse_statements -------------------------------------------------------
-
-TEST(ParseStatements, AcceptsArraysAndSingleStrings) {
-  std::vector<Statement> out;
-  std::string error;
-  ASSERT_TRUE(parse_statements(json::parse(R"([
-      {"effect": "allow", "actions": ["mqtt:publish", "mqtt:read"], "resources": ["a/#", "b"]},
-      {"effect": "deny", "actions": "mqtt:*", "resources": "a/secret"},
-      {"effect": "disallow", "resources": ["x"], "actions": ["*"]}])"),
-                               out, error))
-      << error;
-  ASSERT_EQ(out.size(), 3u);
-  EXPECT_TRUE(out[0].allow);
-  EXPECT_EQ(out[0].actions, (std::vector<std::string>{"mqtt:publish", "mqtt:read"}));
-  EXPECT_EQ(out[0].resources, (std::vector<std::string>{"a/#", "b"}));
-  EXPECT_FALSE(out[1].allow);
-  EXPECT_EQ(out[1].actions, (std::vector<std::string>{"mqtt:*"}));
-  EXPECT_EQ(out[1].resources, (std::vector<std::string>{"a/secret"}));
-  EXPECT_FALSE(out[2].allow);
-  EXPECT_EQ(out[2].actions, (std::vector<std::string>{"*"}));
-}
-
-TEST(ParseStatements, EmptyArrayIsNoStatements) {
-  std::vector<Statement> out(1);
-  std::string error;
-  ASSERT_TRUE(parse_statements(json::array(), out, error));
-  EXPECT_TRUE(out.empty());
-}
-
-struct ParseErrorCase {
-  const char* json_text;
-  const char* error;
-};
-
-TEST(ParseStatements, RejectsEachMalformedShapeWithFieldPath) {
-  const ParseErrorCase cases[] = {
-      {R"({"effect": "allow"})", "statements: expected array"},
-      {R"("allow")", "statements: expected array"},
-      {R"([5])", "statements[0]: expected object"},
-      {R"([{"effect": "allow", "actions": "*", "resources": "*", "extra": 1}])",
-       "statements[0].extra: unknown field"},
-      {R"([{"actions": "*", "resources": "*"}])", "statements[0].effect: missing"},
-      {R"([{"effect": "permit", "actions": "*", "resources": "*"}])",
-       R"(statements[0].effect: expected "allow", "deny" or "disallow")"},
-      {R"([{"effect": "Allow", "actions": "*", "resources": "*"}])",
-       R"(statements[0].effect: expected "allow", "deny" or "disallow")"},
-      {R"([{"effect": true, "actions": "*", "resources": "*"}])",
-       R"(statements[0].effect: expected "allow", "deny" or "disallow")"},
-      {R"([{"effect": "allow", "resources": "*"}])", "statements[0].actions: missing"},
-      {R"([{"effect": "allow", "actions": "*"}])", "statements[0].resources: missing"},
-      {R"([{"effect": "allow", "actions": "*", "resources": "*"},
-           {"effect": "allow", "actions": "*", "resources": "*"},
-           {"effect": "allow", "actions": 5, "resources": "*"}])",
-       "statements[2].actions: expected array of strings"},
-      {R"([{"effect": "allow", "actions": ["a", 1], "resources": "*"}])",
-       "statements[0].actions: expected array of strings"},
-      {R"([{"effect": "allow", "actions": {"a": 1}, "resources": "*"}])",
-       "statements[0].actions: expected array of strings"},
-      {R"([{"effect": "allow", "actions": [], "resources": "*"}])",
-       "statements[0].actions: expected non-empty array of strings"},
-      {R"([{"effect": "allow", "actions": "", "resources": "*"}])",
-       "statements[0].actions: expected non-empty string"},
-      {R"([{"effect": "allow", "actions": ["x", ""], "resources": "*"}])",
-       "statements[0].actions[1]: expected non-empty string"},
-      {R"([{"effect": "allow", "actions": "*", "resources": null}])",
-       "statements[0].resources: expected array of strings"},
-      {R"([{"effect": "allow", "actions": "*", "resources": []}])",
-       "statements[0].resources: expected non-empty array of strings"},
-      {R"([{"effect": "allow", "actions": "*", "resources": ["a", "#/b"]}])",
-       "statements[0].resources[1]: '#' must be the last level"},
-      {R"([{"effect": "deny", "actions": "*", "resources": "mqtt:"}])",
-       "statements[0].resources[0]: empty pattern"},
-  };
-  for (const auto& c : cases) {
-    std::vector<Statement> out{Statement{true, {"keep"}, {"keep"}}};
-    std::string error;
-    EXPECT_FALSE(parse_statements(json::parse(c.json_text), out, error)) << c.json_text;
-    EXPECT_EQ(error, c.error) << c.json_text;
-    // Fail closed: the caller's previous statements stay as they were.
-    ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].actions[0], "keep");
-  }
-}
-
-TEST(ToJson, RoundTripsAndNormalisesDisallow) {
-  std::vector<Statement> in;
-  std::string error;
-  ASSERT_TRUE(parse_statements(json::parse(R"([
-      {"effect": "allow", "actions": "mqtt:publish", "resources": ["a/#"]},
-      {"effect": "disallow", "actions": ["*"], "resources": ["a/b", "c"]}])"),
-                               in, error));
-  const json j = to_json(in);
-  EXPECT_EQ(j, json::parse(R"([
-      {"effect": "allow", "actions": ["mqtt:publish"], "resources": ["a/#"]},
-      {"effect": "deny", "actions": ["*"], "resources": ["a/b", "c"]}])"));
-  std::vector<Statement> back;
-  ASSERT_TRUE(parse_statements(j, back, error)) << error;
-  ASSERT_EQ(back.size(), 2u);
-  EXPECT_EQ(back[1].allow, false);
-  EXPECT_EQ(back[1].resources, in[1].resources);
 }
 
 // --- Policy ----------------------------------------------------------------

@@ -244,11 +244,10 @@ TEST(ConfigErrors, Anonymous) {
   EXPECT_EQ(error_of(R"({"anonymous": {"rules": []}})"),
             "test.json: anonymous: unknown key 'rules'");
   EXPECT_EQ(error_of(R"({"anonymous": {"statements": 5}})"),
-            "test.json: anonymous: statements: expected array");
+            "test.json: anonymous: statements: expected an array, got number");
   EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "maybe", "actions": "*",
              "resources": "#"}]}})"),
-            "test.json: anonymous: statements[0].effect: expected \"allow\", \"deny\" or "
-            "\"disallow\"");
+            "test.json: anonymous: statements[0].effect: expected allow, deny or disallow");
   EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "allow", "resources": "#"}]}})"),
             "test.json: anonymous: statements[0].actions: missing");
   // An empty statement list is valid (deny everything).
