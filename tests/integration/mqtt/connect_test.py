@@ -65,7 +65,7 @@ class CommandLine(unittest.TestCase):
         self.assert_config_error('{\n  "modules": [\n    "tcp",\n  ]\n}', ":4:", "invalid JSON")
 
     def test_unknown_top_level_key(self):
-        self.assert_config_error({"moduls": []}, "unknown key 'moduls'")
+        self.assert_config_error({"moduls": []}, "setting 'moduls': unknown key")
 
     def test_unknown_module(self):
         self.assert_config_error({"modules": ["nosuchmodule"]}, "modules[0]", "nosuchmodule",

@@ -124,9 +124,11 @@ TEST(ConfigParse, ShippedExampleParses) {
 
 TEST(ConfigErrors, StateDir) {
   EXPECT_EQ(error_of(R"({"state_dir": "relative/dir"})"),
-            "test.json: state_dir: expected an absolute directory path");
+            "test.json: setting 'state_dir': expected an absolute directory path");
+  EXPECT_EQ(error_of(R"({"state_dir": ""})"),
+            "test.json: setting 'state_dir': expected an absolute directory path");
   EXPECT_EQ(error_of(R"({"state_dir": 5})"),
-            "test.json: state_dir: expected an absolute directory path");
+            "test.json: setting 'state_dir': expected a string, got number");
   EXPECT_EQ(parse_config(R"({"state_dir": "/srv/bb"})", "t.json").state_dir, "/srv/bb");
 }
 
@@ -143,68 +145,111 @@ TEST(ConfigErrors, DeepNestingIsRefusedBeforeAnythingWalksIt) {
   EXPECT_EQ(error_of(R"({"modules": )" + deep + "}"), "test.json: nested deeper than 64 levels");
 }
 
+// parse_json refuses the depth before any reader recurses into it, so a
+// hostile file is one clear error, not a stack overflow.
+TEST(ConfigErrors, ObjectsNested100kDeepAreRefused) {
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += R"({"a": )";
+  deep += "1" + std::string(100000, '}');
+  EXPECT_EQ(error_of(R"({"limits": )" + deep + "}"), "test.json: nested deeper than 64 levels");
+  EXPECT_EQ(error_of(deep), "test.json: nested deeper than 64 levels");
+}
+
+// An unknown key is quoted back cut short and with control bytes replaced, so
+// a hostile key cannot flood or forge the log line.
+TEST(ConfigErrors, HostileUnknownKeyIsQuotedSafely) {
+  const std::string e = error_of("{\"" + std::string(100000, 'k') + "\\n\\u0007x\": 1}");
+  EXPECT_EQ(e.rfind("test.json: setting '" + std::string(64, 'k') + "...': unknown key", 0), 0u)
+      << e.substr(0, 200);
+  EXPECT_LT(e.size(), 400u);
+  EXPECT_EQ(error_of("{\"log\": {\"a\\nb\": 1}}"),
+            "test.json: setting 'log.a?b': unknown key (known: level, format)");
+}
+
 TEST(ConfigErrors, TopLevel) {
-  EXPECT_EQ(error_of("[]"), "test.json: top level: expected an object, got array");
-  EXPECT_EQ(error_of("5"), "test.json: top level: expected an object, got number");
-  EXPECT_EQ(error_of(R"({"bogus": 1})"), "test.json: top level: unknown key 'bogus'");
-  EXPECT_EQ(error_of(R"({"Workers": 1})"), "test.json: top level: unknown key 'Workers'");
-  EXPECT_EQ(error_of(R"({"module_path": 5})"),
-            "test.json: module_path: expected a string or an array of strings");
-  EXPECT_EQ(error_of(R"({"module_path": ["a", 1]})"), "test.json: module_path: expected strings");
+  EXPECT_EQ(error_of("[]"), "test.json: settings: expected a JSON object, got array");
+  EXPECT_EQ(error_of("5"), "test.json: settings: expected a JSON object, got number");
+  const std::string known =
+      " (known: $schema, module_path, workers, log, limits, http, state_dir, store, anonymous, "
+      "topics, modules)";
+  EXPECT_EQ(error_of(R"({"bogus": 1})"), "test.json: setting 'bogus': unknown key" + known);
+  EXPECT_EQ(error_of(R"({"Workers": 1})"), "test.json: setting 'Workers': unknown key" + known);
+  EXPECT_EQ(
+      error_of(R"({"module_path": 5})"),
+      "test.json: setting 'module_path': expected a string or an array of strings, got number");
+  EXPECT_EQ(error_of(R"({"module_path": ["a", 1]})"),
+            "test.json: setting 'module_path[1]': expected a non-empty string, got number");
 }
 
 // "workers" is a top-level key; its location should read like the others
-// ("limits.max_inflight", "log.level"), not "top level.workers".
+// ("limits.max_inflight", "log.level"), not "settings.workers".
 TEST(ConfigErrors, WorkersLocation) {
   EXPECT_EQ(error_of(R"({"workers": -1})"),
-            "test.json: workers: expected an unsigned integer up to 4294967295, got -1");
+            "test.json: setting 'workers': expected an integer from 0 to 4294967295, got -1");
   EXPECT_EQ(error_of(R"({"workers": "4"})"),
-            "test.json: workers: expected an unsigned integer up to 4294967295, got \"4\"");
+            "test.json: setting 'workers': expected an integer from 0 to 4294967295, got \"4\"");
 }
 
 TEST(ConfigErrors, Log) {
-  EXPECT_EQ(error_of(R"({"log": 1})"), "test.json: log: expected an object, got number");
-  EXPECT_EQ(error_of(R"({"log": {"colour": "x"}})"), "test.json: log: unknown key 'colour'");
-  EXPECT_EQ(error_of(R"({"log": {"level": 3}})"), "test.json: log.level: expected a string");
-  EXPECT_EQ(error_of(R"({"log": {"format": null}})"), "test.json: log.format: expected a string");
+  EXPECT_EQ(error_of(R"({"log": 1})"), "test.json: setting 'log': expected an object, got number");
+  EXPECT_EQ(error_of(R"({"log": {"colour": "x"}})"),
+            "test.json: setting 'log.colour': unknown key (known: level, format)");
+  EXPECT_EQ(error_of(R"({"log": {"level": 3}})"),
+            "test.json: setting 'log.level': expected a string, got number");
+  EXPECT_EQ(error_of(R"({"log": {"format": null}})"),
+            "test.json: setting 'log.format': expected a string, got null");
 }
 
 TEST(ConfigErrors, LimitsTypes) {
-  EXPECT_EQ(error_of(R"({"limits": []})"), "test.json: limits: expected an object, got array");
-  EXPECT_EQ(error_of(R"({"limits": {"max_packets": 1}})"),
-            "test.json: limits: unknown key 'max_packets'");
-  EXPECT_EQ(error_of(R"({"limits": {"max_inflight": 65536}})"),
-            "test.json: limits.max_inflight: expected an unsigned integer up to 65535, got 65536");
-  EXPECT_EQ(error_of(R"({"limits": {"max_connections": -5}})"),
-            "test.json: limits.max_connections: expected an unsigned integer up to 4294967295, "
-            "got -5");
-  EXPECT_EQ(error_of(R"({"limits": {"max_connections": 1.5}})"),
-            "test.json: limits.max_connections: expected an unsigned integer up to 4294967295, "
-            "got 1.5");
-  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": "1k"}})"),
-            "test.json: limits.max_packet_size: expected an unsigned integer up to 4294967295, "
-            "got \"1k\"");
-  EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": 4294967296}})"),
-            "test.json: limits.max_packet_size: expected an unsigned integer up to 4294967295, "
-            "got 4294967296");
+  EXPECT_EQ(error_of(R"({"limits": []})"),
+            "test.json: setting 'limits': expected an object, got array");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_packets": 1}})"),
+      "test.json: setting 'limits.max_packets': unknown key "
+      "(known: max_packet_size, max_packet_size_before_auth, max_connections, max_inflight, "
+      "receive_maximum, max_queued_messages, max_queued_bytes, max_topic_length, max_topic_levels, "
+      "max_subscriptions_per_session, max_keep_alive, connect_timeout_ms, auth_timeout_ms, "
+      "slow_consumer_timeout_ms, max_session_expiry_s, topic_alias_maximum, sys_interval_s, "
+      "shutdown_grace_ms, disconnect_on_denied_publish, max_retained_messages, max_retained_bytes, "
+      "max_offline_sessions, login_failures_before_backoff, login_backoff_max_ms, principal)");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_inflight": 65536}})"),
+      "test.json: setting 'limits.max_inflight': expected an integer from 0 to 65535, got 65536");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_connections": -5}})"),
+      "test.json: setting 'limits.max_connections': expected an integer from 0 to 4294967295, "
+      "got -5");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_connections": 1.5}})"),
+      "test.json: setting 'limits.max_connections': expected an integer from 0 to 4294967295, "
+      "got 1.5");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_packet_size": "1k"}})"),
+      "test.json: setting 'limits.max_packet_size': expected an integer from 0 to 4294967295, "
+      "got \"1k\"");
+  EXPECT_EQ(
+      error_of(R"({"limits": {"max_packet_size": 4294967296}})"),
+      "test.json: setting 'limits.max_packet_size': expected an integer from 0 to 4294967295, "
+      "got 4294967296");
   EXPECT_EQ(error_of(R"({"limits": {"max_queued_bytes": -1}})"),
-            "test.json: limits.max_queued_bytes: expected an unsigned integer up to "
+            "test.json: setting 'limits.max_queued_bytes': expected an integer from 0 to "
             "18446744073709551615, got -1");
   EXPECT_EQ(error_of(R"({"limits": {"disconnect_on_denied_publish": 1}})"),
-            "test.json: limits.disconnect_on_denied_publish: expected true or false");
+            "test.json: setting 'limits.disconnect_on_denied_publish': expected true or false, got "
+            "number");
 }
 
 TEST(ConfigErrors, LimitsBounds) {
   EXPECT_EQ(error_of(R"({"limits": {"max_packet_size": 63}})"),
-            "test.json: limits.max_packet_size: must be at least 64");
+            "test.json: setting 'limits.max_packet_size': must be at least 64");
   EXPECT_EQ(error_of(R"({"limits": {"max_packet_size_before_auth": 0}})"),
-            "test.json: limits.max_packet_size_before_auth: must be at least 64");
+            "test.json: setting 'limits.max_packet_size_before_auth': must be at least 64");
   EXPECT_EQ(error_of(R"({"limits": {"max_inflight": 0}})"),
-            "test.json: limits.max_inflight: must be at least 1");
+            "test.json: setting 'limits.max_inflight': must be at least 1");
   EXPECT_EQ(error_of(R"({"limits": {"receive_maximum": 0}})"),
-            "test.json: limits.receive_maximum: must be at least 1");
+            "test.json: setting 'limits.receive_maximum': must be at least 1");
   EXPECT_EQ(error_of(R"({"limits": {"max_queued_messages": 0}})"),
-            "test.json: limits.max_queued_messages: must be at least 1");
+            "test.json: setting 'limits.max_queued_messages': must be at least 1");
   // The smallest accepted values.
   const Config cfg = parse_config(
       R"({"limits": {"max_packet_size": 64, "max_packet_size_before_auth": 64,
@@ -230,26 +275,28 @@ TEST(ConfigParse, PrincipalQuotasAndBrokerWideCaps) {
   EXPECT_EQ(cfg.limits.principal.publish_rate, 11u);
   EXPECT_EQ(cfg.limits.principal.max_retained, 0u);
   EXPECT_EQ(error_of(R"({"limits": {"principal": {"maxConnection": 1}}})"),
-            "test.json: limits.principal.maxConnection: unknown quota");
+            "test.json: setting 'limits.principal.maxConnection': unknown quota");
   EXPECT_EQ(error_of(R"({"limits": {"principal": {"publishRate": -1}}})"),
-            "test.json: limits.principal.publishRate: expected an unsigned integer");
+            "test.json: setting 'limits.principal.publishRate': expected an unsigned integer");
   EXPECT_EQ(error_of(R"({"limits": {"principal": []}})"),
-            "test.json: limits.principal: expected an object");
+            "test.json: setting 'limits.principal': expected an object");
 }
 
 TEST(ConfigErrors, Anonymous) {
   EXPECT_EQ(error_of(R"({"anonymous": []})"),
-            "test.json: anonymous: expected an object, got array");
-  EXPECT_EQ(error_of(R"({"anonymous": {}})"), "test.json: anonymous: missing 'statements'");
+            "test.json: setting 'anonymous': expected an object, got array");
+  EXPECT_EQ(error_of(R"({"anonymous": {}})"),
+            "test.json: setting 'anonymous.statements': required (an array of statements)");
   EXPECT_EQ(error_of(R"({"anonymous": {"rules": []}})"),
-            "test.json: anonymous: unknown key 'rules'");
+            "test.json: setting 'anonymous.rules': unknown key (known: statements)");
   EXPECT_EQ(error_of(R"({"anonymous": {"statements": 5}})"),
-            "test.json: anonymous: statements: expected an array, got number");
-  EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "maybe", "actions": "*",
+            "test.json: setting 'anonymous.statements': expected an array, got number");
+  EXPECT_EQ(
+      error_of(R"({"anonymous": {"statements": [{"effect": "maybe", "actions": "*",
              "resources": "#"}]}})"),
-            "test.json: anonymous: statements[0].effect: expected allow, deny or disallow");
+      "test.json: setting 'anonymous.statements[0].effect': expected allow, deny or disallow");
   EXPECT_EQ(error_of(R"({"anonymous": {"statements": [{"effect": "allow", "resources": "#"}]}})"),
-            "test.json: anonymous: statements[0].actions: missing");
+            "test.json: setting 'anonymous.statements[0].actions': missing");
   // An empty statement list is valid (deny everything).
   const Config cfg = parse_config(R"({"anonymous": {"statements": []}})", "s");
   ASSERT_TRUE(cfg.anonymous);
@@ -258,10 +305,10 @@ TEST(ConfigErrors, Anonymous) {
 
 TEST(ConfigErrors, Topics) {
   EXPECT_EQ(error_of(R"({"topics": []})"),
-            "test.json: topics: expected an object of named topic rules");
+            "test.json: setting 'topics': expected an object, got array");
   const std::string e = error_of(R"({"topics": {"bad-rule": 5}})");
-  EXPECT_EQ(e.rfind("test.json: topics.bad-rule: ", 0), 0u) << e;
-  EXPECT_GT(e.size(), std::string("test.json: topics.bad-rule: ").size()) << e;
+  EXPECT_EQ(e.rfind("test.json: setting 'topics.bad-rule': ", 0), 0u) << e;
+  EXPECT_GT(e.size(), std::string("test.json: setting 'topics.bad-rule': ").size()) << e;
 }
 
 TEST(ConfigParse, Http) {
@@ -287,42 +334,50 @@ TEST(ConfigParse, Http) {
 
 TEST(ConfigErrors, Http) {
   EXPECT_EQ(error_of(R"({"http": {"port": "80"}})"),
-            "test.json: http.port: expected an unsigned integer up to 65535, got \"80\"");
+            "test.json: setting 'http.port': expected an integer from 0 to 65535, got \"80\"");
   EXPECT_EQ(error_of(R"({"http": {"port": 70000}})"),
-            "test.json: http.port: expected an unsigned integer up to 65535, got 70000");
+            "test.json: setting 'http.port': expected an integer from 0 to 65535, got 70000");
   EXPECT_EQ(error_of(R"({"http": {"enabled": "yes"}})"),
-            "test.json: http.enabled: expected true or false");
+            "test.json: setting 'http.enabled': expected true or false, got string");
   EXPECT_EQ(error_of(R"({"http": {"tls_cert": "c.pem"}})"),
-            "test.json: http: tls_cert and tls_key must be set together");
+            "test.json: setting 'http.tls_key': required with tls_cert (set both or neither)");
   EXPECT_EQ(error_of(R"({"http": {"max_header_bytes": 10}})"),
-            "test.json: http.max_header_bytes: must be at least 1024");
-  EXPECT_EQ(error_of(R"({"http": {"max_header_bytes": 4096, "max_unauthenticated_bytes": 69631}})"),
-            "test.json: http.max_unauthenticated_bytes: must be at least max_header_bytes + 65536");
-  EXPECT_EQ(error_of(R"({"http": {"bogus": 1}})"), "test.json: http: unknown key 'bogus'");
-  EXPECT_EQ(error_of(R"({"http": []})"), "test.json: http: expected an object, got array");
+            "test.json: setting 'http.max_header_bytes': must be at least 1024");
+  EXPECT_EQ(
+      error_of(R"({"http": {"max_header_bytes": 4096, "max_unauthenticated_bytes": 69631}})"),
+      "test.json: setting 'http.max_unauthenticated_bytes': must be at least max_header_bytes + "
+      "65536");
+  EXPECT_EQ(error_of(R"({"http": {"bogus": 1}})"),
+            "test.json: setting 'http.bogus': unknown key (known: enabled, address, port, "
+            "api_enabled, tls_cert, tls_key, max_body_bytes, max_header_bytes, request_timeout_ms, "
+            "idle_timeout_ms, max_connections, max_unauthenticated_bytes)");
+  EXPECT_EQ(error_of(R"({"http": []})"),
+            "test.json: setting 'http': expected an object, got array");
 }
 
 TEST(ConfigErrors, Modules) {
-  EXPECT_EQ(error_of(R"({"modules": {}})"), "test.json: modules: expected an array");
+  EXPECT_EQ(error_of(R"({"modules": {}})"),
+            "test.json: setting 'modules': expected an array, got object");
   EXPECT_EQ(error_of(R"({"modules": ["env", "jwt", "env"]})"),
-            "test.json: modules[2]: module 'env' is listed twice");
+            "test.json: setting 'modules[2]': module 'env' is listed twice");
   EXPECT_EQ(error_of(R"({"modules": ["env", {"name": "env", "enabled": false}]})"),
-            "test.json: modules[1]: module 'env' is listed twice");
+            "test.json: setting 'modules[1]': module 'env' is listed twice");
   EXPECT_EQ(error_of(R"({"modules": [5]})"),
-            "test.json: modules[0]: expected an object, got number");
+            "test.json: setting 'modules[0]': expected an object, got number");
   EXPECT_EQ(error_of(R"({"modules": [{"settings": {}}]})"),
-            "test.json: modules[0].name: expected the module name as a string");
+            "test.json: setting 'modules[0].name': required (the module's name)");
   EXPECT_EQ(error_of(R"({"modules": [{"name": 1}]})"),
-            "test.json: modules[0].name: expected the module name as a string");
+            "test.json: setting 'modules[0].name': expected a string, got number");
   EXPECT_EQ(error_of(R"({"modules": ["a", {"name": "x", "extra": 1}]})"),
-            "test.json: modules[1]: unknown key 'extra'");
+            "test.json: setting 'modules[1].extra': unknown key (known: name, settings, enabled)");
   EXPECT_EQ(error_of(R"({"modules": [{"name": "x", "settings": []}]})"),
-            "test.json: modules[0].settings: expected an object");
+            "test.json: setting 'modules[0].settings': expected an object, got array");
   EXPECT_EQ(error_of(R"({"modules": [{"name": "x", "enabled": "yes"}]})"),
-            "test.json: modules[0].enabled: expected true or false");
+            "test.json: setting 'modules[0].enabled': expected true or false, got string");
   EXPECT_EQ(error_of(R"({"modules": ["../evil"]})"),
-            "test.json: modules[0].name: invalid module name '../evil'");
-  EXPECT_EQ(error_of(R"({"modules": [""]})"), "test.json: modules[0].name: invalid module name ''");
+            "test.json: setting 'modules[0].name': invalid module name '../evil'");
+  EXPECT_EQ(error_of(R"({"modules": [""]})"),
+            "test.json: setting 'modules[0].name': invalid module name ''");
 }
 
 TEST(ConfigFile, LoadsFromDiskAndNamesMissingFiles) {
