@@ -196,9 +196,10 @@ void read_modules(sdk::Settings& s, std::vector<ModuleEntry>& out) {
       if (!s.merge(ms)) return;
     }
     if (entry.name.empty() || entry.name.find('/') != std::string::npos)
-      s.fail(where + ".name", "invalid module name '" + entry.name + "'");
+      s.fail(where + ".name", "invalid module name '" + sdk::printable_key(entry.name) + "'");
     for (const auto& other : out) {
-      if (other.name == entry.name) s.fail(where, "module '" + entry.name + "' is listed twice");
+      if (other.name == entry.name)
+        s.fail(where, "module '" + sdk::printable_key(entry.name) + "' is listed twice");
     }
     out.push_back(std::move(entry));
   }
