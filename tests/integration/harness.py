@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -270,6 +271,22 @@ class Client:
         self.c.loop_stop()  # stops the network thread without a DISCONNECT
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
+
+
+def serve_https(broker):
+    """Gives `broker`, not started yet, a fresh self-signed P-256 certificate
+    for 127.0.0.1 on its HTTP listener (https and wss); returns an SSL context
+    for clients that trusts it."""
+    d = tempfile.mkdtemp(prefix="backbone-https-")
+    cert, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    broker.config["http"].update(tls_cert=cert, tls_key=key)
+    with open(broker.config_path, "w") as f:
+        json.dump(broker.config, f)
+    return ssl.create_default_context(cafile=cert)
 
 
 def wait_for(predicate, timeout=5.0, step=0.02):

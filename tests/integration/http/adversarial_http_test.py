@@ -13,14 +13,12 @@ import json
 import os
 import socket
 import ssl
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
 import urllib.request
 
-from harness import Broker, main, rss_kib, sanitized, wait_for
+from harness import Broker, main, rss_kib, sanitized, serve_https, wait_for
 
 ADMIN_TOKEN = "admin-token-for-the-adversarial-tests-0123"
 ENV = {"ADMIN_TOKEN": ADMIN_TOKEN}
@@ -269,17 +267,9 @@ class WebSocketTest(unittest.TestCase):
         """wss://: pings without reading block the WebSocket's reads (Beast
         answers one ping at a time); the CONNECT timeout then closes it even
         though its close frame cannot be written."""
-        d = tempfile.mkdtemp(prefix="backbone-wss-")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "server.key", "-out", "server.crt", "-days", "2",
-                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", cwd=d)
         b = Broker(modules=MODULES, env=ENV, limits={"connect_timeout_ms": 1000})
-        b.config["http"].update(tls_cert=os.path.join(d, "server.crt"),
-                                tls_key=os.path.join(d, "server.key"))
-        with open(b.config_path, "w") as f:
-            json.dump(b.config, f)
+        tls = serve_https(b)
         with b:
-            tls = ssl.create_default_context(cafile=os.path.join(d, "server.crt"))
             self.assertTrue(wait_for(lambda: ws_connections(b, tls) == 0, 5))
             baseline = settled_rss(b)
             sock = upgrade(b, rcvbuf=4096, tls=tls)
@@ -300,10 +290,6 @@ class WebSocketTest(unittest.TestCase):
             sock.close()
             print(f"\nwss ping flood: {end}; VmRSS baseline {baseline} KiB, peak {peak} KiB")
             assert_rss_bounded(self, b, baseline, peak, 32 * 1024)
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 class HttpTest(unittest.TestCase):

@@ -16,7 +16,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
@@ -24,8 +23,8 @@ import urllib.request
 
 import paho.mqtt.client as mqtt
 
-from harness import (Broker, Client, connect_packet, encode_varint, main, pub, sub_finish,
-                     sub_start, wait_for, wait_port)
+from harness import (Broker, Client, connect_packet, encode_varint, main, pub, serve_https,
+                     sub_finish, sub_start, wait_for, wait_port)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/integration
 NPM_DIR = os.path.join(HERE, "mqttjs-npm")
@@ -646,19 +645,9 @@ class WebSocketLastWords(unittest.TestCase):
             self.flood_past_receive_maximum(b)
 
     def test_wss_client_over_receive_maximum_reads_disconnect_0x93(self):
-        d = tempfile.mkdtemp(prefix="backbone-wss-")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out",
-                        "server.crt", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1"],
-                       cwd=d, check=True, capture_output=True, timeout=60)
         b = Broker(modules=self.MODULES, env=ENV, limits={"receive_maximum": 2})
-        b.config["http"].update(tls_cert=os.path.join(d, "server.crt"),
-                                tls_key=os.path.join(d, "server.key"))
-        with open(b.config_path, "w") as f:
-            json.dump(b.config, f)
+        tls = serve_https(b)
         with b:
-            tls = ssl.create_default_context(cafile=os.path.join(d, "server.crt"))
             self.flood_past_receive_maximum(b, tls)
 
 if __name__ == "__main__":
