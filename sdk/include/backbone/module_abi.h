@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_MAJOR 1u
-#define BB_ABI_MINOR 4u
+#define BB_ABI_MINOR 5u
 
 #if defined(_WIN32)
 #define BB_EXPORT __declspec(dllexport)
@@ -109,6 +109,7 @@ typedef uint64_t bb_auth_ticket;        /* generation-tagged; 0 is never valid *
 typedef uint64_t bb_io_watch;           /* generation-tagged; 0 is never valid */
 typedef uint64_t bb_http_exchange;      /* ABI 1.1; generation-tagged; 0 is never valid */
 typedef uint64_t bb_ws_id;              /* ABI 1.1; generation-tagged; 0 is never valid */
+typedef uint64_t bb_ack_hold;           /* ABI 1.5; 0: nobody waits */
 
 /* A message a module publishes. The host copies everything it keeps before
  * publish() returns. */
@@ -162,6 +163,17 @@ typedef struct bb_message_tap {
   /* ABI 1.3, preferred over session_started when set: the same event with
    * the session's principal. Optional. Since 1.3. */
   void (*session_started_as)(void* user, const bb_session_start* s);
+  /* ABI 1.5, preferred over `message` when set: the same event, and the
+   * publisher's acknowledgement (PUBACK of QoS 1, PUBREC of QoS 2) also
+   * waits until the module calls host->ack_release(hold): a module that
+   * passes messages on (to other brokers) acknowledges only what it handed
+   * over. `hold` is 0 when nobody waits (QoS 0, a will, a module's or the
+   * HTTP API's publish). Every non-zero hold must be released exactly once,
+   * from any thread, also when the module gives up on the message (else the
+   * publisher stalls once its Receive Maximum is held); a hold whose
+   * connection closed meanwhile is released without effect. Optional.
+   * Since 1.5. */
+  void (*message_held)(void* user, const bb_message* m, bb_ack_hold hold);
 } bb_message_tap;
 
 /* One (effect, action pattern, resource pattern) triple. An IAM statement
@@ -730,6 +742,26 @@ typedef struct bb_host_api {
    * BB_E_NOT_FOUND (no such session, it connected here later, or it belongs
    * to another principal). Since 1.3. */
   bb_status (*session_takeover_as)(bb_host_ctx* h, const bb_session_start* s);
+
+  /* ---- ABI 1.5 (check with BB_HAS before use) ---- */
+
+  /* Releases a hold a tap's message_held was given: the publisher's
+   * acknowledgement goes out once every hold of the message is released
+   * and the broker's store has made the message durable (SPEC §10).
+   * Thread: any. Errors: BB_E_INVALID (hold 0). Releasing an unknown hold,
+   * or one whose connection is gone, does nothing. Since 1.5. */
+  bb_status (*ack_release)(bb_host_ctx* h, bb_ack_hold hold);
+  /* publish_routed, and then `done(user)` once every copy the message left
+   * here that must survive a restart (queues of persistent sessions, the
+   * retained store) is durable: at once on the calling thread when nothing
+   * waits (no store, no persistent session reached), else later on the
+   * store's thread; never blocks. A module acknowledges a message it
+   * received from other brokers only then (at-least-once across brokers).
+   * `done` is called exactly once when the call returns BB_OK and never
+   * otherwise; it must not block. Thread: any. `m` is copied. Errors: as
+   * publish_routed. Since 1.5. */
+  bb_status (*publish_routed_durable)(bb_host_ctx* h, const bb_message* m,
+                                      void (*done)(void* user), void* user);
 } bb_host_api;
 
 /* The module's lifecycle, called by the host in this order: configure (and

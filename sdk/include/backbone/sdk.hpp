@@ -357,6 +357,22 @@ class Host {
     if (!BB_HAS(api_, bb_host_api, session_takeover_as)) return BB_E_UNSUPPORTED;
     return api_->session_takeover_as(ctx_, &s);
   }
+  // The host implements ABI 1.5 (held acknowledgements, durable routed
+  // publishes): a cluster module can be at-least-once across brokers.
+  bool has_durable_routing() const noexcept {
+    return BB_HAS(api_, bb_host_api, publish_routed_durable);
+  }
+  // BB_E_UNSUPPORTED on a host before ABI 1.5.
+  bb_status ack_release(bb_ack_hold hold) const noexcept {
+    if (!BB_HAS(api_, bb_host_api, ack_release)) return BB_E_UNSUPPORTED;
+    return api_->ack_release(ctx_, hold);
+  }
+  // BB_E_UNSUPPORTED on a host before ABI 1.5 (then `done` is not called).
+  bb_status publish_routed_durable(const bb_message& m, void (*done)(void* user),
+                                   void* user) const noexcept {
+    if (!BB_HAS(api_, bb_host_api, publish_routed_durable)) return BB_E_UNSUPPORTED;
+    return api_->publish_routed_durable(ctx_, &m, done, user);
+  }
   // BB_E_UNSUPPORTED on a host before ABI 1.2.
   bb_status metric_set(std::string_view name, std::string_view help, int32_t kind,
                        double value) const noexcept {
