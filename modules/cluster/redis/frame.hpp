@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // What the brokers of one cluster tell each other through Redis: binary
 // frames, one per message or session start, versioned by their first byte so
-// that a rolling upgrade can add kinds. A Redis channel message is a batch of
-// frames after the id of the broker that sent it (which skips its own echo
-// without reading the frames); a retained message in the Redis hash is one
-// frame.
+// that a rolling upgrade can add kinds. A Redis stream entry holds a batch of
+// frames (in its field kBatchField) after the id of the broker that sent it
+// (which skips its own echo without reading the frames); a retained message
+// in the Redis hash is one frame.
 #pragma once
 
 #include <array>
@@ -93,8 +93,11 @@ inline void encode_frame(const Frame& f, std::string& out) {
   out.append(f.payload);
 }
 
+// The stream entry's one field: the batch.
+inline constexpr std::string_view kBatchField = "b";
+
 // A batch: the sender's BrokerId, then frames, each after its length (u32,
-// big-endian), so that one PUBLISH serves many messages.
+// big-endian), so that one stream entry serves many messages.
 inline constexpr size_t kBatchEntryHeader = 4;
 inline void append_batch_entry(const Frame& f, std::string& out) {
   detail::put_be(frame_size(f), kBatchEntryHeader, out);

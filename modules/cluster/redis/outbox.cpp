@@ -8,7 +8,17 @@
 
 namespace backbone::modules::redis {
 
-bool Outbox::push(const Frame& f, uint64_t limit) {
+void Batch::append(const Batch& other) {
+  frames.append(other.frames);
+  retained_commands.append(other.retained_commands);
+  retained_replies += other.retained_replies;
+  count += other.count;
+  holds.insert(holds.end(), other.holds.begin(), other.holds.end());
+  acks.append(other.acks);
+  ack_count += other.ack_count;
+}
+
+bool Outbox::push(const Frame& f, uint64_t limit, bb_ack_hold hold) {
   if (pending_.load(std::memory_order_relaxed) > limit) return false;
   thread_local const size_t index = next_index_.fetch_add(1) % kShards;
   Shard& shard = shards_[index];
@@ -20,6 +30,7 @@ bool Outbox::push(const Frame& f, uint64_t limit) {
     const size_t frame_at = b.frames.size() + kBatchEntryHeader;
     append_batch_entry(f, b.frames);
     ++b.count;
+    if (hold != 0) b.holds.push_back(hold);
     if (f.kind == Frame::kMessage && f.retain) {
       // The hash keeps each topic's last retained frame (none once cleared).
       std::string& out = b.retained_commands;
@@ -39,11 +50,26 @@ bool Outbox::push(const Frame& f, uint64_t limit) {
     pending_.fetch_add(added);
     wake = waiting_.load();
   }
-  if (wake) {
-    std::lock_guard lock(wake_mutex_);
-    wake_.notify_one();
-  }
+  if (wake) wake_sender();
   return true;
+}
+
+void Outbox::push_ack(std::string_view entry_id) {
+  bool wake;
+  {
+    std::lock_guard lock(acks_mutex_);
+    const size_t before = acks_.size();
+    resp_bulk(entry_id, acks_);
+    ++ack_count_;
+    pending_.fetch_add(acks_.size() - before);
+    wake = waiting_.load();
+  }
+  if (wake) wake_sender();
+}
+
+void Outbox::wake_sender() {
+  std::lock_guard lock(wake_mutex_);
+  wake_.notify_one();
 }
 
 void Outbox::take(Batch& out, std::chrono::milliseconds wait, std::chrono::microseconds gather) {
@@ -62,13 +88,25 @@ void Outbox::take(Batch& out, std::chrono::milliseconds wait, std::chrono::micro
       std::lock_guard lock(shards_[i].mutex);
       std::swap(taken, shards_[i].batch);  // the shard keeps the cleared buffers
     }
-    out.frames.append(taken.frames);
-    out.retained_commands.append(taken.retained_commands);
-    out.retained_replies += taken.retained_replies;
-    out.count += taken.count;
+    out.append(taken);
     taken.clear();
   }
-  pending_.fetch_sub(out.frames.size() + out.retained_commands.size());
+  {
+    std::lock_guard lock(acks_mutex_);
+    out.acks.swap(acks_);
+    out.ack_count = ack_count_;
+    acks_.clear();
+    ack_count_ = 0;
+  }
+  pending_.fetch_sub(out.frames.size() + out.retained_commands.size() + out.acks.size());
+}
+
+void Outbox::take_holds(std::vector<bb_ack_hold>& out) {
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    out.insert(out.end(), shard.batch.holds.begin(), shard.batch.holds.end());
+    shard.batch.holds.clear();
+  }
 }
 
 void Outbox::interrupt() {
@@ -77,11 +115,10 @@ void Outbox::interrupt() {
   wake_.notify_all();
 }
 
-size_t to_commands(const Batch& b, const std::string& channel, const BrokerId& origin,
+size_t to_commands(const Batch& b, const StreamNames& names, const BrokerId& origin,
                    std::string& out) {
-  static constexpr size_t kMaxPublishBytes = 1 << 20;
+  static constexpr size_t kMaxEntryBytes = 1 << 20;
   out.clear();
-  if (b.count == 0) return 0;
   size_t replies = 0;
   const bool transaction = b.retained_replies > 0;
   if (transaction) {
@@ -90,14 +127,21 @@ size_t to_commands(const Batch& b, const std::string& channel, const BrokerId& o
     out.append(b.retained_commands);
     replies += 1 + b.retained_replies;
   }
+  const std::string max_entries = std::to_string(names.max_entries);
   std::string_view rest = b.frames;
   while (!rest.empty()) {
     size_t cut = 0;
-    while (cut < rest.size() && (cut == 0 || cut < kMaxPublishBytes))
+    while (cut < rest.size() && (cut == 0 || cut < kMaxEntryBytes))
       cut += batch_entry_size(rest.substr(cut));
-    resp_header('*', 3, out);
-    resp_bulk("PUBLISH", out);
-    resp_bulk(channel, out);
+    // XADD <stream> MAXLEN ~ <n> * b <origin><entries>
+    resp_header('*', 8, out);
+    resp_bulk("XADD", out);
+    resp_bulk(names.stream, out);
+    resp_bulk("MAXLEN", out);
+    resp_bulk("~", out);
+    resp_bulk(max_entries, out);
+    resp_bulk("*", out);
+    resp_bulk(kBatchField, out);
     resp_header('$', origin.size() + cut, out);
     out.append(reinterpret_cast<const char*>(origin.data()), origin.size());
     out.append(rest.substr(0, cut));
@@ -108,6 +152,14 @@ size_t to_commands(const Batch& b, const std::string& channel, const BrokerId& o
   if (transaction) {
     resp_header('*', 1, out);
     resp_bulk("EXEC", out);
+    ++replies;
+  }
+  if (b.ack_count > 0) {
+    resp_header('*', 3 + b.ack_count, out);
+    resp_bulk("XACK", out);
+    resp_bulk(names.stream, out);
+    resp_bulk(names.group, out);
+    out.append(b.acks);
     ++replies;
   }
   return replies;

@@ -2,8 +2,11 @@
 // The `redis` cluster module (SPEC §10): brokers that name the same Redis
 // server and prefix act as one broker towards their clients.
 //  - Every message a broker accepts (after its authorization and topic rules)
-//    reaches the subscribers of every other broker through one Redis pub/sub
-//    channel; each receiving broker checks its own subscribers' read rights.
+//    is appended to one Redis stream; every broker reads it through its own
+//    consumer group, delivers what the others wrote to its subscribers (each
+//    checked for mqtt:read) and acknowledges (XACK) an entry only once what
+//    it delivered is durable here: QoS 1/2 at least once across brokers.
+//  - A publisher's acknowledgement waits for the stream to take the message.
 //  - Retained messages are also kept in a Redis hash, which a broker loads
 //    before it takes clients.
 //  - A client connecting to one broker ends its connection and session on
@@ -18,14 +21,18 @@
 #include <backbone/sdk.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 
 #include "frame.hpp"
 #include "outbox.hpp"
@@ -61,6 +68,8 @@ class RedisModule final : public sdk::Module {
       return BB_E_UNSUPPORTED;
     }
     settings_ = std::move(settings);
+    if (settings_.node.empty() && !node_from_state_dir(settings_.node)) return BB_E_INTERNAL;
+    names_ = StreamNames{settings_.stream(), settings_.node, settings_.stream_max_entries};
     outbox_ = std::make_unique<Outbox>(settings_.retained_key());
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
@@ -69,20 +78,23 @@ class RedisModule final : public sdk::Module {
 
   bb_status start() override {
     host().info("sharing messages through redis at " + settings_.where() + " (prefix '" +
-                settings_.prefix + "')");
+                settings_.prefix + "', node '" + settings_.node + "')");
+    if (!host().has_durable_routing())
+      host().warn("redis: this broker's module ABI has no held acknowledgements (needs 1.5): "
+                  "messages cross brokers at most once");
     sender_ = std::thread([this] { send_loop(); });
-    receiver_ = std::thread([this] { receive_loop(); });
+    receiver_ = std::thread([this] { read_loop(); });
     return BB_PENDING;  // ready once the retained messages are loaded
   }
 
   void stop() override {
     if (stopping_.exchange(true)) return;
     if (outbox_) outbox_->interrupt();
-    if (sender_.joinable()) sender_.join();
     if (receiver_.joinable()) receiver_.join();
+    if (sender_.joinable()) sender_.join();
     host().info("redis: " + std::to_string(sent_.load()) + " frame(s) sent, " +
                 std::to_string(received_.load()) + " received, " + std::to_string(dropped_.load()) +
-                " dropped");
+                " dropped, " + std::to_string(redelivered_.load()) + " entries read again");
   }
 
  private:
@@ -95,12 +107,53 @@ class RedisModule final : public sdk::Module {
     return BB_E_INVALID;
   }
 
+  // This broker's name in the cluster (its consumer group), kept in the state
+  // directory so that a restarted broker reads on where it stopped; random
+  // per start without one.
+  bool node_from_state_dir(std::string& node) const {
+    if (const std::optional<std::string> dir = host().state_path()) {
+      const std::string path = *dir + "/node";
+      std::ifstream in(path);
+      if (in && std::getline(in, node) && !node.empty() && node.size() <= 128) return true;
+      node = "node-" + random_hex(8);
+      std::ofstream out(path, std::ios::trunc);
+      if (!(out << node << "\n") || !out.flush()) {
+        host().error("redis: cannot write " + path);
+        return false;
+      }
+      return true;
+    }
+    node = "node-" + random_hex(8);
+    host().info("redis: no state directory: node '" + node +
+                "' reads the stream from now on after each restart (set 'node' to keep it)");
+    return true;
+  }
+
+  static std::string random_hex(size_t bytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::random_device random;
+    std::string out;
+    for (size_t i = 0; i < bytes; ++i) {
+      const auto b = static_cast<uint8_t>(random());
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+    return out;
+  }
+
   // --- the tap: broker workers, per message ---
 
-  static void on_message(void* user, const bb_message* m) noexcept {
+  static void on_message(void* user, const bb_message* m) noexcept { on_held(user, m, 0); }
+
+  // QoS 1/2 from a client: its acknowledgement waits until the stream took
+  // the message (released by the sender), or Redis is found away.
+  static void on_held(void* user, const bb_message* m, bb_ack_hold hold) noexcept {
     auto* self = static_cast<RedisModule*>(user);
     const std::string_view topic = sdk::view(m->topic);
-    if (topic.starts_with("$SYS/")) return;  // each broker's own
+    if (topic.starts_with("$SYS/")) {  // each broker's own
+      self->release(hold);
+      return;
+    }
     Frame f;
     f.qos = m->qos;
     f.retain = m->retain != 0;
@@ -108,7 +161,20 @@ class RedisModule final : public sdk::Module {
     f.topic = topic;
     if (BB_HAS(m, bb_message, properties)) f.properties = sdk::view(m->properties);
     f.payload = sdk::view(m->payload);
-    self->enqueue(f);
+    // While Redis is away the message waits in the outbox, its publisher does not.
+    if (hold != 0 && !self->sender_link_.connected) {
+      self->release(hold);
+      hold = 0;
+    }
+    self->enqueue(f, hold);
+  }
+
+  void release(bb_ack_hold hold) noexcept {
+    if (hold != 0) host().ack_release(hold);
+  }
+  void release(std::vector<bb_ack_hold>& holds) noexcept {
+    for (bb_ack_hold h : holds) host().ack_release(h);
+    holds.clear();
   }
 
   static void on_session_started(void* user, bb_str client_id,
@@ -133,11 +199,12 @@ class RedisModule final : public sdk::Module {
     self->enqueue(f);
   }
 
-  void enqueue(const Frame& f) noexcept {
+  void enqueue(const Frame& f, bb_ack_hold hold = 0) noexcept {
     try {
-      if (outbox_->push(f, settings_.max_pending_bytes)) return;
+      if (outbox_->push(f, settings_.max_pending_bytes, hold)) return;
     } catch (...) {  // out of memory: dropped like an overflow
     }
+    release(hold);
     if (dropped_.fetch_add(1) % 10000 == 0)
       host().warn("redis: outbox full (Redis slow or unreachable): dropping messages");
   }
@@ -197,12 +264,14 @@ class RedisModule final : public sdk::Module {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
-  // Writes what the outbox holds and reads the replies.
+  // Writes what the outbox holds and reads the replies; releases the holds
+  // of what Redis took. What it did not take (Redis lost meanwhile) is
+  // written again once reconnected.
   void send_loop() {
     Context c;
-    Batch batch;
+    Batch batch, retry;
     std::string commands;
-    const std::string channel = settings_.channel();
+    std::vector<bb_ack_hold> waiting;
     uint32_t backoff = 100;
     auto reported = Clock::now() - std::chrono::seconds(1);
     for (;;) {
@@ -212,6 +281,10 @@ class RedisModule final : public sdk::Module {
         reported = Clock::now();
       }
       if (!c) {
+        // Publishers do not wait for a Redis that is away.
+        outbox_->take_holds(waiting);
+        release(waiting);
+        release(retry.holds);
         if (last) break;
         c = connect(sender_link_);
         if (!c) {
@@ -222,31 +295,62 @@ class RedisModule final : public sdk::Module {
         backoff = 100;
       }
       outbox_->take(batch, std::chrono::milliseconds(last ? 0 : 100),
-                    std::chrono::microseconds(last || batch.count == 0 ? 0 : 50));
-      const size_t replies = to_commands(batch, channel, id_, commands);
-      const size_t frames = batch.count;
-      if (!commands.empty() &&
-          redisAppendFormattedCommand(c.get(), commands.data(), commands.size()) != REDIS_OK) {
-        dropped_ += frames;
+                    std::chrono::microseconds(last || batch.empty() ? 0 : 50));
+      if (!retry.empty()) {
+        retry.append(batch);
+        std::swap(batch, retry);
+        retry.clear();
+      }
+      if (batch.empty()) {
+        if (last) break;
         continue;
       }
-      bool ok = true;
+      const size_t replies = to_commands(batch, names_, id_, commands);
+      bool ok = redisAppendFormattedCommand(c.get(), commands.data(), commands.size()) == REDIS_OK;
       for (size_t i = 0; i < replies && ok; ++i) {
         void* reply = nullptr;
         ok = redisGetReply(c.get(), &reply) == REDIS_OK;
         Reply r(static_cast<redisReply*>(reply));
-        if (ok && r->type == REDIS_REPLY_ERROR) host().warn(std::string("redis: ") + r->str);
+        if (ok) check_reply(r.get());
       }
       if (!ok) {
         warn_once(sender_link_, "lost " + settings_.where() + ": " + c->errstr);
-        dropped_ += frames;
         c.reset();
+        release(batch.holds);
+        if (batch.frames.size() + batch.retained_commands.size() <= settings_.max_pending_bytes) {
+          std::swap(retry, batch);  // Redis may have taken some: QoS 1 allows the duplicates
+        } else {
+          dropped_ += batch.count;
+        }
         continue;
       }
-      sent_ += frames;
+      release(batch.holds);
+      sent_ += batch.count;
       if (last) break;
     }
     report_metrics();
+  }
+
+  // An error reply (a command, or one inside EXEC): the frames it names are
+  // lost (a key of the wrong type, Redis out of memory); said once a minute.
+  void check_reply(const redisReply* r) {
+    bool failed = r->type == REDIS_REPLY_ERROR;
+    std::string why = failed ? std::string(r->str, r->len) : "";
+    if (r->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i < r->elements; ++i) {
+        if (r->element[i]->type == REDIS_REPLY_ERROR) {
+          failed = true;
+          why.assign(r->element[i]->str, r->element[i]->len);
+        }
+      }
+    }
+    if (!failed) return;
+    ++command_errors_;
+    const auto now = Clock::now();
+    if (now - last_command_warning_ >= std::chrono::minutes(1)) {
+      last_command_warning_ = now;
+      host().warn("redis: a command failed: " + sdk::printable_key(why));
+    }
   }
 
   // /metrics: backbone_redis_*.
@@ -254,98 +358,305 @@ class RedisModule final : public sdk::Module {
     auto set = [this](const char* name, const char* help, int32_t kind, double value) {
       host().metric_set(name, help, kind, value);  // a host before ABI 1.2 has no metrics
     };
-    set("frames_sent_total", "Frames (messages, session starts) sent to the other brokers.",
+    set("frames_sent_total", "Frames (messages, session starts) written to the stream.",
         BB_METRIC_COUNTER, static_cast<double>(sent_.load()));
-    set("frames_received_total", "Frames received from the other brokers.", BB_METRIC_COUNTER,
+    set("frames_received_total", "Frames read from the other brokers.", BB_METRIC_COUNTER,
         static_cast<double>(received_.load()));
-    set("frames_dropped_total", "Frames not sent: outbox full, or Redis lost while sending.",
+    set("frames_dropped_total", "Frames not sent: outbox full, or Redis lost too long.",
         BB_METRIC_COUNTER, static_cast<double>(dropped_.load()));
+    set("command_errors_total", "Redis commands that failed (their frames are lost).",
+        BB_METRIC_COUNTER, static_cast<double>(command_errors_.load()));
+    set("entries_redelivered_total",
+        "Stream entries read again after a restart or reconnection (possible duplicates).",
+        BB_METRIC_COUNTER, static_cast<double>(redelivered_.load()));
+    set("entries_skipped_total", "Stream entries this broker cannot read (skipped, acknowledged).",
+        BB_METRIC_COUNTER, static_cast<double>(skipped_.load()));
     set("sender_connected", "1 while the sender's Redis connection is up.", BB_METRIC_GAUGE,
         sender_link_.connected ? 1 : 0);
-    set("receiver_connected", "1 while the receiver is subscribed and delivering.", BB_METRIC_GAUGE,
-        receiver_link_.connected ? 1 : 0);
+    set("receiver_connected", "1 while the reader is in its consumer group and delivering.",
+        BB_METRIC_GAUGE, receiver_link_.connected ? 1 : 0);
+    set("members", "Brokers of the cluster seen in the last 10 s (this one included).",
+        BB_METRIC_GAUGE, static_cast<double>(members_.load()));
+    set("stream_pending", "Entries read by this broker and not yet acknowledged.",
+        BB_METRIC_GAUGE, static_cast<double>(stream_pending_.load()));
+    set("stream_lag", "Entries of the stream this broker has not read yet.", BB_METRIC_GAUGE,
+        static_cast<double>(stream_lag_.load()));
   }
 
-  // Subscribes, loads the retained messages, then delivers what the other
-  // brokers send until stopped; starts over after losing Redis.
-  void receive_loop() {
+  // --- the stream (the reader thread) ---
+
+  enum class Read { kEntries, kNone, kNoGroup, kLost };
+
+  // Joins the consumer group, loads the retained messages (once), reads the
+  // entries left unacknowledged by an earlier run or connection, catches up
+  // and then reads what the others write until stopped; starts over after
+  // losing Redis.
+  void read_loop() {
     uint32_t backoff = 100;
-    const std::string channel = settings_.channel();
+    bool joined_before = false;
     while (!stopping_) {
       Context c = connect(receiver_link_);
-      Reply r;
-      if (c) r = (Command() << "SUBSCRIBE" << channel).run(c.get());
-      if (!r || r->type != REDIS_REPLY_ARRAY) {
-        if (c && !r) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
+      if (!c) {
         back_off(backoff);
         continue;
       }
-      // Subscribed first, loaded second: no retained update falls in between.
-      // Only once: loading again after an outage would send every retained
-      // message to the current subscribers a second time.
-      if (!ready_ && !load_retained()) {
+      // A new broker starts at the stream's end (no history); one whose group
+      // Redis lost (a restart without persistence, a failover to a replica
+      // that had not seen it) reads all the stream holds: it is all newer.
+      if (!heartbeat(c.get()) || !join(c.get(), joined_before ? "0" : "$") ||
+          (!ready_ && !load_retained(c.get()))) {
+        back_off(backoff);
+        continue;
+      }
+      joined_before = true;
+      Read r = read_pending(c.get());
+      if (r == Read::kLost) {
         back_off(backoff);
         continue;
       }
       backoff = 100;
       up(receiver_link_);
-      if (!ready_.exchange(true)) host().ready();
-      receive(c.get());
+      auto maintained = Clock::now();
+      while (!stopping_ && r != Read::kLost && r != Read::kNoGroup) {
+        if (Clock::now() - maintained >= std::chrono::seconds(1)) {
+          if (!maintain(c.get())) break;
+          maintained = Clock::now();
+        }
+        // Not blocking until caught up: ready once nothing is left.
+        r = read_new(c.get(), ready_ ? 100 : -1);
+        if (r == Read::kNone && !ready_.exchange(true)) host().ready();
+      }
+      if (r == Read::kNoGroup) {
+        host().warn("redis: this broker's consumer group is gone from " + settings_.where() +
+                    " (Redis restarted empty or failed over): joining again");
+        delivered_.clear();
+        delivered_order_.clear();
+      } else if (!stopping_) {
+        warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
+      }
     }
   }
 
-  bool load_retained() {
-    Context c = connect(receiver_link_);
-    if (!c) return false;
-    Reply r = (Command() << "HGETALL" << settings_.retained_key()).run(c.get());
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-      warn_once(
-          receiver_link_,
-          "reading the retained messages failed" +
-              std::string(r && r->type == REDIS_REPLY_ERROR ? std::string(": ") + r->str : ""));
+  bool join(redisContext* c, const char* from) {
+    Reply r = (Command() << "XGROUP" << "CREATE" << names_.stream << names_.group << from
+                         << "MKSTREAM")
+                  .run(c);
+    if (!r) {
+      warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
       return false;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !std::string_view(r->str, r->len).starts_with("BUSYGROUP")) {
+      warn_once(receiver_link_, "cannot join the stream " + names_.stream + ": " +
+                                    sdk::printable_key(std::string_view(r->str, r->len)));
+      return false;
+    }
+    return true;
+  }
+
+  // Entries delivered to this broker before (it restarted, or lost its
+  // connection) and not acknowledged: read again from the start of its list.
+  Read read_pending(redisContext* c) {
+    std::string after = "0";
+    for (;;) {
+      Reply r = (Command() << "XREADGROUP" << "GROUP" << names_.group << names_.group << "COUNT"
+                           << "256" << "STREAMS" << names_.stream << after)
+                    .run(c);
+      const Read got = handle_read(c, r.get(), true, &after);
+      if (got != Read::kEntries) return got == Read::kNone ? Read::kEntries : got;
+    }
+  }
+
+  // New entries; `block_ms` < 0 does not wait.
+  Read read_new(redisContext* c, int block_ms) {
+    Command read;
+    read << "XREADGROUP" << "GROUP" << names_.group << names_.group << "COUNT" << "256";
+    const std::string block = std::to_string(block_ms);
+    if (block_ms >= 0) read << "BLOCK" << block;
+    read << "STREAMS" << names_.stream << ">";
+    Reply r = read.run(c);
+    return handle_read(c, r.get(), false, nullptr);
+  }
+
+  // [[stream, [[id, [field, value, ...]], ...]]] or nil (nothing new).
+  Read handle_read(redisContext* c, const redisReply* r, bool pending, std::string* last_id) {
+    if (!r) return Read::kLost;
+    if (r->type == REDIS_REPLY_NIL) return Read::kNone;
+    if (r->type == REDIS_REPLY_ERROR) {
+      const std::string_view error(r->str, r->len);
+      if (error.starts_with("NOGROUP")) return Read::kNoGroup;
+      warn_once(receiver_link_, "reading the stream failed: " + sdk::printable_key(error));
+      (void)c;
+      return Read::kLost;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements != 2 ||
+        r->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+      return Read::kNone;
+    const redisReply* entries = r->element[0]->element[1];
+    if (entries->elements == 0) return Read::kNone;
+    for (size_t i = 0; i < entries->elements; ++i) {
+      const redisReply* e = entries->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+          e->element[0]->type != REDIS_REPLY_STRING)
+        continue;
+      const std::string_view id(e->element[0]->str, e->element[0]->len);
+      if (last_id) last_id->assign(id);
+      handle_entry(id, e->element[1], pending);
+    }
+    return Read::kEntries;
+  }
+
+  // One stream entry: the frames of another broker's batch.
+  void handle_entry(std::string_view id, const redisReply* fields, bool pending) {
+    std::string_view batch;
+    if (fields->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply* k = fields->element[i];
+        const redisReply* v = fields->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && std::string_view(k->str, k->len) == kBatchField &&
+            v->type == REDIS_REPLY_STRING)
+          batch = std::string_view(v->str, v->len);
+      }
+    }
+    // A pending entry the stream no longer holds (trimmed) has no fields.
+    BrokerId origin;
+    std::string_view frames;
+    if (!split_batch(batch, origin, frames)) {
+      if (fields->type == REDIS_REPLY_ARRAY) ++skipped_;
+      outbox_->push_ack(id);
+      return;
+    }
+    if (origin == id_) {  // our own, already delivered here
+      outbox_->push_ack(id);
+      return;
+    }
+    if (pending) {
+      // Delivered before this connection was lost: only its XACK is missing.
+      if (delivered_.contains(std::string(id))) {
+        outbox_->push_ack(id);
+        return;
+      }
+      ++redelivered_;
+    }
+    remember_delivered(id);
+    // Acknowledged once every message of the batch is durable here: the
+    // reader holds one reference until it has handed them all over.
+    auto* entry = new Entry{this, std::string(id), 1};
+    if (!for_each_batch_entry(frames, [&](std::string_view frame) { deliver(frame, entry); })) {
+      ++skipped_;
+      host().debug("redis: a message batch was cut short");
+    }
+    entry_done(entry);
+  }
+
+  struct Entry {
+    RedisModule* self;
+    std::string id;
+    std::atomic<uint32_t> left;
+  };
+  static void entry_done(void* user) noexcept {
+    auto* entry = static_cast<Entry*>(user);
+    if (entry->left.fetch_sub(1) != 1) return;
+    try {
+      entry->self->outbox_->push_ack(entry->id);
+    } catch (...) {  // out of memory: read again after the next restart
+    }
+    delete entry;
+  }
+
+  // Ids of entries delivered since start, so that reading the pending ones
+  // again after a lost connection delivers none twice. Bounded.
+  void remember_delivered(std::string_view id) {
+    static constexpr size_t kRemembered = 65536;
+    if (!delivered_.emplace(id).second) return;
+    delivered_order_.emplace_back(id);
+    if (delivered_order_.size() > kRemembered) {
+      delivered_.erase(delivered_order_.front());
+      delivered_order_.pop_front();
+    }
+  }
+
+  // Every second: this broker's heartbeat, the members seen, its group's
+  // pending entries and lag; false when Redis is lost.
+  bool maintain(redisContext* c) {
+    if (!heartbeat(c)) return false;
+    Reply r = (Command() << "XINFO" << "GROUPS" << names_.stream).run(c);
+    if (!r) return false;
+    if (r->type != REDIS_REPLY_ARRAY) return true;
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* g = r->element[i];
+      if (g->type != REDIS_REPLY_ARRAY) continue;
+      bool ours = false;
+      int64_t pending = 0, lag = 0;
+      for (size_t j = 0; j + 1 < g->elements; j += 2) {
+        const redisReply* k = g->element[j];
+        const redisReply* v = g->element[j + 1];
+        if (k->type != REDIS_REPLY_STRING) continue;
+        const std::string_view key(k->str, k->len);
+        if (key == "name" && v->type == REDIS_REPLY_STRING)
+          ours = std::string_view(v->str, v->len) == names_.group;
+        else if (key == "pending" && v->type == REDIS_REPLY_INTEGER)
+          pending = v->integer;
+        else if (key == "lag" && v->type == REDIS_REPLY_INTEGER)
+          lag = v->integer;
+      }
+      if (ours) {
+        stream_pending_ = static_cast<uint64_t>(std::max<int64_t>(pending, 0));
+        stream_lag_ = static_cast<uint64_t>(std::max<int64_t>(lag, 0));
+      }
+    }
+    return true;
+  }
+
+  // Members are a sorted set scored by their last heartbeat: seen within
+  // 10 s counts as alive; forgotten after a day.
+  bool heartbeat(redisContext* c) {
+    const std::string now = std::to_string(unix_ms());
+    const std::string seen = std::to_string(unix_ms() - 10000);
+    const std::string forgotten = std::to_string(unix_ms() - 86400000ull);
+    const std::string& key = settings_.members_key();
+    (Command() << "ZADD" << key << now << names_.group).append_to(c);
+    (Command() << "ZREMRANGEBYSCORE" << key << "-inf" << forgotten).append_to(c);
+    (Command() << "ZCOUNT" << key << seen << "+inf").append_to(c);
+    for (int i = 0; i < 3; ++i) {
+      void* reply = nullptr;
+      if (redisGetReply(c, &reply) != REDIS_OK) return false;
+      Reply r(static_cast<redisReply*>(reply));
+      if (i == 2 && r->type == REDIS_REPLY_INTEGER) members_ = static_cast<uint64_t>(r->integer);
+    }
+    return true;
+  }
+
+  bool load_retained(redisContext* c) {
+    Reply r = (Command() << "HGETALL" << settings_.retained_key()).run(c);
+    if (!r) {
+      warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
+      return false;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+      // Garbage in the key: this broker starts with its own retained messages.
+      host().warn("redis: cannot read the retained messages in " + settings_.retained_key() +
+                  (r->type == REDIS_REPLY_ERROR
+                       ? ": " + sdk::printable_key(std::string_view(r->str, r->len))
+                       : std::string()));
+      return true;
     }
     size_t loaded = 0;
     for (size_t i = 1; i < r->elements; i += 2) {
       const redisReply* v = r->element[i];
-      if (v->type == REDIS_REPLY_STRING && deliver(std::string_view(v->str, v->len))) ++loaded;
+      if (v->type == REDIS_REPLY_STRING && deliver(std::string_view(v->str, v->len), nullptr))
+        ++loaded;
     }
     host().info("redis: " + std::to_string(loaded) + " retained message(s) loaded");
     return true;
   }
 
-  void receive(redisContext* c) {
-    while (!stopping_) {
-      void* reply = nullptr;
-      if (redisGetReplyFromReader(c, &reply) != REDIS_OK) break;
-      if (!reply) {
-        pollfd p{c->fd, POLLIN, 0};
-        const int n = ::poll(&p, 1, 100);
-        if (n < 0 && errno != EINTR) break;
-        if (n > 0 && redisBufferRead(c) != REDIS_OK) break;
-        continue;
-      }
-      Reply r(static_cast<redisReply*>(reply));
-      // ["message", channel, frame]
-      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-          r->element[2]->type == REDIS_REPLY_STRING) {
-        BrokerId origin;
-        std::string_view entries;
-        if (!split_batch(std::string_view(r->element[2]->str, r->element[2]->len), origin,
-                         entries) ||
-            origin == id_)  // our own, already delivered here
-          continue;
-        if (!for_each_batch_entry(entries, [this](std::string_view frame) { deliver(frame); }))
-          host().debug("redis: a message batch was cut short");
-      }
-    }
-    if (!stopping_) warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
-  }
-
-  // A frame from Redis; true when a message was handed to the broker.
-  bool deliver(std::string_view bytes) {
+  // A frame from Redis; true when a message was handed to the broker. With
+  // an `entry`, it is acknowledged once the message is durable here.
+  bool deliver(std::string_view bytes, Entry* entry) {
     Frame f;
     if (!decode_frame(bytes, f)) {
+      ++skipped_;
       host().debug("redis: skipped a frame this broker cannot read");
       return false;
     }
@@ -379,8 +690,17 @@ class RedisModule final : public sdk::Module {
     m.topic = sdk::str(f.topic);
     m.payload = sdk::bytes(f.payload);
     m.properties = sdk::bytes(f.properties);
-    if (host().publish_routed(m) != BB_OK) {
-      host().warn("redis: a message for '" + std::string(f.topic) +
+    bb_status status;
+    if (entry) {
+      entry->left.fetch_add(1);
+      status = host().publish_routed_durable(m, &RedisModule::entry_done, entry);
+      if (status == BB_E_UNSUPPORTED) status = host().publish_routed(m);
+      if (status != BB_OK) entry->left.fetch_sub(1);  // `done` never comes
+    } else {
+      status = host().publish_routed(m);
+    }
+    if (status != BB_OK) {
+      host().warn("redis: a message for '" + sdk::printable_key(f.topic) +
                   "' was refused: " + host().last_error());
       return false;
     }
@@ -390,18 +710,26 @@ class RedisModule final : public sdk::Module {
   static const bb_message_tap kTap;
 
   Settings settings_;
-  BrokerId id_{};
+  StreamNames names_;
+  BrokerId id_{};  // random per start: a restarted broker reads what it wrote before
+
   std::unique_ptr<Outbox> outbox_;  // made in configure(), from the settings
   std::thread sender_, receiver_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> ready_{false};
   Link sender_link_{"sender"}, receiver_link_{"receiver"};
-  std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
+  std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0}, command_errors_{0};
+  std::atomic<uint64_t> redelivered_{0}, skipped_{0};
+  std::atomic<uint64_t> members_{0}, stream_pending_{0}, stream_lag_{0};
+  Clock::time_point last_command_warning_{};
+  std::unordered_set<std::string> delivered_;  // the reader's
+  std::deque<std::string> delivered_order_;
 };
 
 const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap), 0, &RedisModule::on_message,
                                        &RedisModule::on_session_started,
-                                       &RedisModule::on_session_started_as};
+                                       &RedisModule::on_session_started_as,
+                                       &RedisModule::on_held};
 
 }  // namespace
 }  // namespace backbone::modules::redis

@@ -4,6 +4,7 @@
 #include <backbone/sdk.hpp>
 #include <backbone/settings.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -13,13 +14,16 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   if (doc.is_null()) return true;
   sdk::Settings s(doc);
   std::string address, password_file;
-  s.known({"address", "prefix", "username", "password_file", "timeout_ms", "max_pending_bytes"});
+  s.known({"address", "prefix", "username", "password_file", "timeout_ms", "max_pending_bytes",
+           "node", "stream_max_entries"});
   s.get_string("address", address);
   s.get_string("prefix", out.prefix, /*allow_empty=*/true);
   s.get_string("username", out.username, /*allow_empty=*/true);
   s.get_string("password_file", password_file);
   s.get_int<uint32_t>("timeout_ms", out.timeout_ms, 1, 60000);
   s.get_int<uint64_t>("max_pending_bytes", out.max_pending_bytes, 1, UINT64_MAX);
+  s.get_string("node", out.node);
+  s.get_int<uint64_t>("stream_max_entries", out.stream_max_entries, 100, 1000000000);
   if (s.has("address")) {
     const size_t colon = address.rfind(':');
     const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
@@ -35,6 +39,10 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   }
   if (s.has("prefix") && (out.prefix.empty() || out.prefix.size() > 128))
     s.fail("prefix", "expected 1-128 characters");
+  if (s.has("node") && (out.node.size() > 128 ||
+                        std::any_of(out.node.begin(), out.node.end(),
+                                    [](unsigned char c) { return c <= ' ' || c >= 0x7f; })))
+    s.fail("node", "expected 1-128 printable characters without spaces");
   if (s.has("password_file")) {
     std::string read_error;
     std::optional<std::string> pw = sdk::read_file(password_file, read_error);

@@ -17,15 +17,19 @@ struct Settings {
   std::string password;  // read from password_file
   uint32_t timeout_ms = 2000;
   uint64_t max_pending_bytes = 64ull << 20;
+  std::string node;  // this broker's name in the cluster; empty = kept in the state directory
+  uint64_t stream_max_entries = 100000;
 
   bool operator==(const Settings&) const = default;
   std::string where() const { return host + ":" + std::to_string(port); }
-  std::string channel() const { return prefix + ":messages"; }
+  std::string stream() const { return prefix + ":stream"; }
+  std::string members_key() const { return prefix + ":members"; }
   std::string retained_key() const { return prefix + ":retained"; }
 };
 
 // Reads {"address": "host:port", "prefix": "...", "username": "...",
-// "password_file": "...", "timeout_ms": n, "max_pending_bytes": n} into
+// "password_file": "...", "timeout_ms": n, "max_pending_bytes": n,
+// "node": "...", "stream_max_entries": n} into
 // `out` (defaults for what is absent). False with `error` set on the first
 // bad setting.
 bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error);

@@ -5,6 +5,7 @@ from one broker to another, and ride out a Redis restart."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,15 +26,18 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 class Redis:
     """A redis-server on a loopback port, without persistence."""
 
-    def __init__(self, port=None, password=None):
+    def __init__(self, port=None, password=None, persistent=False, directory=None):
         self.port = port or harness.free_port()
         self.password = password
-        self.dir = tempfile.mkdtemp(prefix="backbone-redis-")
+        self.persistent = persistent  # every write in the append-only file before its reply
+        self.dir = directory or tempfile.mkdtemp(prefix="backbone-redis-")
         self.proc = None
 
     def start(self):
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else \
+            ["--appendonly", "no"]
         cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
+               "--dir", self.dir, "--daemonize", "no"] + aof
         if self.password:
             cmd += ["--requirepass", self.password]
         self.log = open(os.path.join(self.dir, "redis.log"), "w")
@@ -47,9 +51,31 @@ class Redis:
             self.proc.wait(10)
         self.log.close()
 
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def restarted(self):
+        """The same server (port, files) started again."""
+        return Redis(port=self.port, password=self.password, persistent=self.persistent,
+                     directory=self.dir).start()
+
     def cli(self, *args):
         return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args), capture_output=True, text=True, timeout=10,
                               env=dict(os.environ, REDISCLI_AUTH=self.password or "")).stdout
+
+
+def kill9(broker):
+    broker.proc.send_signal(signal.SIGKILL)
+    broker.proc.wait(10)
+    broker.log.close()
+
+
+def session_expiry(seconds):
+    p = Properties(PacketTypes.CONNECT)
+    p.SessionExpiryInterval = seconds
+    return p
 
 
 def clustered(redis, anonymous=ALLOW_ALL, settings=None, http_api=False, **kw):
@@ -306,6 +332,130 @@ class RedisCluster(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0, settings)
             self.assertIn(expected, r.stdout + r.stderr, settings)
             self.assertNotIn("s3cret", r.stdout + r.stderr)
+
+
+class AtLeastOnce(unittest.TestCase):
+    """QoS 1 crosses brokers at least once (SPEC §10): through the Redis
+    stream, acknowledged by the receiving broker only once durable there, so
+    neither a Redis restart nor a broker killed with -9 loses an
+    acknowledged message."""
+
+    def setUp(self):
+        # Redis writes every command to its append-only file before replying:
+        # what it accepted survives its own kill -9.
+        self.redis = Redis(persistent=True).start()
+        self.addCleanup(lambda: self.redis.stop())
+
+    def started(self, broker):
+        broker.start()
+        self.addCleanup(lambda: broker.proc.poll() is not None or
+                        self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
+        return broker
+
+    def durable(self, name):
+        return clustered(self.redis, http_api=True, extra={
+            "state_dir": tempfile.mkdtemp(prefix=f"backbone-e2e-{name}-")})
+
+    def persistent_subscriber(self, broker, expect_present=None):
+        sub = Client(broker, client_id="durable-sub", clean=False,
+                     properties=session_expiry(3600)).connect()
+        if expect_present is not None:
+            self.assertEqual(bool(sub.connack[0].get("session present")), expect_present)
+        return sub
+
+    def publish_numbered(self, pub, numbers, topic="alo/x"):
+        for n in numbers:
+            info = pub.publish(topic, str(n).encode(), qos=1)
+            self.assertTrue(info.is_published(), f"message {n} not acknowledged")
+
+    def test_messages_for_a_broker_killed_with_9_reach_its_persistent_session(self):
+        a = self.started(self.durable("a"))
+        b = self.started(self.durable("b"))
+        sub = self.persistent_subscriber(b)
+        sub.subscribe("alo/#", qos=1)
+        pub = Client(a, client_id="alo-pub").connect()
+        self.publish_numbered(pub, range(0, 100))
+        kill9(b)
+        sub.c.loop_stop()
+        # Acknowledged by a while b is dead: they wait in the stream for b's group.
+        self.publish_numbered(pub, range(100, 200))
+        b.start()
+        again = self.persistent_subscriber(b, expect_present=True)
+        got = {int(m.payload) for m in sub.messages}
+
+        def all_arrived():
+            return got | {int(m.payload) for m in again.messages} >= set(range(200))
+        self.assertTrue(harness.wait_for(all_arrived, 15),
+                        sorted(set(range(200)) - got - {int(m.payload) for m in again.messages}))
+        received = len(sub.messages) + len(again.messages)
+        sys.stderr.write(f"kill -9 of the receiving broker: 200 sent, 0 lost, "
+                         f"{received - 200} duplicate(s)\n")
+        for c in (again, pub):
+            c.disconnect()
+
+    def test_qos1_crosses_brokers_through_a_redis_kill_and_restart(self):
+        a = self.started(self.durable("a"))
+        b = self.started(self.durable("b"))
+        sub = self.persistent_subscriber(b)
+        sub.subscribe("alo/#", qos=1)
+        pub = Client(a, client_id="alo-pub").connect()
+        self.publish_numbered(pub, range(0, 100))
+        self.redis.kill()
+        # Redis is away: a acknowledges and keeps the messages for it.
+        self.publish_numbered(pub, range(100, 200))
+        self.redis = self.redis.restarted()
+        self.publish_numbered(pub, range(200, 300))
+        self.assertTrue(harness.wait_for(
+            lambda: {int(m.payload) for m in sub.messages} >= set(range(300)), 15),
+            sorted(set(range(300)) - {int(m.payload) for m in sub.messages}))
+        sys.stderr.write(f"Redis kill -9: 300 sent, 0 lost, {len(sub.messages) - 300} "
+                         f"duplicate(s)\n")
+        for c in (sub, pub):
+            c.disconnect()
+
+    def test_the_publishers_ack_waits_for_the_stream(self):
+        a = self.started(clustered(self.redis, settings={"timeout_ms": 3000}))
+        pub = Client(a, client_id="alo-pub").connect()
+        self.publish_numbered(pub, range(3))
+        self.assertEqual(self.redis.cli("XLEN", "e2e:stream").strip(), "3")
+        # A Redis that does not answer: the PUBACK waits for it...
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            info = pub.publish("alo/x", b"held", qos=1, wait=False)
+            time.sleep(1.0)
+            self.assertFalse(info.is_published(), "acknowledged before Redis took it")
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        # ...and comes once the stream took it.
+        info.wait_for_publish(timeout=5)
+        self.assertTrue(info.is_published())
+        self.assertIn("held", self.redis.cli("XRANGE", "e2e:stream", "-", "+"))
+        # Local subscribers never waited for Redis.
+        pub.disconnect()
+
+    def test_garbage_in_the_modules_keys_is_skipped_and_said(self):
+        self.redis.cli("SET", "e2e:retained", "not a hash")
+        self.redis.cli("XADD", "e2e:stream", "*", "b", "short")
+        a = self.started(self.durable("a"))
+        b = self.started(self.durable("b"))
+        self.assertIn("cannot read the retained messages", a.read_log())
+        sub = Client(b, client_id="g-sub").connect()
+        sub.subscribe("g/#", qos=1)
+        # Entries another writer put in the stream: skipped, acknowledged, counted.
+        self.redis.cli("XADD", "e2e:stream", "*", "b", "x" * 16 + "\x00\x00\x00\x09junkjunkj")
+        self.redis.cli("XADD", "e2e:stream", "*", "other", "field")
+        pub = Client(a, client_id="g-pub").connect()
+        pub.publish("g/ok", b"fine", qos=1)
+        self.assertEqual(sub.wait_messages(1)[0].payload, b"fine")
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(b).get("backbone_redis_entries_skipped_total", 0) >= 2, 5),
+            redis_metrics(b))
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(b).get("backbone_redis_stream_pending", 1) == 0, 5))
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(b).get("backbone_redis_members", 0) == 2, 5), redis_metrics(b))
+        for c in (sub, pub):
+            c.disconnect()
 
 
 if __name__ == "__main__":
