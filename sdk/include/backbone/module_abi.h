@@ -128,6 +128,16 @@ typedef struct bb_message {
    * properties), encoded as in a PUBLISH packet, without the length prefix.
    * May be empty; a malformed block makes the publish BB_E_INVALID. */
   bb_bytes properties;
+  /* ABI 1.5, for publish_routed and publish_routed_durable only (ignored
+   * elsewhere, 0 in what taps see): with `shared_listed` 1 the message
+   * reaches the shared subscriptions of the groups listed in
+   * `shared_groups[0, shared_group_count)` only (each "<group>/<filter>",
+   * as after "$share/" in a SUBSCRIBE), and none with a count of 0; with 0
+   * (or a struct from before 1.5) every matching group here, as for a
+   * message published here. Plain subscriptions are not affected. */
+  int32_t shared_listed;
+  uint32_t shared_group_count;
+  const bb_str* shared_groups;
 } bb_message;
 
 /* ABI 1.3: a client's session started on a broker, and who it belongs to. */
@@ -174,6 +184,21 @@ typedef struct bb_message_tap {
    * connection closed meanwhile is released without effect. Optional.
    * Since 1.5. */
   void (*message_held)(void* user, const bb_message* m, bb_ack_hold hold);
+  /* ABI 1.5: how many of this broker's sessions subscribed to the shared
+   * group "$share/<group>/<filter>" are online changed to `online` (0: none
+   * here is online now; offline members may remain). Called after the
+   * change (a subscribe, an unsubscribe, a connection opened or closed, a
+   * session ended), on the thread that made it; calls never overlap and
+   * come in the order of the changes. Optional. Since 1.5. */
+  void (*shared_members)(void* user, bb_str group, bb_str filter, uint32_t online);
+  /* ABI 1.5: while a message accepted here is routed (on the thread that
+   * accepted it, after `message`/`message_held` saw it), for each shared
+   * group with members here that it matches: 0 when another broker's
+   * member gets it (the module sent it there), anything else when one of
+   * the members here does. Not called for messages from publish_routed.
+   * Without it every matching group here gets its copy. Must not block.
+   * Optional. Since 1.5. */
+  int32_t (*shared_here)(void* user, const bb_message* m, bb_str group, bb_str filter);
 } bb_message_tap;
 
 /* One (effect, action pattern, resource pattern) triple. An IAM statement
