@@ -132,3 +132,63 @@ TEST(RedisFrame, ABatchCarriesItsSenderAndFramesInOrderAndACutIsReported) {
 
 }  // namespace
 }  // namespace backbone::modules::redis
+
+namespace backbone::modules::redis {
+namespace {
+
+TEST(RedisFrame, SharedMessageCarriesItsAssignments) {
+  std::string assignments;
+  append_assignment("node-b", "g/sensors/#", assignments);
+  append_assignment("node-c", "h/+/x", assignments);
+  Frame m;
+  m.kind = Frame::kMessageShared;
+  m.qos = 1;
+  m.topic = "sensors/1";
+  m.payload = "21.5";
+  m.assignments = assignments;
+  std::string bytes;
+  encode_frame(m, bytes);
+  EXPECT_EQ(bytes.size(), frame_size(m));
+  Frame f;
+  ASSERT_TRUE(decode_frame(bytes, f));
+  EXPECT_EQ(f.kind, Frame::kMessageShared);
+  EXPECT_EQ(f.topic, "sensors/1");
+  EXPECT_EQ(f.payload, "21.5");
+  std::vector<std::pair<std::string, std::string>> got;
+  EXPECT_TRUE(for_each_assignment(f.assignments, [&](std::string_view n, std::string_view g) {
+    got.emplace_back(n, g);
+  }));
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, std::string>>{{"node-b", "g/sensors/#"},
+                                                                   {"node-c", "h/+/x"}}));
+  // An assignment block that lies about its entries is refused whole.
+  std::string bad = assignments;
+  bad.pop_back();
+  m.assignments = bad;
+  bytes.clear();
+  encode_frame(m, bytes);
+  EXPECT_FALSE(decode_frame(bytes, f));
+}
+
+TEST(RedisFrame, SharedMembersRoundTrip) {
+  Frame s;
+  s.kind = Frame::kSharedMembers;
+  s.node = "node-a";
+  s.group_filter = "workers/jobs/#";
+  s.online = 3;
+  std::string bytes;
+  encode_frame(s, bytes);
+  EXPECT_EQ(bytes.size(), frame_size(s));
+  Frame f;
+  ASSERT_TRUE(decode_frame(bytes, f));
+  EXPECT_EQ(f.kind, Frame::kSharedMembers);
+  EXPECT_EQ(f.node, "node-a");
+  EXPECT_EQ(f.group_filter, "workers/jobs/#");
+  EXPECT_EQ(f.online, 3u);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    Frame cut;
+    EXPECT_FALSE(decode_frame(std::string_view(bytes).substr(0, n), cut)) << n;
+  }
+}
+
+}  // namespace
+}  // namespace backbone::modules::redis

@@ -20,16 +20,30 @@ inline constexpr uint8_t kFrameVersion = 1;
 
 struct Frame {
   // kSessionStartedBy (ABI 1.3 brokers) carries the session's principal;
-  // kSessionStarted (older brokers) does not.
-  enum Kind : uint8_t { kMessage = 1, kSessionStarted = 2, kSessionStartedBy = 3 };
+  // kSessionStarted (older brokers) does not. kMessageShared is a kMessage
+  // that names which broker serves which shared group; kSharedMembers says
+  // how many members of a shared group are online on a broker.
+  enum Kind : uint8_t {
+    kMessage = 1,
+    kSessionStarted = 2,
+    kSessionStartedBy = 3,
+    kMessageShared = 4,
+    kSharedMembers = 5,
+  };
   Kind kind = kMessage;
-  // kMessage
+  // kMessage, kMessageShared
   uint8_t qos = 0;
   bool retain = false;
   uint64_t expires_at_ms = 0;  // Unix time in milliseconds; 0 = never
   std::string_view topic;
   std::string_view properties;  // MQTT 5, as bb_message.properties
   std::string_view payload;
+  // kMessageShared: append_assignment() entries, (broker, "<group>/<filter>")
+  std::string_view assignments;
+  // kSharedMembers: on broker `node`, `online` members of "<group>/<filter>"
+  std::string_view node;
+  std::string_view group_filter;
+  uint32_t online = 0;
   // kSessionStarted, kSessionStartedBy
   uint64_t connected_at_ms = 0;  // Unix time in milliseconds
   std::string_view client_id;
@@ -64,7 +78,10 @@ inline size_t frame_size(const Frame& f) {
   if (f.kind == Frame::kSessionStarted) return 2 + 8 + f.client_id.size();
   if (f.kind == Frame::kSessionStartedBy)
     return 2 + 8 + 1 + 2 + f.provider.size() + 2 + f.principal.size() + f.client_id.size();
-  return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + f.payload.size();
+  if (f.kind == Frame::kSharedMembers) return 2 + 4 + 2 + f.node.size() + f.group_filter.size();
+  const size_t assignments = f.kind == Frame::kMessageShared ? 4 + f.assignments.size() : 0;
+  return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + assignments +
+         f.payload.size();
 }
 
 // Appends the frame of `f` to `out`. The topic is at most 65535 bytes (an
@@ -84,13 +101,48 @@ inline void encode_frame(const Frame& f, std::string& out) {
     out.append(f.client_id);
     return;
   }
+  if (f.kind == Frame::kSharedMembers) {
+    detail::put_be(f.online, 4, out);
+    detail::put_be(f.node.size(), 2, out);
+    out.append(f.node);
+    out.append(f.group_filter);
+    return;
+  }
   out.push_back(static_cast<char>((f.qos & 3) | (f.retain ? 4 : 0)));
   detail::put_be(f.expires_at_ms, 8, out);
   detail::put_be(f.topic.size(), 2, out);
   out.append(f.topic);
   detail::put_be(f.properties.size(), 4, out);
   out.append(f.properties);
+  if (f.kind == Frame::kMessageShared) {
+    detail::put_be(f.assignments.size(), 4, out);
+    out.append(f.assignments);
+  }
   out.append(f.payload);
+}
+
+// One entry of a kMessageShared frame's assignments: `node` serves the
+// shared group "<group>/<filter>". Names are at most 65535 bytes.
+inline void append_assignment(std::string_view node, std::string_view group_filter,
+                              std::string& out) {
+  detail::put_be(node.size(), 2, out);
+  out.append(node);
+  detail::put_be(group_filter.size(), 2, out);
+  out.append(group_filter);
+}
+
+// Calls fn(node, group_filter) for each assignment; false when cut short.
+template <class Fn>
+bool for_each_assignment(std::string_view in, Fn&& fn) {
+  while (!in.empty()) {
+    uint64_t n;
+    std::string_view node, group_filter;
+    if (!detail::get_be(in, 2, n) || !detail::get_bytes(in, n, node) ||
+        !detail::get_be(in, 2, n) || !detail::get_bytes(in, n, group_filter))
+      return false;
+    fn(node, group_filter);
+  }
+  return true;
 }
 
 // The stream entry's one field: the batch.
@@ -140,9 +192,7 @@ bool for_each_batch_entry(std::string_view entries, Fn&& fn) {
 inline bool decode_frame(std::string_view in, Frame& f) {
   uint64_t v;
   if (!detail::get_be(in, 1, v) || v != kFrameVersion) return false;
-  if (!detail::get_be(in, 1, v) ||
-      (v != Frame::kMessage && v != Frame::kSessionStarted && v != Frame::kSessionStartedBy))
-    return false;
+  if (!detail::get_be(in, 1, v) || v < Frame::kMessage || v > Frame::kSharedMembers) return false;
   f.kind = static_cast<Frame::Kind>(v);
   if (f.kind == Frame::kSessionStarted || f.kind == Frame::kSessionStartedBy) {
     if (!detail::get_be(in, 8, f.connected_at_ms) || f.connected_at_ms == 0) return false;
@@ -155,12 +205,26 @@ inline bool decode_frame(std::string_view in, Frame& f) {
     f.client_id = in;
     return true;
   }
+  if (f.kind == Frame::kSharedMembers) {
+    if (!detail::get_be(in, 4, v)) return false;
+    f.online = static_cast<uint32_t>(v);
+    if (!detail::get_be(in, 2, v) || !detail::get_bytes(in, v, f.node) || f.node.empty() ||
+        in.empty())
+      return false;
+    f.group_filter = in;
+    return true;
+  }
   if (!detail::get_be(in, 1, v) || (v & ~7u) || (v & 3) == 3) return false;
   f.qos = static_cast<uint8_t>(v & 3);
   f.retain = (v & 4) != 0;
   if (!detail::get_be(in, 8, f.expires_at_ms)) return false;
   if (!detail::get_be(in, 2, v) || !detail::get_bytes(in, v, f.topic)) return false;
   if (!detail::get_be(in, 4, v) || !detail::get_bytes(in, v, f.properties)) return false;
+  if (f.kind == Frame::kMessageShared) {
+    if (!detail::get_be(in, 4, v) || !detail::get_bytes(in, v, f.assignments) ||
+        !for_each_assignment(f.assignments, [](std::string_view, std::string_view) {}))
+      return false;
+  }
   f.payload = in;
   return true;
 }

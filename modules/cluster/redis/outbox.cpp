@@ -10,8 +10,8 @@ namespace backbone::modules::redis {
 
 void Batch::append(const Batch& other) {
   frames.append(other.frames);
-  retained_commands.append(other.retained_commands);
-  retained_replies += other.retained_replies;
+  hash_commands.append(other.hash_commands);
+  hash_replies += other.hash_replies;
   count += other.count;
   holds.insert(holds.end(), other.holds.begin(), other.holds.end());
   acks.append(other.acks);
@@ -26,25 +26,35 @@ bool Outbox::push(const Frame& f, uint64_t limit, bb_ack_hold hold) {
   {
     std::lock_guard lock(shard.mutex);
     Batch& b = shard.batch;
-    const size_t before = b.frames.size() + b.retained_commands.size();
+    const size_t before = b.frames.size() + b.hash_commands.size();
     const size_t frame_at = b.frames.size() + kBatchEntryHeader;
     append_batch_entry(f, b.frames);
     ++b.count;
     if (hold != 0) b.holds.push_back(hold);
-    if (f.kind == Frame::kMessage && f.retain) {
-      // The hash keeps each topic's last retained frame (none once cleared).
-      std::string& out = b.retained_commands;
+    if ((f.kind == Frame::kMessage || f.kind == Frame::kMessageShared) && f.retain) {
+      // The hashes keep each topic's last retained frame (none once cleared)
+    // and this broker's online members per shared group.
+      std::string& out = b.hash_commands;
       const bool clear = f.payload.empty();
       resp_header('*', clear ? 3 : 4, out);
       resp_bulk(clear ? "HDEL" : "HSET", out);
       resp_bulk(retained_key_, out);
       resp_bulk(f.topic, out);
       if (!clear) resp_bulk(std::string_view(b.frames).substr(frame_at), out);
-      ++b.retained_replies;
+      ++b.hash_replies;
+    } else if (f.kind == Frame::kSharedMembers) {
+      std::string& out = b.hash_commands;
+      const bool gone = f.online == 0;
+      resp_header('*', gone ? 3 : 4, out);
+      resp_bulk(gone ? "HDEL" : "HSET", out);
+      resp_bulk(shared_key_, out);
+      resp_bulk(f.group_filter, out);
+      if (!gone) resp_bulk(std::to_string(f.online), out);
+      ++b.hash_replies;
     }
     // Counted before the sender can take it: pending_ never falls below
     // what the shards hold, so an idle sender always sees zero and sleeps.
-    const size_t added = b.frames.size() + b.retained_commands.size() - before;
+    const size_t added = b.frames.size() + b.hash_commands.size() - before;
     // Only a sleeping sender is woken (seq_cst: either this sees waiting_
     // or the sender sees the count); a busy one takes it on its next round.
     pending_.fetch_add(added);
@@ -98,7 +108,7 @@ void Outbox::take(Batch& out, std::chrono::milliseconds wait, std::chrono::micro
     acks_.clear();
     ack_count_ = 0;
   }
-  pending_.fetch_sub(out.frames.size() + out.retained_commands.size() + out.acks.size());
+  pending_.fetch_sub(out.frames.size() + out.hash_commands.size() + out.acks.size());
 }
 
 void Outbox::take_holds(std::vector<bb_ack_hold>& out) {
@@ -120,12 +130,12 @@ size_t to_commands(const Batch& b, const StreamNames& names, const BrokerId& ori
   static constexpr size_t kMaxEntryBytes = 1 << 20;
   out.clear();
   size_t replies = 0;
-  const bool transaction = b.retained_replies > 0;
+  const bool transaction = b.hash_replies > 0;
   if (transaction) {
     resp_header('*', 1, out);
     resp_bulk("MULTI", out);
-    out.append(b.retained_commands);
-    replies += 1 + b.retained_replies;
+    out.append(b.hash_commands);
+    replies += 1 + b.hash_replies;
   }
   const std::string max_entries = std::to_string(names.max_entries);
   std::string_view rest = b.frames;

@@ -22,21 +22,22 @@
 namespace backbone::modules::redis {
 
 // What the sender writes next: frames for the stream, the hash updates of
-// the retained ones (commands) with the number of replies they get, the
+// the retained ones and of this broker's shared groups (commands) with the
+// number of replies they get, the
 // holds to release once Redis has accepted the frames, and the ids of the
 // stream entries to acknowledge.
 struct Batch {
   std::string frames;  // append_batch_entry() entries
-  std::string retained_commands;
-  size_t retained_replies = 0;
+  std::string hash_commands;
+  size_t hash_replies = 0;
   size_t count = 0;  // frames
   std::vector<bb_ack_hold> holds;
   std::string acks;  // RESP bulk strings: the entry ids for XACK
   size_t ack_count = 0;
   void clear() {
     frames.clear();
-    retained_commands.clear();
-    retained_replies = count = 0;
+    hash_commands.clear();
+    hash_replies = count = 0;
     holds.clear();
     acks.clear();
     ack_count = 0;
@@ -54,7 +55,8 @@ class Outbox {
  public:
   static constexpr size_t kShards = 16;
 
-  explicit Outbox(std::string retained_key) : retained_key_(std::move(retained_key)) {}
+  Outbox(std::string retained_key, std::string shared_key)
+      : retained_key_(std::move(retained_key)), shared_key_(std::move(shared_key)) {}
 
   // False when over `limit` bytes (Redis is slow or away): the frame is
   // dropped and `hold` left to the caller. Else `hold` (0: none) travels
@@ -82,6 +84,7 @@ class Outbox {
   void wake_sender();
 
   const std::string retained_key_;
+  const std::string shared_key_;  // this broker's shared groups
   Shard shards_[kShards];
   Batch taken_[kShards];  // the sender's: swapped with the shards' batches
   std::mutex acks_mutex_;
@@ -105,9 +108,9 @@ struct StreamNames {
 
 // The commands that write `b` (its frames in XADDs of at most 1 MiB, cut
 // between frames, after the `origin` broker's id, then one XACK of its
-// acks); returns how many replies follow. Retained messages update the hash
-// in the same MULTI/EXEC as their XADD, so that the hash and the stream
-// agree on the order of updates.
+// acks); returns how many replies follow. Retained messages and shared
+// groups update their hash in the same MULTI/EXEC as their XADD, so that the
+// hash and the stream agree on the order of updates.
 size_t to_commands(const Batch& b, const StreamNames& names, const BrokerId& origin,
                    std::string& out);
 

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <fstream>
@@ -38,6 +39,7 @@
 #include "outbox.hpp"
 #include "resp.hpp"
 #include "settings.hpp"
+#include "shared_groups.hpp"
 
 namespace backbone::modules::redis {
 namespace {
@@ -70,7 +72,9 @@ class RedisModule final : public sdk::Module {
     settings_ = std::move(settings);
     if (settings_.node.empty() && !node_from_state_dir(settings_.node)) return BB_E_INTERNAL;
     names_ = StreamNames{settings_.stream(), settings_.node, settings_.stream_max_entries};
-    outbox_ = std::make_unique<Outbox>(settings_.retained_key());
+    outbox_ = std::make_unique<Outbox>(settings_.retained_key(),
+                                       settings_.shared_key(settings_.node));
+    shared_ = std::make_unique<SharedGroups>(settings_.node, settings_.shared_strategy);
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
     return host().register_message_tap(kTap, this);
@@ -161,12 +165,48 @@ class RedisModule final : public sdk::Module {
     f.topic = topic;
     if (BB_HAS(m, bb_message, properties)) f.properties = sdk::view(m->properties);
     f.payload = sdk::view(m->payload);
+    // Shared groups: one broker serves each; the kernel asks shared_here next.
+    thread_local std::string assignments;
+    assignments.clear();
+    if (self->shared_->empty()) {
+      SharedGroups::no_choice();
+    } else {
+      self->shared_->choose(topic, assignments);
+      if (!assignments.empty()) {
+        f.kind = Frame::kMessageShared;
+        f.assignments = assignments;
+      }
+    }
     // While Redis is away the message waits in the outbox, its publisher does not.
     if (hold != 0 && !self->sender_link_.connected) {
       self->release(hold);
       hold = 0;
     }
     self->enqueue(f, hold);
+  }
+
+  static int32_t on_shared_here(void*, const bb_message*, bb_str group, bb_str filter) noexcept {
+    return SharedGroups::served_here(sdk::view(group), sdk::view(filter)) ? 1 : 0;
+  }
+
+  // This broker's online members of a shared group changed: the others hear
+  // of it through the stream, and its hash in Redis keeps it for brokers
+  // joining later.
+  static void on_shared_members(void* user, bb_str group, bb_str filter,
+                                uint32_t online) noexcept {
+    auto* self = static_cast<RedisModule*>(user);
+    try {
+      const std::string group_filter = std::string(sdk::view(group)) + "/" +
+                                       std::string(sdk::view(filter));
+      self->shared_->set(self->settings_.node, group_filter, online);
+      Frame f;
+      f.kind = Frame::kSharedMembers;
+      f.node = self->settings_.node;
+      f.group_filter = group_filter;
+      f.online = online;
+      self->enqueue(f);
+    } catch (...) {  // out of memory: the others learn of it on their next join
+    }
   }
 
   void release(bb_ack_hold hold) noexcept {
@@ -317,7 +357,7 @@ class RedisModule final : public sdk::Module {
         warn_once(sender_link_, "lost " + settings_.where() + ": " + c->errstr);
         c.reset();
         release(batch.holds);
-        if (batch.frames.size() + batch.retained_commands.size() <= settings_.max_pending_bytes) {
+        if (batch.frames.size() + batch.hash_commands.size() <= settings_.max_pending_bytes) {
           std::swap(retry, batch);  // Redis may have taken some: QoS 1 allows the duplicates
         } else {
           dropped_ += batch.count;
@@ -404,7 +444,7 @@ class RedisModule final : public sdk::Module {
       // Redis lost (a restart without persistence, a failover to a replica
       // that had not seen it) reads all the stream holds: it is all newer.
       if (!heartbeat(c.get()) || !join(c.get(), joined_before ? "0" : "$") ||
-          (!ready_ && !load_retained(c.get()))) {
+          !sync_shared_groups(c.get()) || (!ready_ && !load_retained(c.get()))) {
         back_off(backoff);
         continue;
       }
@@ -617,12 +657,71 @@ class RedisModule final : public sdk::Module {
     const std::string& key = settings_.members_key();
     (Command() << "ZADD" << key << now << names_.group).append_to(c);
     (Command() << "ZREMRANGEBYSCORE" << key << "-inf" << forgotten).append_to(c);
-    (Command() << "ZCOUNT" << key << seen << "+inf").append_to(c);
+    (Command() << "ZRANGEBYSCORE" << key << seen << "+inf").append_to(c);
     for (int i = 0; i < 3; ++i) {
       void* reply = nullptr;
       if (redisGetReply(c, &reply) != REDIS_OK) return false;
       Reply r(static_cast<redisReply*>(reply));
-      if (i == 2 && r->type == REDIS_REPLY_INTEGER) members_ = static_cast<uint64_t>(r->integer);
+      if (i == 2 && r->type == REDIS_REPLY_ARRAY) {
+        std::vector<std::string> alive;
+        for (size_t j = 0; j < r->elements; ++j) {
+          if (r->element[j]->type == REDIS_REPLY_STRING)
+            alive.emplace_back(r->element[j]->str, r->element[j]->len);
+        }
+        members_ = alive.size();
+        shared_->set_alive(std::move(alive));
+      }
+    }
+    return true;
+  }
+
+  // On joining: this broker's shared groups written again (Redis may have
+  // lost them, or hold a dead run's), the other brokers' loaded.
+  bool sync_shared_groups(redisContext* c) {
+    const std::string own = settings_.shared_key(names_.group);
+    Command write;
+    const auto local = shared_->local();
+    std::vector<std::string> counts;
+    counts.reserve(local.size());
+    (Command() << "DEL" << own).append_to(c);
+    size_t replies = 1;
+    if (!local.empty()) {
+      write << "HSET" << own;
+      for (const auto& [gf, online] : local) {
+        counts.push_back(std::to_string(online));
+        write << gf << counts.back();
+      }
+      write.append_to(c);
+      ++replies;
+    }
+    for (size_t i = 0; i < replies; ++i) {
+      void* reply = nullptr;
+      if (redisGetReply(c, &reply) != REDIS_OK) return false;
+      freeReplyObject(reply);
+    }
+    Reply nodes = (Command() << "ZRANGE" << settings_.members_key() << "0" << "-1").run(c);
+    if (!nodes) return false;
+    if (nodes->type != REDIS_REPLY_ARRAY) return true;
+    for (size_t i = 0; i < nodes->elements; ++i) {
+      const redisReply* n = nodes->element[i];
+      if (n->type != REDIS_REPLY_STRING) continue;
+      const std::string_view node(n->str, n->len);
+      if (node == names_.group) continue;
+      Reply groups = (Command() << "HGETALL" << settings_.shared_key(node)).run(c);
+      if (!groups) return false;
+      if (groups->type != REDIS_REPLY_ARRAY) continue;  // garbage: skipped
+      std::vector<std::pair<std::string, uint32_t>> entries;
+      for (size_t j = 0; j + 1 < groups->elements; j += 2) {
+        const redisReply* k = groups->element[j];
+        const redisReply* v = groups->element[j + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        uint32_t online = 0;
+        const std::string_view text(v->str, v->len);
+        if (std::from_chars(text.data(), text.data() + text.size(), online).ec != std::errc())
+          continue;
+        entries.emplace_back(std::string(k->str, k->len), online);
+      }
+      shared_->replace_node(node, entries);
     }
     return true;
   }
@@ -678,6 +777,10 @@ class RedisModule final : public sdk::Module {
         host().session_takeover(f.client_id, f.connected_at_ms);
       return false;
     }
+    if (f.kind == Frame::kSharedMembers) {
+      if (f.node != settings_.node) shared_->set(f.node, f.group_filter, f.online);
+      return false;
+    }
     bb_message m{};
     m.struct_size = sizeof(m);
     m.qos = f.qos;
@@ -690,6 +793,18 @@ class RedisModule final : public sdk::Module {
     m.topic = sdk::str(f.topic);
     m.payload = sdk::bytes(f.payload);
     m.properties = sdk::bytes(f.properties);
+    // The publishing broker chose who serves each matching shared group: this
+    // one serves those it was given, and none else.
+    thread_local std::vector<bb_str> served;
+    served.clear();
+    if (f.kind == Frame::kMessageShared && entry) {
+      for_each_assignment(f.assignments, [&](std::string_view node, std::string_view gf) {
+        if (node == settings_.node) served.push_back(sdk::str(gf));
+      });
+      m.shared_listed = 1;
+      m.shared_group_count = static_cast<uint32_t>(served.size());
+      m.shared_groups = served.data();
+    }
     bb_status status;
     if (entry) {
       entry->left.fetch_add(1);
@@ -714,6 +829,7 @@ class RedisModule final : public sdk::Module {
   BrokerId id_{};  // random per start: a restarted broker reads what it wrote before
 
   std::unique_ptr<Outbox> outbox_;  // made in configure(), from the settings
+  std::unique_ptr<SharedGroups> shared_;
   std::thread sender_, receiver_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> ready_{false};
@@ -729,7 +845,9 @@ class RedisModule final : public sdk::Module {
 const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap), 0, &RedisModule::on_message,
                                        &RedisModule::on_session_started,
                                        &RedisModule::on_session_started_as,
-                                       &RedisModule::on_held};
+                                       &RedisModule::on_held,
+                                       &RedisModule::on_shared_members,
+                                       &RedisModule::on_shared_here};
 
 }  // namespace
 }  // namespace backbone::modules::redis

@@ -2,6 +2,7 @@
 #include "settings.hpp"
 
 #include <backbone/sdk.hpp>
+#include <backbone/json.hpp>
 #include <backbone/settings.hpp>
 
 #include <algorithm>
@@ -15,7 +16,7 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   sdk::Settings s(doc);
   std::string address, password_file;
   s.known({"address", "prefix", "username", "password_file", "timeout_ms", "max_pending_bytes",
-           "node", "stream_max_entries"});
+           "node", "stream_max_entries", "shared_strategy"});
   s.get_string("address", address);
   s.get_string("prefix", out.prefix, /*allow_empty=*/true);
   s.get_string("username", out.username, /*allow_empty=*/true);
@@ -24,6 +25,19 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   s.get_int<uint64_t>("max_pending_bytes", out.max_pending_bytes, 1, UINT64_MAX);
   s.get_string("node", out.node);
   s.get_int<uint64_t>("stream_max_entries", out.stream_max_entries, 100, 1000000000);
+  std::string strategy;
+  if (s.get_string("shared_strategy", strategy) && s.has("shared_strategy")) {
+    if (strategy == "local") {
+      out.shared_strategy = Strategy::kLocal;
+    } else if (strategy == "round_robin") {
+      out.shared_strategy = Strategy::kRoundRobin;
+    } else if (strategy == "random") {
+      out.shared_strategy = Strategy::kRandom;
+    } else {
+      s.fail("shared_strategy", "expected \"local\", \"round_robin\" or \"random\", got \"" +
+                                    sdk::printable_key(strategy) + "\"");
+    }
+  }
   if (s.has("address")) {
     const size_t colon = address.rfind(':');
     const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);

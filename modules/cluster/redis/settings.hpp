@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared_groups.hpp"
+
 #include <cstdint>
 #include <string>
 
@@ -19,17 +21,23 @@ struct Settings {
   uint64_t max_pending_bytes = 64ull << 20;
   std::string node;  // this broker's name in the cluster; empty = kept in the state directory
   uint64_t stream_max_entries = 100000;
+  Strategy shared_strategy = Strategy::kLocal;
 
   bool operator==(const Settings&) const = default;
   std::string where() const { return host + ":" + std::to_string(port); }
   std::string stream() const { return prefix + ":stream"; }
   std::string members_key() const { return prefix + ":members"; }
+  // A broker's shared groups: "<group>/<filter>" -> its online members.
+  std::string shared_key(std::string_view node) const {
+    return prefix + ":shared:" + std::string(node);
+  }
   std::string retained_key() const { return prefix + ":retained"; }
 };
 
 // Reads {"address": "host:port", "prefix": "...", "username": "...",
 // "password_file": "...", "timeout_ms": n, "max_pending_bytes": n,
-// "node": "...", "stream_max_entries": n} into
+// "node": "...", "stream_max_entries": n, "shared_strategy": "local" |
+// "round_robin" | "random"} into
 // `out` (defaults for what is absent). False with `error` set on the first
 // bad setting.
 bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error);

@@ -458,5 +458,81 @@ class AtLeastOnce(unittest.TestCase):
             c.disconnect()
 
 
+class SharedAcrossBrokers(unittest.TestCase):
+    """A shared subscription group spans the cluster (SPEC §10): each
+    message goes to exactly one member, wherever it is connected."""
+
+    def setUp(self):
+        self.redis = Redis().start()
+        self.addCleanup(lambda: self.redis.stop())
+
+    def started(self, broker):
+        broker.start()
+        self.addCleanup(lambda: self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
+        return broker
+
+    def members_known(self, brokers, n):
+        """Every broker has heard of `n` brokers with members (their hashes in Redis)."""
+        def known():
+            return sum(1 for k in self.redis.cli("KEYS", "e2e:shared:*").split()
+                       if self.redis.cli("HLEN", k).strip() not in ("", "0")) >= n
+        self.assertTrue(harness.wait_for(known, 5), self.redis.cli("KEYS", "*"))
+        time.sleep(0.2)  # the frames that told the others travel the stream
+
+    def run_group(self, strategy, publishers_on):
+        settings = {"shared_strategy": strategy}
+        brokers = [self.started(clustered(self.redis, settings=settings)) for _ in range(3)]
+        members = [Client(b, client_id=f"member-{i}").connect() for i, b in enumerate(brokers)]
+        for m in members:
+            m.subscribe("$share/workers/jobs/#", qos=1)
+        self.members_known(brokers, 3)
+        pub = Client(brokers[publishers_on], client_id="producer").connect()
+        for n in range(300):
+            pub.publish("jobs/x", str(n).encode(), qos=1, wait=False)
+        got = lambda: sum(len(m.messages) for m in members)
+        harness.wait_for(lambda: got() >= 300, 15)
+        time.sleep(0.5)  # a duplicate would arrive by then
+        payloads = sorted(int(msg.payload) for m in members for msg in m.messages)
+        self.assertEqual(payloads, list(range(300)), "lost or duplicated")
+        for c in members + [pub]:
+            c.disconnect()
+        return [len(m.messages) for m in members]
+
+    def test_each_message_reaches_one_member_of_the_cluster_round_robin(self):
+        counts = self.run_group("round_robin", publishers_on=0)
+        # Spread over the three brokers (round robin over brokers).
+        self.assertTrue(all(c >= 80 for c in counts), counts)
+
+    def test_local_strategy_prefers_the_publishers_broker(self):
+        counts = self.run_group("local", publishers_on=1)
+        self.assertEqual(counts, [0, 300, 0])
+
+    def test_a_group_only_on_another_broker_gets_every_message_once(self):
+        a = self.started(clustered(self.redis))
+        b = self.started(clustered(self.redis))
+        member = Client(b, client_id="lonely").connect()
+        member.subscribe("$share/g/only/#", qos=1)
+        plain = Client(b, client_id="plain").connect()
+        plain.subscribe("only/#", qos=1)
+        self.members_known([a, b], 1)
+        pub = Client(a, client_id="p").connect()
+        for n in range(50):
+            pub.publish("only/t", str(n).encode(), qos=1)
+        harness.wait_for(lambda: len(member.messages) >= 50 and len(plain.messages) >= 50, 10)
+        time.sleep(0.3)
+        self.assertEqual(sorted(int(m.payload) for m in member.messages), list(range(50)))
+        self.assertEqual(len(plain.messages), 50)
+        for c in (member, plain, pub):
+            c.disconnect()
+
+    def test_bad_strategy_is_refused(self):
+        bad = clustered(self.redis, settings={"shared_strategy": "nearest"})
+        r = subprocess.run([harness.BACKBONED, "--config", bad.config_path],
+                           capture_output=True, text=True, timeout=20, env=bad.env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("setting 'shared_strategy': expected \"local\", \"round_robin\" or "
+                      "\"random\", got \"nearest\"", r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
     harness.main()
