@@ -63,6 +63,10 @@ struct Origin {
   // Accepted by another broker of the cluster: its authorization and topic
   // rules were applied there, and it is not handed to the taps again.
   bool routed = false;
+  // ABI 1.5: the hold a client's QoS 1/2 PUBLISH gives each tap with
+  // message_held (its acknowledgement waits for their ack_release); 0 for
+  // wills, modules and the HTTP API: nobody waits.
+  uint64_t ack_hold = 0;
 };
 
 // A module's view of what this broker accepts (bb_message_tap), for sharing
@@ -80,6 +84,8 @@ struct IngressResult {
   // The store's sequence number that must be durable before the message is
   // acknowledged (it is retained or queued for a persistent session); 0 = none.
   uint64_t durable_seq = 0;
+  // How many taps were given Origin::ack_hold (each releases it once).
+  uint32_t holds = 0;
 };
 
 class Broker {
@@ -125,7 +131,14 @@ class Broker {
   // longer read (dropped) and subscriptions no longer allowed (removed).
   void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   // Before the workers start; read without a lock afterwards.
-  void add_tap(Tap tap) { taps_.push_back(tap); }
+  void add_tap(Tap tap) {
+    if (BB_HAS(tap.table, bb_message_tap, message_held) && tap.table->message_held)
+      holds_acks_ = true;
+    taps_.push_back(tap);
+  }
+  // A tap wants to hold acknowledgements (ABI 1.5 message_held): only then
+  // do connections give their QoS 1/2 messages a hold.
+  bool holds_acks() const { return holds_acks_; }
   // A client's session started here (CONNACK sent): the taps hear of it.
   void session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
                        const Login& login);
@@ -141,6 +154,10 @@ class Broker {
   // Writes what is pending and stops persisting (shutdown, connections gone).
   void close_store();
   store::Store* store() { return store_.get(); }
+  // Runs `done` once the store's record `seq` (IngressResult::durable_seq)
+  // is durable: at once on the calling thread when nothing waits (no store,
+  // seq 0, durable already), else later on the store's thread.
+  void when_durable(uint64_t seq, std::function<void()> done);
   // Records the session's expiry and protocol version: persistent sessions
   // (expiry > 0) are stored, others forgotten. After CONNECT and DISCONNECT.
   void persist_session(session::Session& s);
@@ -245,8 +262,10 @@ class Broker {
   mutable std::mutex policy_mutex_;
   std::shared_ptr<const authz::Policy> anonymous_policy_;
   std::vector<Tap> taps_;
+  bool holds_acks_ = false;
   bool admit(const Origin& origin, const Message& msg, IngressResult& result);
-  void tap_message(const Message& msg);
+  // Returns how many taps were given `hold` (0 when it is 0).
+  uint32_t tap_message(const Message& msg, uint64_t hold);
 
   std::mutex rules_mutex_;  // serializes rule changes; readers use rules_
   std::map<std::string, nlohmann::json> rule_specs_;
