@@ -25,7 +25,8 @@ bb_status publish_routed(bb_host_ctx* h, const bb_message* m) noexcept {
     auto msg = message_of(*h->host, m);
     if (!msg) return BB_E_INVALID;
     broker::Origin origin;
-    origin.routed = true;
+    broker::SharedGroups groups;
+    if (!routed_origin(m, groups, origin)) return BB_E_INVALID;
     h->host->broker().ingress(origin, std::move(msg), 0);
     return BB_OK;
   } catch (const std::exception& e) {
