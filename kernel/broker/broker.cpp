@@ -54,6 +54,14 @@ Broker::~Broker() {
 
 // --- the store ---
 
+void Broker::when_durable(uint64_t seq, std::function<void()> done) {
+  if (store_ && seq != 0 && !store_->durable(seq)) {
+    store_->when_durable(seq, std::move(done));
+    return;
+  }
+  done();
+}
+
 void Broker::attach_store(std::unique_ptr<store::Store> store, const store::State& state) {
   for (const auto& [topic, msg] : state.retained) retained_.restore(msg);
   const auto now = Clock::now();

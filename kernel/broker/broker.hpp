@@ -75,6 +75,10 @@ struct Origin {
   // Routed with a list of shared groups: only those groups' members here
   // get it (plain subscriptions are not affected). Null: every group.
   const SharedGroups* shared_only = nullptr;
+  // ABI 1.5: the hold a client's QoS 1/2 PUBLISH gives each tap with
+  // message_held (its acknowledgement waits for their ack_release); 0 for
+  // wills, modules and the HTTP API: nobody waits.
+  uint64_t ack_hold = 0;
 };
 
 // A module's view of what this broker accepts (bb_message_tap), for sharing
@@ -92,6 +96,8 @@ struct IngressResult {
   // The store's sequence number that must be durable before the message is
   // acknowledged (it is retained or queued for a persistent session); 0 = none.
   uint64_t durable_seq = 0;
+  // How many taps were given Origin::ack_hold (each releases it once).
+  uint32_t holds = 0;
 };
 
 class Broker {
@@ -138,12 +144,17 @@ class Broker {
   void apply_policy(const session::SessionPtr& s, const std::shared_ptr<const authz::Policy>& p);
   // Before the workers start; read without a lock afterwards.
   void add_tap(Tap tap) {
-    taps_.push_back(tap);
+    if (BB_HAS(tap.table, bb_message_tap, message_held) && tap.table->message_held)
+      holds_acks_ = true;
     if (BB_HAS(tap.table, bb_message_tap, shared_here) && tap.table->shared_here)
       shared_here_taps_ = true;
     if (BB_HAS(tap.table, bb_message_tap, shared_members) && tap.table->shared_members)
       shared_members_taps_ = true;
+    taps_.push_back(tap);
   }
+  // A tap wants to hold acknowledgements (ABI 1.5 message_held): only then
+  // do connections give their QoS 1/2 messages a hold.
+  bool holds_acks() const { return holds_acks_; }
   // A client's session started here (CONNACK sent): the taps hear of it.
   void session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
                        const Login& login);
@@ -159,6 +170,10 @@ class Broker {
   // Writes what is pending and stops persisting (shutdown, connections gone).
   void close_store();
   store::Store* store() { return store_.get(); }
+  // Runs `done` once the store's record `seq` (IngressResult::durable_seq)
+  // is durable: at once on the calling thread when nothing waits (no store,
+  // seq 0, durable already), else later on the store's thread.
+  void when_durable(uint64_t seq, std::function<void()> done);
   // Records the session's expiry and protocol version: persistent sessions
   // (expiry > 0) are stored, others forgotten. After CONNECT and DISCONNECT.
   void persist_session(session::Session& s);
@@ -282,6 +297,7 @@ class Broker {
   mutable std::mutex policy_mutex_;
   std::shared_ptr<const authz::Policy> anonymous_policy_;
   std::vector<Tap> taps_;
+  bool holds_acks_ = false;
   bool shared_here_taps_ = false;     // a tap has shared_here
   bool shared_members_taps_ = false;  // a tap has shared_members
   // Serializes shared_members calls; the online counts the taps were told
@@ -289,7 +305,8 @@ class Broker {
   std::mutex members_mutex_;
   std::map<std::string, uint32_t, std::less<>> shared_online_;
   bool admit(const Origin& origin, const Message& msg, IngressResult& result);
-  void tap_message(const Message& msg);
+  // Returns how many taps were given `hold` (0 when it is 0).
+  uint32_t tap_message(const Message& msg, uint64_t hold);
 
   std::mutex rules_mutex_;  // serializes rule changes; readers use rules_
   std::map<std::string, nlohmann::json> rule_specs_;

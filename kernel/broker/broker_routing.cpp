@@ -59,7 +59,7 @@ bool Broker::admit(const Origin& origin, const Message& msg, IngressResult& resu
   return true;
 }
 
-void Broker::tap_message(const Message& msg) {
+uint32_t Broker::tap_message(const Message& msg, uint64_t hold) {
   bb_message m{};
   m.struct_size = sizeof(m);
   m.qos = msg.qos;
@@ -69,9 +69,19 @@ void Broker::tap_message(const Message& msg) {
   m.payload = {reinterpret_cast<const uint8_t*>(msg.payload.data()), msg.payload.size()};
   m.properties = {reinterpret_cast<const uint8_t*>(msg.forward_props.data()),
                   msg.forward_props.size()};
+  // Only a client's QoS 1/2 message can be held: its acknowledgement waits.
+  if (msg.qos == 0) hold = 0;
+  uint32_t given = 0;
   for (const Tap& tap : taps_) {
-    if (tap.table->message) tap.table->message(tap.user, &m);
+    if (BB_HAS(tap.table, bb_message_tap, message_held) && tap.table->message_held) {
+      // Counted before the call: the module may release it at once.
+      if (hold) ++given;
+      tap.table->message_held(tap.user, &m, hold);
+    } else if (tap.table->message) {
+      tap.table->message(tap.user, &m);
+    }
   }
+  return given;
 }
 
 void Broker::session_started(std::string_view client_id, uint64_t connected_at_unix_ms,
@@ -112,7 +122,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
     }
     if (store_) result.durable_seq = store_->set_retained(msg);
   }
-  if (!origin.routed && !taps_.empty()) tap_message(*msg);
+  if (!origin.routed && !taps_.empty()) result.holds = tap_message(*msg, origin.ack_hold);
 
   // Which shared groups get a member: a routed message's list, or what the
   // taps say of one accepted here (another broker's member may get it).

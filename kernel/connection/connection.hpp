@@ -79,6 +79,19 @@ class Connection {
   void resume_reading(PauseReason why);
   // Sends the acknowledgements held for the store, up to what is durable.
   void release_held_acks();
+  // ABI 1.5: a module released one hold (bb_ack_hold) of the message whose
+  // hold sequence is `hold_seq`; unknown sequences are ignored.
+  void release_hold(uint32_t hold_seq);
+  // The hold token of (connection, sequence), 0 when the id has no room
+  // for one; and back.
+  static constexpr unsigned kHoldSeqBits = 24;
+  static uint64_t hold_token(ConnId id, uint32_t hold_seq) {
+    return id >> (64 - kHoldSeqBits) ? 0 : (id << kHoldSeqBits) | hold_seq;
+  }
+  static ConnId conn_of_hold(uint64_t hold) { return hold >> kHoldSeqBits; }
+  static uint32_t seq_of_hold(uint64_t hold) {
+    return static_cast<uint32_t>(hold & ((uint64_t{1} << kHoldSeqBits) - 1));
+  }
   // Keep-alive, CONNECT timeout, authentication timeout, token expiry.
   void tick(message::Clock::time_point now);
 
@@ -108,8 +121,11 @@ class Connection {
   void send_connack(bool session_present, uint8_t reason, protocol::Properties props);
   // `durable_seq` > 0: held until the store has made it durable (SPEC §10);
   // acknowledgements leave in the order of their PUBLISH packets.
+  // `hold_seq` > 0: fills the HeldAck queued for that message before
+  // ingress, which also waits for `holds` releases (ABI 1.5 ack_release).
   void send_ack(protocol::PacketType type, uint16_t packet_id, uint8_t reason,
-                std::string_view reason_string = {}, uint64_t durable_seq = 0);
+                std::string_view reason_string = {}, uint64_t durable_seq = 0,
+                uint32_t hold_seq = 0, uint32_t holds = 0);
   // False when the message was discarded as too large for the client.
   bool send_publish(const Delivery& d, uint16_t packet_id, bool dup,
                     message::Clock::time_point now);
@@ -175,11 +191,24 @@ class Connection {
   struct HeldAck {
     uint64_t durable_seq;  // 0: waits only for those before it
     std::string bytes;
+    // ABI 1.5 holds: the message's hold sequence (0: none) and the holds
+    // still to be released. Queued before the taps see the message (so a
+    // release can never come too early) and `filled` by send_ack; a release
+    // before that counts below zero until the taps' count is added.
+    uint32_t hold_seq = 0;
+    int64_t holds = 0;
+    bool filled = true;
   };
   std::deque<HeldAck> held_acks_;
   uint64_t held_max_seq_ = 0;
+  uint32_t next_hold_seq_ = 0;  // the last hold sequence given out
   bool store_wait_armed_ = false;
   void wait_for_store();
+  // Emits the held acknowledgements that are ready, in order; true when
+  // something was emitted.
+  bool drain_held_acks();
+  // The HeldAck of a hold sequence, or end().
+  std::deque<HeldAck>::iterator find_hold(uint32_t hold_seq);
   bool flush_pending_ = false;
   bool graceful_disconnect_ = false;
 

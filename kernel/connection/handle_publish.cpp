@@ -70,10 +70,31 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
 
   broker::Origin origin{session_.get(), publish_cache_ ? &*publish_cache_ : nullptr, &rule_memo_,
                         usage_.get()};
-  broker::IngressResult result = broker_.ingress(origin, std::move(msg), id_);
+  // ABI 1.5: a tap holds the acknowledgement. Its HeldAck is queued before
+  // the taps see the message, so a release (from any thread, even from
+  // within the tap) always finds it; send_ack fills it in.
+  uint32_t hold_seq = 0;
+  if (pub.qos > 0 && broker_.holds_acks()) {
+    uint32_t seq = seq_of_hold(next_hold_seq_ + 1);
+    if (seq == 0) seq = 1;  // 24 bits, never 0
+    if (const uint64_t hold = hold_token(id_, seq)) {
+      hold_seq = next_hold_seq_ = seq;
+      origin.ack_hold = hold;
+      held_acks_.push_back(HeldAck{0, {}, hold_seq, 0, false});
+    }
+  }
+  broker::IngressResult result;
+  try {
+    result = broker_.ingress(origin, std::move(msg), id_);
+  } catch (...) {
+    if (auto it = find_hold(hold_seq); it != held_acks_.end()) held_acks_.erase(it);
+    throw;
+  }
   const bool refused = result.reason >= 0x80;
   if (refused && version_ != Version::kV5 && broker_.limits().disconnect_on_denied_publish &&
       result.reason == reason::kNotAuthorized) {
+    // Refused before the taps: nothing holds it.
+    if (auto it = find_hold(hold_seq); it != held_acks_.end()) held_acks_.erase(it);
     close_transport();
     return false;
   }
@@ -81,14 +102,14 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
   const uint8_t ack_reason = version_ == Version::kV5 ? result.reason : 0;
   if (pub.qos == 1) {
     send_ack(PacketType::kPuback, pub.packet_id, ack_reason, result.reason_string,
-             result.durable_seq);
+             result.durable_seq, hold_seq, result.holds);
   } else if (pub.qos == 2) {
     if (!refused) {
       std::lock_guard lock(session_->mutex());
       session_->incoming_qos2.insert(pub.packet_id);
     }
     send_ack(PacketType::kPubrec, pub.packet_id, ack_reason, result.reason_string,
-             result.durable_seq);
+             result.durable_seq, hold_seq, result.holds);
   }
   // A subscriber cannot keep up: stop reading from this publisher until it
   // drains, instead of dropping or buffering without bound.
@@ -98,7 +119,8 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
 }
 
 void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_code,
-                          std::string_view reason_string, uint64_t durable_seq) {
+                          std::string_view reason_string, uint64_t durable_seq,
+                          uint32_t hold_seq, uint32_t holds) {
   protocol::AckPacket ack;
   ack.type = type;
   ack.packet_id = packet_id;
@@ -109,7 +131,20 @@ void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_co
   std::string bytes;
   protocol::encode_ack(ack, version_, bytes);
   store::Store* store = broker_.store();
-  if (durable_seq != 0 && store && !store->durable(durable_seq)) {
+  const bool wait_store = durable_seq != 0 && store && !store->durable(durable_seq);
+  if (hold_seq != 0) {
+    // The HeldAck queued before ingress (nothing was queued after it since).
+    HeldAck& held = *find_hold(hold_seq);
+    held.durable_seq = wait_store ? durable_seq : 0;
+    held.bytes = std::move(bytes);
+    held.holds += holds;  // releases that came first counted below zero
+    held.filled = true;
+    if (wait_store) held_max_seq_ = std::max(held_max_seq_, durable_seq);
+    // Ready when nothing holds it and the store needs nothing (or is asked).
+    drain_held_acks();
+    return;
+  }
+  if (wait_store) {
     held_acks_.push_back(HeldAck{durable_seq, std::move(bytes)});
     held_max_seq_ = std::max(held_max_seq_, durable_seq);
     wait_for_store();
@@ -136,18 +171,42 @@ void Connection::wait_for_store() {
   });
 }
 
-void Connection::release_held_acks() {
+bool Connection::drain_held_acks() {
   store::Store* store = broker_.store();
   bool sent = false;
   while (!held_acks_.empty()) {
     HeldAck& front = held_acks_.front();
-    if (front.durable_seq != 0 && store && !store->durable(front.durable_seq)) break;
+    // Waits for its holds: their ack_release drains again.
+    if (!front.filled || front.holds > 0) break;
+    if (front.durable_seq != 0 && store && !store->durable(front.durable_seq)) {
+      wait_for_store();
+      break;
+    }
     if (state_ != State::kClosed) emit(front.bytes);
     held_acks_.pop_front();
     sent = true;
   }
-  if (!held_acks_.empty()) wait_for_store();
-  if (sent) write_out();
+  return sent;
+}
+
+void Connection::release_held_acks() {
+  if (drain_held_acks()) write_out();
+}
+
+void Connection::release_hold(uint32_t hold_seq) {
+  auto it = find_hold(hold_seq);
+  if (it == held_acks_.end()) return;
+  if (--it->holds <= 0 && it->filled) release_held_acks();
+}
+
+std::deque<Connection::HeldAck>::iterator Connection::find_hold(uint32_t hold_seq) {
+  if (hold_seq == 0) return held_acks_.end();
+  // Few are held at once (about the client's Receive Maximum), the newest last.
+  for (auto it = held_acks_.end(); it != held_acks_.begin();) {
+    --it;
+    if (it->hold_seq == hold_seq) return it;
+  }
+  return held_acks_.end();
 }
 
 bool Connection::handle_puback(const protocol::AckPacket& ack) {

@@ -123,6 +123,7 @@ struct PublishedMessage {
   uint32_t expiry_s;
   std::string properties;  // ABI 1.2
   bool routed = false;     // through publish_routed
+  bool durable = false;    // ABI 1.5: through publish_routed_durable (also routed)
 };
 
 // A module shared object opened the way the kernel opens it (RTLD_NOW |
@@ -385,8 +386,22 @@ class FakeHost {
   }
   // Plays the broker accepting a message or starting a client's session:
   // every registered bb_message_tap hears of it, on the calling thread.
-  void tap_message(const bb_message& m) {
-    for (const auto& [tap, user] : taps()) tap->message(user, &m);
+  // A tap with message_held (ABI 1.5) hears of it there with hold 0.
+  void tap_message(const bb_message& m) { tap_message_held(m, 0); }
+  // The same with a hold (a client's QoS 1/2 message): every tap with
+  // message_held is given `hold` and must ack_release it (released_holds()).
+  void tap_message_held(const bb_message& m, bb_ack_hold hold) {
+    for (const auto& [tap, user] : taps()) {
+      if (BB_HAS(tap, bb_message_tap, message_held) && tap->message_held)
+        tap->message_held(user, &m, hold);
+      else if (tap->message)
+        tap->message(user, &m);
+    }
+  }
+  // The holds the module released through ack_release, in order.
+  std::vector<bb_ack_hold> released_holds() const {
+    std::lock_guard lock(mutex_);
+    return released_holds_;
   }
   void tap_session_started(std::string_view client_id, uint64_t connected_at_unix_ms) {
     for (const auto& [tap, user] : taps()) {
@@ -628,10 +643,40 @@ class FakeHost {
     return record_publish(h, m, true);
   }
 
-  static bb_status record_publish(bb_host_ctx* h, const bb_message* m, bool routed) {
+  // Recorded like publish_routed; `done` is called at once (nothing waits
+  // for a store here), after the lock is let go.
+  static bb_status api_publish_routed_durable(bb_host_ctx* h, const bb_message* m,
+                                              void (*done)(void* user), void* user) {
+    if (done == nullptr) {
+      FakeHost* f = self(h);
+      std::lock_guard lock(f->mutex_);
+      f->violation_locked("publish_routed_durable without done");
+      return BB_E_INVALID;
+    }
+    const bb_status st = record_publish(h, m, true, true);
+    if (st == BB_OK) done(user);
+    return st;
+  }
+
+  static bb_status api_ack_release(bb_host_ctx* h, bb_ack_hold hold) {
     FakeHost* f = self(h);
     std::lock_guard lock(f->mutex_);
-    if (!f->callable_locked(routed ? "publish_routed" : "publish")) return BB_E_STATE;
+    if (hold == 0) {
+      f->violation_locked("ack_release of hold 0");
+      return BB_E_INVALID;
+    }
+    f->released_holds_.push_back(hold);
+    return BB_OK;
+  }
+
+  static bb_status record_publish(bb_host_ctx* h, const bb_message* m, bool routed,
+                                  bool durable = false) {
+    FakeHost* f = self(h);
+    std::lock_guard lock(f->mutex_);
+    if (!f->callable_locked(durable  ? "publish_routed_durable"
+                            : routed ? "publish_routed"
+                                     : "publish"))
+      return BB_E_STATE;
     if (m == nullptr || !BB_HAS(m, bb_message, content_type)) {
       f->violation_locked("publish with a short bb_message");
       return BB_E_INVALID;
@@ -643,7 +688,7 @@ class FakeHost {
     f->published_.push_back(PublishedMessage{
         to_string(m->topic), bytes(m->payload), to_string(m->content_type), m->qos, m->retain != 0,
         m->expiry_s, BB_HAS(m, bb_message, properties) ? bytes(m->properties) : std::string(),
-        routed});
+        routed, durable});
     return BB_OK;
   }
 
@@ -655,7 +700,9 @@ class FakeHost {
       f->violation_locked("register_message_tap outside configure");
       return BB_E_STATE;
     }
-    if (tap == nullptr || !BB_HAS(tap, bb_message_tap, message) || tap->message == nullptr) {
+    if (tap == nullptr || !BB_HAS(tap, bb_message_tap, message) ||
+        (tap->message == nullptr &&
+         !(BB_HAS(tap, bb_message_tap, message_held) && tap->message_held))) {
       f->violation_locked("register_message_tap with an incomplete table");
       return BB_E_INVALID;
     }
@@ -938,7 +985,9 @@ class FakeHost {
                                     &api_metric_set,
                                     &api_http_authorize_grant,
                                     &api_principal_quotas,
-                                    &api_session_takeover_as};
+                                    &api_session_takeover_as,
+                                    &api_ack_release,
+                                    &api_publish_routed_durable};
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -976,6 +1025,7 @@ class FakeHost {
   std::vector<std::string> taken_over_;
   std::map<std::string, double> metrics_;
   std::vector<std::pair<const bb_message_tap*, void*>> taps_;
+  std::vector<bb_ack_hold> released_holds_;
   std::string state_path_;
   std::vector<std::string> violations_;
   std::deque<std::pair<bb_task_fn, void*>> posted_;

@@ -20,7 +20,7 @@ BB_STATIC_ASSERT(offsetof(bb_message, properties) == 64, "bb_message.properties 
 BB_STATIC_ASSERT(sizeof(bb_message) == 80, "bb_message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, message) == 8, "bb_message_tap.message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started) == 16, "bb_message_tap.session_started");
-BB_STATIC_ASSERT(sizeof(bb_message_tap) == 32, "bb_message_tap");
+BB_STATIC_ASSERT(sizeof(bb_message_tap) == 40, "bb_message_tap");
 BB_STATIC_ASSERT(sizeof(bb_statement) == 40, "bb_statement");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, conn) == 8, "bb_auth_request.conn");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, password) == 80, "bb_auth_request.password");
@@ -53,9 +53,16 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, principal_quotas) == 16 + 33 * 8,
                  "bb_host_api.principal_quotas (1.3)");
 BB_STATIC_ASSERT(offsetof(bb_host_api, session_takeover_as) == 16 + 34 * 8,
                  "bb_host_api.session_takeover_as (1.3)");
-BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 35 * 8, "bb_host_api");
+BB_STATIC_ASSERT(offsetof(bb_host_api, ack_release) == 16 + 35 * 8,
+                 "bb_host_api.ack_release (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_host_api, publish_routed_durable) == 16 + 36 * 8,
+                 "bb_host_api.publish_routed_durable (1.5)");
+BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 37 * 8, "bb_host_api");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started_as) == 24,
                  "bb_message_tap.session_started_as (1.3)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, message_held) == 32,
+                 "bb_message_tap.message_held (1.5)");
+BB_STATIC_ASSERT(sizeof(bb_ack_hold) == 8, "bb_ack_hold");
 BB_STATIC_ASSERT(sizeof(bb_session_start) == 64, "bb_session_start (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");
 BB_STATIC_ASSERT(offsetof(bb_auth_result, quotas) == 64, "bb_auth_result.quotas (1.3)");
@@ -73,7 +80,7 @@ BB_STATIC_ASSERT(sizeof(bb_http_route) == 168, "bb_http_route");
 BB_STATIC_ASSERT(offsetof(bb_module_ops, configure) == 8, "bb_module_ops.configure");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, name) == 24, "bb_module_descriptor.name");
 BB_STATIC_ASSERT(offsetof(bb_module_descriptor, create) == 40, "bb_module_descriptor.create");
-BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 4, "version");
+BB_STATIC_ASSERT(BB_ABI_MAJOR == 1 && BB_ABI_MINOR == 5, "version");
 BB_STATIC_ASSERT(BB_KIND_TRANSPORT == 8 && BB_KIND_CLUSTER == 16, "kinds are never renumbered");
 BB_STATIC_ASSERT(BB_OK == 0 && BB_PENDING == 1 && BB_E_INVALID == -1 && BB_E_STATE == -7,
                  "status codes are never renumbered");

@@ -100,5 +100,9 @@ bb_status publish_routed(bb_host_ctx* h, const bb_message* m) noexcept;
 bb_status session_takeover(bb_host_ctx* h, bb_str client_id,
                            uint64_t connected_at_unix_ms) noexcept;
 bb_status session_takeover_as(bb_host_ctx* h, const bb_session_start* s) noexcept;
+// ABI 1.5
+bb_status ack_release(bb_host_ctx* h, bb_ack_hold hold) noexcept;
+bb_status publish_routed_durable(bb_host_ctx* h, const bb_message* m, void (*done)(void* user),
+                                 void* user) noexcept;
 
 }  // namespace backbone::kernel::module_host::host_api

@@ -51,6 +51,9 @@ constexpr bb_host_api kHostApi{
     .http_authorize_grant = &host_api::http_authorize_grant,
     .principal_quotas = &host_api::principal_quotas,
     .session_takeover_as = &host_api::session_takeover_as,
+    // ABI 1.5
+    .ack_release = &host_api::ack_release,
+    .publish_routed_durable = &host_api::publish_routed_durable,
 };
 
 }  // namespace

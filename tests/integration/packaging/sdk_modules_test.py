@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The SDK as a third party uses it: install it, build the example
 authenticator out of tree, load it into the installed backboned and log in.
-Also: old modules (frozen ABI 1.0 and 1.3 headers) load and work; a future
+Also: old modules (frozen ABI 1.0, 1.3 and 1.4 headers) load and work; a future
 major is refused."""
 import json
 import os
@@ -86,6 +86,21 @@ class AbiVersions(unittest.TestCase):
                 "error": "forbidden", "message": "checked by the 1.3 module"}))
             self.assertEqual(get("/frozen13/a", token="wrong")[0], 401)
             self.assertNotIn("[frozen13] audit:", b.read_log())  # the kernel did not check
+
+    def test_frozen_1_4_tap_hears_messages_and_holds_no_acknowledgement(self):
+        """A message tap of a 1.4 module (its bb_message_tap ends before
+        message_held): it hears every message through `message`, and the
+        publisher's PUBACK is not held for it."""
+        with Broker(modules=["frozen14"], extra={"module_path": [TEST_MODULES]}) as b:
+            self.assertTrue(wait_port(b.http_port), b.read_log())
+            c = Client(b, version=5, username="frozen14", password="frozen-ok").connect()
+            c.publish("frozen14/a", "1", qos=1)  # waits for its PUBACK
+            c.publish("frozen14/b", "2", qos=2)
+            c.publish("frozen14/c", "3", qos=0)
+            c.disconnect()
+            status, _, body = http_request(b.http_port, "GET", "/frozen14")
+            self.assertEqual(status, 200)
+            self.assertEqual(body, {"messages": 3, "qos1": 2, "sessions": 1})
 
     def test_stripped_module_loads_and_junk_is_refused(self):
         d = tempfile.mkdtemp()

@@ -2,7 +2,10 @@
 // Broker routing without a socket: ingress, delivery into sessions, shared
 // groups and retained messages, with the connections replaced by a recorder.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/broker/broker.hpp"
@@ -479,6 +483,138 @@ TEST_F(BrokerRouting, AnEndingMembersSharedMessagesGoToAnOfflineMemberOrAreDropp
   EXPECT_TRUE(queued(sleeper).empty());
   EXPECT_EQ(broker_.stats().messages_dropped.load(), dropped);
   EXPECT_EQ(publish(message("t", "c")).reason, reason::kNoMatchingSubscribers);
+}
+
+// --- ABI 1.5: held acknowledgements and durable routed publishes ----------------
+
+// What a tap heard: each message's topic and hold.
+struct HeardTap {
+  std::vector<std::pair<std::string, bb_ack_hold>> held;
+  std::vector<std::string> plain;
+  static void on_message(void* user, const bb_message* m) {
+    static_cast<HeardTap*>(user)->plain.emplace_back(m->topic.ptr, m->topic.len);
+  }
+  static void on_held(void* user, const bb_message* m, bb_ack_hold hold) {
+    static_cast<HeardTap*>(user)->held.emplace_back(std::string(m->topic.ptr, m->topic.len), hold);
+  }
+};
+
+TEST(BrokerTaps, MessageHeldGetsTheHoldExactlyForAClientsQos1And2) {
+  net::WorkerPool workers(1);
+  Broker broker(config::Limits{}, workers);
+  bb_message_tap table{};
+  table.struct_size = sizeof(table);
+  table.message = &HeardTap::on_message;  // not called: message_held is preferred
+  table.message_held = &HeardTap::on_held;
+  HeardTap a, b;
+  EXPECT_FALSE(broker.holds_acks());
+  broker.add_tap(Tap{&table, &a});
+  broker.add_tap(Tap{&table, &b});
+  EXPECT_TRUE(broker.holds_acks());
+
+  auto msg = [](std::string topic, uint8_t qos) {
+    auto m = std::make_shared<Message>();
+    m->topic = std::move(topic);
+    m->qos = qos;
+    return m;
+  };
+  Origin client;
+  client.ack_hold = 0x1234000007;  // what a connection passes for its QoS 1/2 PUBLISH
+  EXPECT_EQ(broker.ingress(client, msg("c/1", 1), 0x1234).holds, 2u);
+  EXPECT_EQ(broker.ingress(client, msg("c/2", 2), 0x1234).holds, 2u);
+  // QoS 0 waits for nothing even if a hold was passed.
+  EXPECT_EQ(broker.ingress(client, msg("c/0", 0), 0x1234).holds, 0u);
+  // Wills, modules and the HTTP API pass no hold.
+  EXPECT_EQ(broker.ingress(Origin{}, msg("m/1", 1), 0).holds, 0u);
+  // Routed messages are not tapped again.
+  Origin routed;
+  routed.routed = true;
+  routed.ack_hold = 0x1234000008;
+  EXPECT_EQ(broker.ingress(routed, msg("r/1", 1), 0).holds, 0u);
+
+  const std::vector<std::pair<std::string, bb_ack_hold>> want{
+      {"c/1", 0x1234000007}, {"c/2", 0x1234000007}, {"c/0", 0}, {"m/1", 0}};
+  EXPECT_EQ(a.held, want);
+  EXPECT_EQ(b.held, want);
+  EXPECT_TRUE(a.plain.empty());
+}
+
+TEST(BrokerTaps, ATapFromBeforeAbi15StillGetsMessageAndHoldsNothing) {
+  net::WorkerPool workers(1);
+  Broker broker(config::Limits{}, workers);
+  // A 1.2 table ends at session_started; what follows is not the module's.
+  bb_message_tap table{};
+  table.struct_size = offsetof(bb_message_tap, session_started_as);
+  table.message = &HeardTap::on_message;
+  table.message_held = [](void*, const bb_message*, bb_ack_hold) {
+    ADD_FAILURE() << "read past the table's struct_size";
+  };
+  HeardTap a;
+  broker.add_tap(Tap{&table, &a});
+  EXPECT_FALSE(broker.holds_acks());
+  auto m = std::make_shared<Message>();
+  m->topic = "old/1";
+  m->qos = 1;
+  Origin client;
+  client.ack_hold = 0x1234000001;
+  EXPECT_EQ(broker.ingress(client, std::move(m), 0x1234).holds, 0u);
+  EXPECT_EQ(a.plain, std::vector<std::string>{"old/1"});
+  EXPECT_TRUE(a.held.empty());
+}
+
+TEST(BrokerDurable, WhenDurableRunsAtOnceWithoutAStore) {
+  net::WorkerPool workers(1);
+  Broker broker(config::Limits{}, workers);
+  bool done = false;
+  broker.when_durable(42, [&] { done = true; });
+  EXPECT_TRUE(done);
+}
+
+TEST(BrokerDurable, WhenDurableWaitsForTheQueueOfAPersistentSession) {
+  char tmpl[] = "/tmp/bb-durable-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    net::WorkerPool workers(1);
+    RecordedConnections connections;
+    Broker broker(config::Limits{}, workers);
+    broker.attach_connections(connections);
+    store::State state;
+    auto store = store::Store::open(dir, store::StoreSettings{}, state);
+    ASSERT_TRUE(store);
+    broker.attach_store(std::move(store), state);
+
+    auto s = broker.attach_session("sleeper", false, 70, {"test", "sleeper"}).session;
+    ASSERT_TRUE(s);
+    broker.apply_policy(s, policy({{true, {"*"}, {"**"}}}));
+    topic_tree::Subscriber sub;
+    sub.session = s.get();
+    sub.options.qos = 1;
+    broker.subscribe(*s, "t", sub);
+    {
+      std::lock_guard lock(s->mutex());
+      s->expiry_interval_s = 60;
+    }
+    broker.persist_session(*s);
+    broker.detach_session(s, 70);
+
+    auto m = std::make_shared<Message>();
+    m->topic = "t";
+    m->payload = "kept";
+    m->qos = 1;
+    Origin routed;
+    routed.routed = true;
+    const IngressResult r = broker.ingress(routed, std::move(m), 0);
+    ASSERT_NE(r.durable_seq, 0u);  // queued for a persistent session
+    std::promise<bool> durable;
+    store::Store* st = broker.store();
+    broker.when_durable(r.durable_seq, [&] { durable.set_value(st->durable(r.durable_seq)); });
+    auto f = durable.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_TRUE(f.get());
+    broker.close_store();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -9,15 +9,18 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include "kernel/authz/policy.hpp"
 #include "kernel/broker/broker.hpp"
@@ -196,12 +199,22 @@ struct Client {
 
 class Harness {
  public:
+  // `taps` are added before the worker starts; `store_dir`: with the
+  // embedded store there.
   explicit Harness(config::Limits limits = {},
-                   std::shared_ptr<const authz::Policy> anonymous = allow_all())
+                   std::shared_ptr<const authz::Policy> anonymous = allow_all(),
+                   std::vector<broker::Tap> taps = {}, const std::string& store_dir = {})
       : pool_(std::make_unique<net::WorkerPool>(1)),
         broker_(std::make_unique<broker::Broker>(limits, *pool_)),
         table_(std::make_unique<ConnectionTable>(*broker_, *pool_)) {
     broker_->set_anonymous_policy(std::move(anonymous));
+    for (const broker::Tap& tap : taps) broker_->add_tap(tap);
+    if (!store_dir.empty()) {
+      store::State state;
+      auto store = store::Store::open(store_dir, store::StoreSettings{}, state);
+      EXPECT_TRUE(store);
+      broker_->attach_store(std::move(store), state);
+    }
     pool_->start();
   }
   ~Harness() {
@@ -222,6 +235,17 @@ class Harness {
   }
 
   broker::Broker& broker() { return *broker_; }
+  ConnectionTable& table() { return *table_; }
+
+  // What host_api::ack_release does, from the test's thread (posted to the
+  // connection's worker).
+  void release(uint64_t hold) {
+    table_->with_connection(Connection::conn_of_hold(hold),
+                            [seq = Connection::seq_of_hold(hold)](Connection& c) {
+                              c.release_hold(seq);
+                            });
+    drain();
+  }
 
   // Runs f on the worker thread and returns its result. A worker that does
   // not answer within 10 s is deadlocked: the test fails instead of hanging.
@@ -1459,7 +1483,7 @@ void record_session(void* user, bb_str client_id, uint64_t connected_at_unix_ms)
 }
 // A tap of ABI 1.2: session starts without their principal.
 const bb_message_tap kRecordingTap{offsetof(bb_message_tap, session_started_as), 0, &record_message,
-                                   &record_session, nullptr};
+                                   &record_session, nullptr, nullptr, nullptr, nullptr};
 
 std::shared_ptr<const authz::Policy> allow_all_but_reading_secrets() {
   std::string err;
@@ -1656,6 +1680,187 @@ TEST(ConnectionAuth, PendingLoginAnsweredCompletesTheConnect) {
   EXPECT_EQ(as_connack(packets[0], Version::kV5).reason_code, 0);
   EXPECT_EQ(h.broker().logins().complete(slow.asked[0], r), BB_E_STALE);
   EXPECT_TRUE(slow.cancelled.empty());
+}
+
+
+// --- ABI 1.5: acknowledgements held by taps (message_held, ack_release) ----------
+
+// A tap that keeps every hold it is given (on the worker thread).
+struct HoldingTap {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, uint64_t>> holds;  // topic, hold
+  ConnectionTable* release_at_once = nullptr;  // set: releases inside the tap
+  bb_message_tap table{};
+  HoldingTap() {
+    table.struct_size = sizeof(table);
+    table.message_held = [](void* user, const bb_message* m, bb_ack_hold hold) {
+      auto* self = static_cast<HoldingTap*>(user);
+      {
+        std::lock_guard lock(self->mutex);
+        self->holds.emplace_back(std::string(m->topic.ptr, m->topic.len), hold);
+      }
+      // Released before the connection queued its acknowledgement.
+      if (hold && self->release_at_once) {
+        self->release_at_once->with_connection(
+            Connection::conn_of_hold(hold),
+            [seq = Connection::seq_of_hold(hold)](Connection& c) { c.release_hold(seq); });
+      }
+    };
+  }
+  broker::Tap tap() { return broker::Tap{&table, this}; }
+  uint64_t hold(size_t i) {
+    std::lock_guard lock(mutex);
+    return i < holds.size() ? holds[i].second : 0;
+  }
+  size_t count() {
+    std::lock_guard lock(mutex);
+    return holds.size();
+  }
+};
+
+std::vector<std::pair<PacketType, uint16_t>> acks(Client& c) {
+  std::vector<std::pair<PacketType, uint16_t>> out;
+  for (const Packet& p : c.packets()) {
+    const AckPacket a = as_ack(p, c.v);
+    out.emplace_back(a.type, a.packet_id);
+  }
+  return out;
+}
+
+TEST(ConnectionHeldAck, PubackWaitsForEveryHoldAndLeavesInOrder) {
+  HoldingTap one, two;
+  Harness h({}, allow_all(), {one.tap(), two.tap()});
+  Client pub = h.connect_ok(Version::kV5, "pub");
+  pub.publish("h/a", "1", 1, 10);
+  pub.publish("h/b", "2", 1, 11);
+  pub.publish("h/0", "0", 0);
+  EXPECT_TRUE(pub.packets().empty());
+  ASSERT_EQ(one.count(), 3u);
+  ASSERT_EQ(two.count(), 3u);
+  const uint64_t a = one.hold(0), b = one.hold(1);
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(b, 0u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(two.hold(0), a);  // one hold a message, released by each tap
+  EXPECT_EQ(one.hold(2), 0u);  // QoS 0: nobody waits
+  EXPECT_EQ(Connection::conn_of_hold(a), pub.id);
+
+  // The second message is released first: its PUBACK waits for the first.
+  h.release(b);
+  h.release(b);
+  EXPECT_TRUE(pub.packets().empty());
+  h.release(a);
+  EXPECT_TRUE(pub.packets().empty());  // the second tap still holds it
+  h.release(a);
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
+                           {PacketType::kPuback, 10}, {PacketType::kPuback, 11}}));
+  // Releasing again, or a hold never given out, does nothing.
+  h.release(a);
+  h.release(Connection::hold_token(pub.id, 0x777));
+  EXPECT_TRUE(pub.packets().empty());
+  EXPECT_FALSE(pub.closed());
+}
+
+TEST(ConnectionHeldAck, PubrecOfQos2IsHeldAndLaterAcksQueueBehindIt) {
+  HoldingTap tap;
+  Harness h({}, allow_all(), {tap.tap()});
+  Client pub = h.connect_ok(Version::kV311, "pub");
+  pub.publish("h/q2", "x", 2, 7);
+  EXPECT_TRUE(pub.packets().empty());
+  // The retransmission's PUBREC queues behind the held one.
+  pub.publish("h/q2", "x", 2, 7, {}, false, true);
+  EXPECT_TRUE(pub.packets().empty());
+  ASSERT_EQ(tap.count(), 1u);  // the duplicate is not routed again
+  h.release(tap.hold(0));
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
+                           {PacketType::kPubrec, 7}, {PacketType::kPubrec, 7}}));
+  pub.ack(PacketType::kPubrel, 7);
+  EXPECT_EQ(acks(pub),
+            (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPubcomp, 7}}));
+}
+
+TEST(ConnectionHeldAck, AReleaseBeforeTheAcknowledgementIsQueuedCounts) {
+  HoldingTap tap;
+  Harness h({}, allow_all(), {tap.tap()});
+  tap.release_at_once = &h.table();
+  Client pub = h.connect_ok(Version::kV5, "pub");
+  pub.publish("h/now", "1", 1, 3);
+  pub.publish("h/now", "2", 2, 4);
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
+                           {PacketType::kPuback, 3}, {PacketType::kPubrec, 4}}));
+}
+
+TEST(ConnectionHeldAck, ARefusedPublishIsNotHeld) {
+  HoldingTap tap;
+  std::string err;
+  auto read_only = authz::Policy::compile(
+      {authz::Statement{true, {"mqtt:connect", "mqtt:subscribe", "mqtt:read"}, {"**"}}}, &err);
+  ASSERT_NE(read_only, nullptr) << err;
+  Harness h({}, read_only, {tap.tap()});
+  Client pub = h.connect_ok(Version::kV5, "pub");
+  pub.publish("h/no", "1", 1, 5);
+  auto packets = pub.packets();
+  ASSERT_EQ(packets.size(), 1u);
+  EXPECT_EQ(as_ack(packets[0], Version::kV5).reason_code, reason::kNotAuthorized);
+  EXPECT_EQ(tap.count(), 0u);
+}
+
+TEST(ConnectionHeldAck, ReleasingForAClosedConnectionIsHarmless) {
+  HoldingTap tap;
+  Harness h({}, allow_all(), {tap.tap()});
+  Client pub = h.connect_ok(Version::kV5, "pub");
+  pub.publish("h/gone", "1", 1, 9);
+  ASSERT_EQ(tap.count(), 1u);
+  h.transport_closed(pub.id);
+  h.release(tap.hold(0));  // nothing is written after close
+  h.release(Connection::hold_token(pub.id + 0x100, 1));  // a connection that never was
+  EXPECT_TRUE(h.run([&] { return h.table().find(pub.id) == nullptr; }));
+  EXPECT_TRUE(pub.packets().empty());
+  // The next connection's holds are its own.
+  Client next = h.connect_ok(Version::kV5, "next");
+  next.publish("h/next", "1", 1, 1);
+  ASSERT_EQ(tap.count(), 2u);
+  EXPECT_EQ(Connection::conn_of_hold(tap.hold(1)), next.id);
+  h.release(tap.hold(1));
+  EXPECT_EQ(acks(next), (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPuback, 1}}));
+}
+
+TEST(ConnectionHeldAck, WaitsForTheStoreAndTheHolds) {
+  char tmpl[] = "/tmp/bb-held-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    HoldingTap tap;
+    Harness h({}, allow_all(), {tap.tap()}, dir);
+    // A persistent session: its queue is stored, so the PUBACK also waits
+    // for the store.
+    Client sub = h.connect_ok(Version::kV311, "keeper", false);
+    sub.subscribe("h/s", {1});
+    sub.packets();
+    h.transport_closed(sub.id);
+    Client pub = h.connect_ok(Version::kV5, "pub");
+    pub.publish("h/s", "1", 1, 21);
+    pub.publish("h/s", "2", 1, 22);
+    ASSERT_EQ(tap.count(), 2u);
+    // However long the store takes, nothing leaves before the release.
+    h.broker().store()->sync();
+    h.drain();
+    EXPECT_TRUE(pub.packets().empty());
+    h.release(tap.hold(1));
+    h.broker().store()->sync();
+    h.drain();
+    EXPECT_TRUE(pub.packets().empty());
+    h.release(tap.hold(0));
+    std::vector<std::pair<PacketType, uint16_t>> got;
+    for (int i = 0; i < 100 && got.size() < 2; ++i) {
+      h.drain();
+      for (auto& a : acks(pub)) got.push_back(a);
+      if (got.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(got, (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPuback, 21},
+                                                                  {PacketType::kPuback, 22}}));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ TEST(HostApiTable, HasEveryFunctionOfTheCurrentAbi) {
   EXPECT_EQ(api->abi_major, BB_ABI_MAJOR);
   EXPECT_EQ(api->abi_minor, BB_ABI_MINOR);
   EXPECT_TRUE(BB_HAS(api, bb_host_api, session_takeover_as));
+  EXPECT_TRUE(BB_HAS(api, bb_host_api, publish_routed_durable));
   // Every slot after the header is a function pointer, and none is null.
   const auto* first = reinterpret_cast<const char*>(&api->log);
   const auto* end = reinterpret_cast<const char*>(api) + sizeof(bb_host_api);
@@ -83,6 +84,12 @@ TEST(HostApiTable, RefusesCallsWithoutAContext) {
   EXPECT_EQ(api->state_path(nullptr, &out), BB_E_INVALID);
   EXPECT_EQ(api->register_message_tap(nullptr, nullptr, nullptr), BB_E_INVALID);
   EXPECT_EQ(api->publish_routed(nullptr, nullptr), BB_E_INVALID);
+  EXPECT_EQ(api->ack_release(nullptr, 1), BB_E_INVALID);
+  static bool done_called = false;
+  EXPECT_EQ(api->publish_routed_durable(
+                nullptr, nullptr, [](void*) { done_called = true; }, nullptr),
+            BB_E_INVALID);
+  EXPECT_FALSE(done_called);  // never when the call fails
   EXPECT_EQ(api->session_takeover(nullptr, empty, 1), BB_E_INVALID);
   EXPECT_EQ(api->metric_set(nullptr, empty, empty, BB_METRIC_GAUGE, 1), BB_E_INVALID);
   EXPECT_EQ(api->session_takeover_as(nullptr, nullptr), BB_E_INVALID);
