@@ -19,7 +19,8 @@ bool SharedGroups::contains(std::string_view group, std::string_view filter) con
     const bb_str& g = groups[i];
     if (g.len != size || !g.ptr) continue;
     const std::string_view listed(g.ptr, g.len);
-    if (listed[group.size()] == '/' && listed.starts_with(group) && listed.ends_with(filter))
+    // The group is what precedes the first '/', as in "$share/<group>/<filter>".
+    if (listed.find('/') == group.size() && listed.starts_with(group) && listed.ends_with(filter))
       return true;
   }
   return false;
