@@ -1482,8 +1482,14 @@ void record_session(void* user, bb_str client_id, uint64_t connected_at_unix_ms)
   r->sessions.emplace_back(client_id.ptr, client_id.len);
 }
 // A tap of ABI 1.2: session starts without their principal.
-const bb_message_tap kRecordingTap{offsetof(bb_message_tap, session_started_as), 0, &record_message,
-                                   &record_session, nullptr, nullptr, nullptr, nullptr};
+// (Built field by field: fields appended to bb_message_tap stay null.)
+const bb_message_tap kRecordingTap = [] {
+  bb_message_tap t{};
+  t.struct_size = offsetof(bb_message_tap, session_started_as);
+  t.message = &record_message;
+  t.session_started = &record_session;
+  return t;
+}();
 
 std::shared_ptr<const authz::Policy> allow_all_but_reading_secrets() {
   std::string err;
