@@ -17,10 +17,14 @@ BB_STATIC_ASSERT(offsetof(bb_message, expiry_s) == 8, "bb_message.expiry_s");
 BB_STATIC_ASSERT(offsetof(bb_message, topic) == 16, "bb_message.topic");
 BB_STATIC_ASSERT(offsetof(bb_message, content_type) == 48, "bb_message.content_type");
 BB_STATIC_ASSERT(offsetof(bb_message, properties) == 64, "bb_message.properties (1.2)");
-BB_STATIC_ASSERT(sizeof(bb_message) == 80, "bb_message");
+BB_STATIC_ASSERT(offsetof(bb_message, shared_listed) == 80, "bb_message.shared_listed (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message, shared_group_count) == 84,
+                 "bb_message.shared_group_count (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message, shared_groups) == 88, "bb_message.shared_groups (1.5)");
+BB_STATIC_ASSERT(sizeof(bb_message) == 96, "bb_message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, message) == 8, "bb_message_tap.message");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started) == 16, "bb_message_tap.session_started");
-BB_STATIC_ASSERT(sizeof(bb_message_tap) == 40, "bb_message_tap");
+BB_STATIC_ASSERT(sizeof(bb_message_tap) == 56, "bb_message_tap");
 BB_STATIC_ASSERT(sizeof(bb_statement) == 40, "bb_statement");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, conn) == 8, "bb_auth_request.conn");
 BB_STATIC_ASSERT(offsetof(bb_auth_request, password) == 80, "bb_auth_request.password");
@@ -62,6 +66,9 @@ BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started_as) == 24,
                  "bb_message_tap.session_started_as (1.3)");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, message_held) == 32,
                  "bb_message_tap.message_held (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_members) == 40,
+                 "bb_message_tap.shared_members (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_here) == 48, "bb_message_tap.shared_here (1.5)");
 BB_STATIC_ASSERT(sizeof(bb_ack_hold) == 8, "bb_ack_hold");
 BB_STATIC_ASSERT(sizeof(bb_session_start) == 64, "bb_session_start (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");
