@@ -271,7 +271,7 @@ class Broker {
   struct SharedAsk {
     const Broker* broker = nullptr;
     const Message* msg = nullptr;
-    bb_message m{};
+    bb_message m;  // filled (zeroed first) on the first group asked about
     bool described = false;
   };
   static bool listed_group(void* ctx, std::string_view group, std::string_view filter);

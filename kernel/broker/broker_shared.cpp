@@ -34,6 +34,7 @@ bool Broker::ask_taps(void* ctx, std::string_view group, std::string_view filter
   auto& ask = *static_cast<SharedAsk*>(ctx);
   if (!ask.described) {
     const Message& msg = *ask.msg;
+    ask.m = bb_message{};
     ask.m.struct_size = sizeof(ask.m);
     ask.m.qos = msg.qos;
     ask.m.retain = msg.retain;
