@@ -68,7 +68,8 @@ BB_STATIC_ASSERT(offsetof(bb_message_tap, message_held) == 32,
                  "bb_message_tap.message_held (1.5)");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_members) == 40,
                  "bb_message_tap.shared_members (1.5)");
-BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_here) == 48, "bb_message_tap.shared_here (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_here) == 48,
+                 "bb_message_tap.shared_here (1.5)");
 BB_STATIC_ASSERT(sizeof(bb_ack_hold) == 8, "bb_ack_hold");
 BB_STATIC_ASSERT(sizeof(bb_session_start) == 64, "bb_session_start (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");
