@@ -252,8 +252,13 @@ bool Broker::subscribe(Session& s, const std::string& filter, const topic_tree::
       store_->subscribe(s.store_key, filter,
                         store::SubscriptionRecord{sub.options, sub.subscription_id});
   }
-  std::unique_lock lock(tree_mutex_);
-  return tree_.subscribe(filter, sub);
+  bool replaced;
+  {
+    std::unique_lock lock(tree_mutex_);
+    replaced = tree_.subscribe(filter, sub);
+  }
+  if (shared_members_taps_ && filter.starts_with("$share/")) count_shared({filter});
+  return replaced;
 }
 
 bool Broker::unsubscribe(Session& s, std::string_view filter) {
@@ -264,8 +269,13 @@ bool Broker::unsubscribe(Session& s, std::string_view filter) {
     s.subscriptions.erase(it);
     if (store_ && s.store_key != 0) store_->unsubscribe(s.store_key, filter);
   }
-  std::unique_lock lock(tree_mutex_);
-  return tree_.unsubscribe(filter, &s);
+  bool removed;
+  {
+    std::unique_lock lock(tree_mutex_);
+    removed = tree_.unsubscribe(filter, &s);
+  }
+  if (shared_members_taps_ && filter.starts_with("$share/")) count_shared({std::string(filter)});
+  return removed;
 }
 
 size_t Broker::subscription_count() const {

@@ -54,6 +54,15 @@ struct Stats {
   std::atomic<uint64_t> auth_failures{0};
 };
 
+// The shared groups a message routed from another broker reaches
+// (bb_message.shared_listed): "<group>/<filter>" each, as after "$share/".
+// Borrowed from the module's bb_message for the duration of the ingress.
+struct SharedGroups {
+  const bb_str* groups = nullptr;
+  uint32_t count = 0;
+  bool contains(std::string_view group, std::string_view filter) const;
+};
+
 // Who a message comes from, for the ingress pipeline.
 struct Origin {
   session::Session* session = nullptr;            // null for modules and the broker itself
@@ -63,6 +72,9 @@ struct Origin {
   // Accepted by another broker of the cluster: its authorization and topic
   // rules were applied there, and it is not handed to the taps again.
   bool routed = false;
+  // Routed with a list of shared groups: only those groups' members here
+  // get it (plain subscriptions are not affected). Null: every group.
+  const SharedGroups* shared_only = nullptr;
   // ABI 1.5: the hold a client's QoS 1/2 PUBLISH gives each tap with
   // message_held (its acknowledgement waits for their ack_release); 0 for
   // wills, modules and the HTTP API: nobody waits.
@@ -134,6 +146,10 @@ class Broker {
   void add_tap(Tap tap) {
     if (BB_HAS(tap.table, bb_message_tap, message_held) && tap.table->message_held)
       holds_acks_ = true;
+    if (BB_HAS(tap.table, bb_message_tap, shared_here) && tap.table->shared_here)
+      shared_here_taps_ = true;
+    if (BB_HAS(tap.table, bb_message_tap, shared_members) && tap.table->shared_members)
+      shared_members_taps_ = true;
     taps_.push_back(tap);
   }
   // A tap wants to hold acknowledgements (ABI 1.5 message_held): only then
@@ -246,9 +262,28 @@ class Broker {
     uint64_t seq = 0;
   };
   // `read_policy`: Subscriber::read_policy of a subscription that matched.
+  // `shared`: the group it came through, if it came through a shared one.
   bool deliver(session::Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
                const session::SubIds& ids, session::ConnId publisher_conn, uint64_t read_policy,
-               Stored& stored);
+               Stored& stored, session::SharedKey shared = nullptr);
+  // Shared groups (broker_shared.cpp).
+  // A message accepted here, described once for the taps' shared_here.
+  struct SharedAsk {
+    const Broker* broker = nullptr;
+    const Message* msg = nullptr;
+    bb_message m;  // filled (zeroed first) on the first group asked about
+    bool described = false;
+  };
+  static bool listed_group(void* ctx, std::string_view group, std::string_view filter);
+  static bool ask_taps(void* ctx, std::string_view group, std::string_view filter);
+  // The session's "$share/..." subscriptions, when a tap counts members.
+  std::vector<std::string> shared_filters(session::Session& s);
+  // Recounts the online members here of each "$share/..." filter and tells
+  // the taps (shared_members) those whose count changed.
+  void count_shared(const std::vector<std::string>& filters);
+  // Deliveries of an ending session that came through shared groups go to
+  // another member of their group here; without one they are dropped.
+  void hand_over(const session::Session& leaving, std::vector<session::Delivery>& orphans);
   void publish_sys();
   void arm_timer(uint32_t worker);
   std::vector<std::unique_ptr<boost::asio::steady_timer>> timers_;
@@ -263,6 +298,12 @@ class Broker {
   std::shared_ptr<const authz::Policy> anonymous_policy_;
   std::vector<Tap> taps_;
   bool holds_acks_ = false;
+  bool shared_here_taps_ = false;     // a tap has shared_here
+  bool shared_members_taps_ = false;  // a tap has shared_members
+  // Serializes shared_members calls; the online counts the taps were told
+  // last, by "<group>/<filter>" (absent = 0).
+  std::mutex members_mutex_;
+  std::map<std::string, uint32_t, std::less<>> shared_online_;
   bool admit(const Origin& origin, const Message& msg, IngressResult& result);
   // Returns how many taps were given `hold` (0 when it is 0).
   uint32_t tap_message(const Message& msg, uint64_t hold);

@@ -124,10 +124,27 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
   }
   if (!origin.routed && !taps_.empty()) result.holds = tap_message(*msg, origin.ack_hold);
 
+  // Which shared groups get a member: a routed message's list, or what the
+  // taps say of one accepted here (another broker's member may get it).
+  topic_tree::GroupFilter keep = nullptr;
+  void* keep_ctx = nullptr;
+  SharedAsk ask;
+  if (origin.routed) {
+    if (origin.shared_only) {
+      keep = &Broker::listed_group;
+      keep_ctx = const_cast<SharedGroups*>(origin.shared_only);
+    }
+  } else if (shared_here_taps_) {
+    ask.broker = this;
+    ask.msg = msg.get();
+    keep = &Broker::ask_taps;
+    keep_ctx = &ask;
+  }
+
   thread_local Route route;
   route.matches.clear();
   std::shared_lock lock(tree_mutex_);
-  tree_.match(msg->topic, &Broker::collect, &route);
+  tree_.match(msg->topic, &Broker::collect, &route, keep, keep_ctx);
   if (route.matches.empty()) {
     result.reason = reason::kNoMatchingSubscribers;
     return result;
@@ -147,6 +164,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
     bool skip = false;
     uint64_t read_policy = 0;
     session::SubIds ids;
+    const session::SharedKey* shared = nullptr;
     size_t j = i;
     for (; j < m.size() && m[j].session == s; ++j) {
       if (m[j].options.no_local && origin.session == s) {
@@ -157,12 +175,13 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
       retain_as_published |= m[j].options.retain_as_published;
       ids.add(m[j].subscription_id);
       if (m[j].read_policy) read_policy = m[j].read_policy;
+      if (m[j].shared && !shared) shared = &m[j].shared;
     }
     const bool any = !skip || j - i > 1;
     if (any) {
       const uint8_t effective = std::min(qos, msg->qos);
       if (deliver(*s, msg, effective, retain_as_published && msg->retain, ids, publisher_conn,
-                  read_policy, stored))
+                  read_policy, stored, shared ? *shared : nullptr))
         result.paused = true;
     }
     i = j;
@@ -174,7 +193,7 @@ IngressResult Broker::ingress(const Origin& origin, MessagePtr msg, ConnId publi
 // Returns true when the publisher should pause (the queue is over its limit).
 bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain,
                      const session::SubIds& ids, ConnId publisher_conn, uint64_t read_policy,
-                     Stored& stored) {
+                     Stored& stored, session::SharedKey shared) {
   bool pause = false;
   bool wake = false;
   {
@@ -207,7 +226,7 @@ bool Broker::deliver(Session& s, const MessagePtr& msg, uint8_t qos, bool retain
                                    ids.count);
       store_id = stored.message_id;
     }
-    s.queue.push_back(session::Delivery{msg, qos, retain, ids, store_id});
+    s.queue.push_back(session::Delivery{msg, qos, retain, ids, store_id, std::move(shared)});
     s.queued_bytes += msg->payload.size();
     if (online && !s.flush_scheduled) {
       s.flush_scheduled = true;

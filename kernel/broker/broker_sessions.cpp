@@ -59,8 +59,11 @@ Broker::Attached Broker::attach_session(const std::string& client_id, bool clean
     }
     if (clean_start) end_session(old);
   }
-  std::lock_guard lock(out.session->mutex());
-  out.session->set_conn(conn);
+  {
+    std::lock_guard lock(out.session->mutex());
+    out.session->set_conn(conn);
+  }
+  if (out.present) count_shared(shared_filters(*out.session));
   return out;
 }
 
@@ -97,11 +100,13 @@ void Broker::update_quotas(std::string_view provider, std::string_view principal
 
 void Broker::detach_session(const session::SessionPtr& s, ConnId conn) {
   bool end = false;
+  bool went_offline = false;
   {
     std::lock_guard lock(s->mutex());
     // A takeover may already have bound the session to a newer connection.
     if (conn != 0 && s->conn() == conn) {
       s->set_conn(0);
+      went_offline = true;
       s->offline_since = Clock::now();
       end = !s->persistent();
       if (!end &&
@@ -122,21 +127,46 @@ void Broker::detach_session(const session::SessionPtr& s, ConnId conn) {
     auto it = sessions_.find(s->client_id());
     if (it != sessions_.end() && it->second == s) sessions_.erase(it);
   }
-  if (end) end_session(s);
+  if (end) {
+    end_session(s);
+  } else if (went_offline) {
+    count_shared(shared_filters(*s));
+  }
 }
 
+// What the session still owed through shared subscriptions (queued, or sent
+// and unacknowledged; not QoS 2 messages already received, PUBREC'd) goes to
+// another member of the same group here, online preferred (hand_over). With
+// none left here it is dropped with the session's other messages, as
+// before: the cluster module may route later messages to other brokers'
+// members, but what was queued here is not sent to them.
 void Broker::end_session(const session::SessionPtr& s) {
   std::vector<std::string> filters;
+  std::vector<session::Delivery> orphans;
   {
     std::lock_guard lock(s->mutex());
     forget_stored_session(*s);
     for (const auto& [filter, entry] : s->subscriptions) filters.push_back(filter);
     s->subscriptions.clear();
+    for (const auto& [id, f] : s->inflight) {
+      if (f.delivery.shared && !f.released) orphans.push_back(f.delivery);
+    }
+    for (size_t i = 0; i < s->queue.size(); ++i) {
+      if (s->queue[i].shared) orphans.push_back(std::move(s->queue[i]));
+    }
     s->queue.clear();
+    s->queued_bytes = 0;
     s->inflight.clear();
   }
-  std::unique_lock lock(tree_mutex_);
-  for (const auto& f : filters) tree_.unsubscribe(f, s.get());
+  {
+    std::unique_lock lock(tree_mutex_);
+    for (const auto& f : filters) tree_.unsubscribe(f, s.get());
+  }
+  if (!orphans.empty()) hand_over(*s, orphans);
+  if (shared_members_taps_) {
+    std::erase_if(filters, [](const std::string& f) { return !f.starts_with("$share/"); });
+    count_shared(filters);
+  }
 }
 
 size_t Broker::session_count() const {

@@ -32,12 +32,20 @@ struct SubIds {
   }
 };
 
+// A shared group's "<group>/<filter>" (as after "$share/"), one instance per
+// group, shared by its members' subscriptions and deliveries.
+using SharedKey = std::shared_ptr<const std::string>;
+
 struct Delivery {
   message::MessagePtr msg;
   uint8_t qos = 0;
   bool retain = false;
   SubIds sub_ids;
   uint64_t store_id = 0;  // the message's id in the store; 0 = not stored
+  // Set when it came through a shared subscription: when the session ends
+  // before it was acknowledged, another member of the group here gets it.
+  // Not stored: deliveries restored from the store have none.
+  SharedKey shared = nullptr;
 };
 
 struct Inflight {

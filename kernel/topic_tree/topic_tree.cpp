@@ -30,9 +30,14 @@ std::string_view next_level(std::string_view s, size_t& pos) {
 }  // namespace
 
 struct TopicTree::SharedGroup {
-  std::string name;
+  // "<name>/<filter>": the filter is the node's, as subscribed.
+  session::SharedKey key;
+  size_t name_size = 0;
   std::vector<Subscriber> members;
   mutable std::atomic<size_t> next{0};
+
+  std::string_view name() const { return std::string_view(*key).substr(0, name_size); }
+  std::string_view filter() const { return std::string_view(*key).substr(name_size + 1); }
 };
 
 struct TopicTree::Node {
@@ -88,25 +93,31 @@ bool TopicTree::subscribe(std::string_view filter, const Subscriber& s) {
   const bool shared = split_shared(filter, group_name, real_filter);
   Node* node = find_or_create(real_filter);
   std::vector<Subscriber>* list = &node->subscribers;
+  session::SharedKey shared_key;
   if (shared) {
     SharedGroup* group = nullptr;
     for (auto& g : node->groups) {
-      if (g->name == group_name) group = g.get();
+      if (g->name() == group_name) group = g.get();
     }
     if (!group) {
       node->groups.push_back(std::make_unique<SharedGroup>());
       group = node->groups.back().get();
-      group->name = std::string(group_name);
+      group->key = std::make_shared<const std::string>(
+          std::string(group_name).append("/").append(real_filter));
+      group->name_size = group_name.size();
     }
     list = &group->members;
+    shared_key = group->key;
   }
   for (auto& existing : *list) {
     if (existing.session == s.session) {
       existing = s;
+      if (shared) existing.shared = shared_key;
       return true;
     }
   }
   list->push_back(s);
+  if (shared) list->back().shared = shared_key;
   ++count_;
   return false;
 }
@@ -145,7 +156,7 @@ bool TopicTree::unsubscribe(std::string_view filter, const session::Session* ses
   };
   if (shared) {
     for (auto it = node->groups.begin(); it != node->groups.end(); ++it) {
-      if ((*it)->name == group_name) {
+      if ((*it)->name() == group_name) {
         erase_from((*it)->members);
         if ((*it)->members.empty()) node->groups.erase(it);
         break;
@@ -176,6 +187,8 @@ namespace {
 struct MatchState {
   MatchVisitor visit;
   void* ctx;
+  GroupFilter keep;
+  void* keep_ctx;
 };
 
 template <class NodeT, class GroupT>
@@ -185,6 +198,7 @@ void visit_node(const NodeT& node, const MatchState& st) {
     const GroupT& group = *g;
     const size_t n = group.members.size();
     if (n == 0) continue;
+    if (st.keep && !st.keep(st.keep_ctx, group.name(), group.filter())) continue;
     // Round robin, skipping members whose session is offline when an online
     // one exists.
     const size_t start = group.next.fetch_add(1, std::memory_order_relaxed);
@@ -218,8 +232,9 @@ void match_levels(const NodeT& node, std::string_view topic, size_t pos, const M
 
 }  // namespace
 
-void TopicTree::match(std::string_view topic, MatchVisitor visit, void* ctx) const {
-  const MatchState st{visit, ctx};
+void TopicTree::match(std::string_view topic, MatchVisitor visit, void* ctx, GroupFilter keep,
+                      void* keep_ctx) const {
+  const MatchState st{visit, ctx, keep, keep_ctx};
   // The root has no subscribers itself; start with the first level.
   const Node& root = *root_;
   const bool dollar = !topic.empty() && topic[0] == '$';
@@ -229,6 +244,58 @@ void TopicTree::match(std::string_view topic, MatchVisitor visit, void* ctx) con
   auto it = root.children.find(level);
   if (it != root.children.end()) match_levels<Node, SharedGroup>(*it->second, topic, pos, st);
   if (root.plus && !dollar) match_levels<Node, SharedGroup>(*root.plus, topic, pos, st);
+}
+
+const TopicTree::SharedGroup* TopicTree::find_group(std::string_view group,
+                                                    std::string_view filter) const {
+  const Node* node = root_.get();
+  size_t pos = 0;
+  while (pos != std::string_view::npos) {
+    const std::string_view level = next_level(filter, pos);
+    if (level == "+") {
+      node = node->plus.get();
+    } else if (level == "#") {
+      node = node->hash.get();
+    } else {
+      auto it = node->children.find(level);
+      node = it == node->children.end() ? nullptr : it->second.get();
+    }
+    if (!node) return nullptr;
+  }
+  for (const auto& g : node->groups) {
+    if (g->name() == group) return g.get();
+  }
+  return nullptr;
+}
+
+std::vector<const session::Session*> TopicTree::shared_members(std::string_view group,
+                                                               std::string_view filter) const {
+  std::vector<const session::Session*> out;
+  if (const SharedGroup* g = find_group(group, filter)) {
+    for (const auto& m : g->members) out.push_back(m.session);
+  }
+  return out;
+}
+
+bool TopicTree::pick_member(std::string_view group, std::string_view filter,
+                            const session::Session* except, Subscriber& out) const {
+  const SharedGroup* g = find_group(group, filter);
+  if (!g) return false;
+  const size_t n = g->members.size();
+  const size_t start = g->next.fetch_add(1, std::memory_order_relaxed);
+  const Subscriber* chosen = nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    const Subscriber& candidate = g->members[(start + i) % n];
+    if (candidate.session == except) continue;
+    if (candidate.session->online()) {
+      chosen = &candidate;
+      break;
+    }
+    if (!chosen) chosen = &candidate;
+  }
+  if (!chosen) return false;
+  out = *chosen;
+  return true;
 }
 
 }  // namespace backbone::kernel::topic_tree

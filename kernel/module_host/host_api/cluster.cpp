@@ -27,13 +27,15 @@ bb_status register_message_tap(bb_host_ctx* h, const bb_message_tap* tap, void* 
 
 namespace {
 
-// Routed ingress (publish_routed): rules and taps were applied by the
-// broker that accepted it.
+// Routed ingress (publish_routed, publish_routed_durable): rules and taps
+// were applied by the broker that accepted it; a listed message reaches the
+// listed shared groups only.
 std::optional<broker::IngressResult> route(bb_host_ctx* h, const bb_message* m) {
   auto msg = message_of(*h->host, m);
   if (!msg) return std::nullopt;
   broker::Origin origin;
-  origin.routed = true;
+  broker::SharedGroups groups;  // borrows m's list during the ingress
+  if (!routed_origin(m, groups, origin)) return std::nullopt;
   return h->host->broker().ingress(origin, std::move(msg), 0);
 }
 

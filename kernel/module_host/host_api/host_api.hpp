@@ -13,6 +13,7 @@
 
 #include <backbone/module_abi.h>
 
+#include "kernel/broker/broker.hpp"
 #include "kernel/message/message.hpp"
 #include "kernel/module_host/module_instance.hpp"
 
@@ -38,6 +39,11 @@ bb_str thread_result(std::string value);
 // The kernel's message for a module's; nullptr (and last_error says why)
 // when it is not one a client could publish.
 message::MessagePtr message_of(ModuleHost& host, const bb_message* m);
+// The origin of a message another broker routed here (publish_routed,
+// publish_routed_durable): with `m->shared_listed` (ABI 1.5) it points at
+// `groups`, which borrows m's list and must outlive the ingress. False (and
+// last_error says why) when the list is malformed.
+bool routed_origin(const bb_message* m, broker::SharedGroups& groups, broker::Origin& origin);
 
 // --- Core: logging, settings, publishing, tasks, lifecycle, state ---
 void log(bb_host_ctx* h, int32_t level, bb_str msg) noexcept;

@@ -43,6 +43,20 @@ bb_str thread_result(std::string value) {
   return bb_str{buffer.c_str(), buffer.size()};
 }
 
+bool routed_origin(const bb_message* m, broker::SharedGroups& groups, broker::Origin& origin) {
+  origin.routed = true;
+  origin.shared_only = nullptr;
+  if (!m || !BB_HAS(m, bb_message, shared_groups) || !m->shared_listed) return true;
+  if (m->shared_group_count > 0 && !m->shared_groups) {
+    failed(BB_E_INVALID, "shared_groups is null with a shared_group_count");
+    return false;
+  }
+  groups.groups = m->shared_groups;
+  groups.count = m->shared_group_count;
+  origin.shared_only = &groups;
+  return true;
+}
+
 message::MessagePtr message_of(ModuleHost& host, const bb_message* m) {
   auto refuse = [](std::string why) -> message::MessagePtr {
     failed(BB_E_INVALID, std::move(why));

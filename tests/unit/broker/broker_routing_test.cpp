@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Broker routing without a socket: ingress, delivery into sessions, shared
 // groups and retained messages, with the connections replaced by a recorder.
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
@@ -240,6 +241,248 @@ TEST_F(BrokerRouting, RevokingAPrincipalEndsItsSessionsThroughTheirConnections) 
   EXPECT_EQ(connections_.revoked, std::vector<ConnId>{100});
   EXPECT_EQ(broker_.session_count(), 0u);
   EXPECT_EQ(publish(message("t", "x")).reason, reason::kNoMatchingSubscribers);
+}
+
+// --- shared groups across brokers (ABI 1.5) ---
+
+// A cluster module's tap: what it was told and what it answers.
+struct SharedTap {
+  std::vector<std::string> asked;               // shared_here: "<group>/<filter> <topic>"
+  std::vector<std::string> elsewhere;           // "<group>/<filter>" another broker serves
+  std::vector<std::pair<std::string, uint32_t>> members;  // shared_members calls
+  bb_message_tap table{};
+  Tap tap() { return Tap{&table, this}; }
+  SharedTap() {
+    table.struct_size = sizeof(table);
+    table.message = [](void*, const bb_message*) {};
+    table.shared_members = [](void* user, bb_str group, bb_str filter, uint32_t online) {
+      static_cast<SharedTap*>(user)->members.emplace_back(
+          std::string(group.ptr, group.len) + "/" + std::string(filter.ptr, filter.len), online);
+    };
+    table.shared_here = [](void* user, const bb_message* m, bb_str group, bb_str filter) {
+      auto* t = static_cast<SharedTap*>(user);
+      const std::string key =
+          std::string(group.ptr, group.len) + "/" + std::string(filter.ptr, filter.len);
+      EXPECT_EQ(m->shared_listed, 0);
+      t->asked.push_back(key + " " + std::string(m->topic.ptr, m->topic.len) + " " +
+                         std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len));
+      for (const auto& e : t->elsewhere) {
+        if (e == key) return 0;
+      }
+      return 1;
+    };
+  }
+};
+
+TEST_F(BrokerRouting, SharedHereZeroSkipsTheLocalGroupNotPlainSubscribers) {
+  SharedTap tap;
+  tap.elsewhere = {"g/jobs/+"};
+  broker_.add_tap(tap.tap());
+  auto g1 = online("g1", 301), g2 = online("g2", 302), h = online("h", 303);
+  auto plain = online("plain", 304);
+  subscribe(g1, "$share/g/jobs/+");
+  subscribe(g2, "$share/g/jobs/+");
+  subscribe(h, "$share/h/jobs/#");
+  subscribe(plain, "jobs/+");
+  EXPECT_EQ(publish(message("jobs/1", "one")).reason, 0);
+  EXPECT_TRUE(queued(g1).empty());
+  EXPECT_TRUE(queued(g2).empty());
+  EXPECT_EQ(queued(h).size(), 1u);
+  EXPECT_EQ(queued(plain).size(), 1u);
+  std::sort(tap.asked.begin(), tap.asked.end());
+  EXPECT_EQ(tap.asked, (std::vector<std::string>{"g/jobs/+ jobs/1 one", "h/jobs/# jobs/1 one"}));
+  // Served here again: one member gets it.
+  tap.elsewhere.clear();
+  publish(message("jobs/2", "two"));
+  EXPECT_EQ(queued(g1).size() + queued(g2).size(), 1u);
+  EXPECT_EQ(queued(h).size(), 2u);
+  // Routed messages are never asked about.
+  tap.asked.clear();
+  Origin routed;
+  routed.routed = true;
+  publish(message("jobs/3", "three"), routed);
+  EXPECT_TRUE(tap.asked.empty());
+  EXPECT_EQ(queued(g1).size() + queued(g2).size(), 2u);
+}
+
+TEST_F(BrokerRouting, RoutedWithASharedListServesOnlyTheListedGroups) {
+  auto g = online("g", 311), h = online("h", 312), plain = online("plain", 313);
+  subscribe(g, "$share/g/t/+");
+  subscribe(h, "$share/h/t/+");
+  subscribe(plain, "t/+");
+  const bb_str listed[] = {{"h/t/+", 5}, {"g/t/#", 5}, {"x/t/+", 5}};
+  SharedGroups groups{listed, 3};
+  Origin origin;
+  origin.routed = true;
+  origin.shared_only = &groups;
+  EXPECT_EQ(publish(message("t/1", "x"), origin).reason, 0);
+  EXPECT_TRUE(queued(g).empty());  // "g/t/#" is another group
+  EXPECT_EQ(queued(h).size(), 1u);
+  EXPECT_EQ(queued(plain).size(), 1u);
+  // An empty list: no group, plain subscriptions still.
+  SharedGroups none{nullptr, 0};
+  origin.shared_only = &none;
+  publish(message("t/2", "x"), origin);
+  EXPECT_TRUE(queued(g).empty());
+  EXPECT_EQ(queued(h).size(), 1u);
+  EXPECT_EQ(queued(plain).size(), 2u);
+  // No list (shared_listed 0): every group, as before.
+  origin.shared_only = nullptr;
+  publish(message("t/3", "x"), origin);
+  EXPECT_EQ(queued(g).size(), 1u);
+  EXPECT_EQ(queued(h).size(), 2u);
+  EXPECT_EQ(queued(plain).size(), 3u);
+}
+
+TEST_F(BrokerRouting, TapsOfOlderModulesAreNeverCalledThroughTheNewFields) {
+  // A 1.4 module's table ends before shared_members: whatever follows in
+  // memory is not its.
+  struct Older {
+    bb_message_tap table{};
+  } older;
+  older.table.struct_size = offsetof(bb_message_tap, shared_members);
+  older.table.message = [](void*, const bb_message*) {};
+  older.table.shared_members = [](void*, bb_str, bb_str, uint32_t) {
+    ADD_FAILURE() << "shared_members of a 1.4 tap";
+  };
+  older.table.shared_here = [](void*, const bb_message*, bb_str, bb_str) -> int32_t {
+    ADD_FAILURE() << "shared_here of a 1.4 tap";
+    return 0;
+  };
+  broker_.add_tap(Tap{&older.table, nullptr});
+  auto a = online("a", 321), b = online("b", 322);
+  subscribe(a, "$share/g/t");
+  subscribe(b, "$share/g/t");
+  for (int i = 0; i < 4; ++i) publish(message("t", "x"));
+  EXPECT_EQ(queued(a).size(), 2u);
+  EXPECT_EQ(queued(b).size(), 2u);
+  broker_.detach_session(a, 321);
+  broker_.unsubscribe(*b, "$share/g/t");
+}
+
+TEST_F(BrokerRouting, SharedMembersHearsOnlineCountsWhenTheyChange) {
+  SharedTap tap;
+  broker_.add_tap(tap.tap());
+  using Calls = std::vector<std::pair<std::string, uint32_t>>;
+  auto a = online("a", 331);
+  {
+    std::lock_guard lock(a->mutex());
+    a->expiry_interval_s = 60;  // kept offline
+  }
+  subscribe(a, "$share/g/t/#");
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}}));
+  subscribe(a, "$share/g/t/#", 2);  // replaced: same count, no call
+  subscribe(a, "t/#");              // not shared: no call
+  EXPECT_EQ(tap.members.size(), 1u);
+  auto b = online("b", 332);
+  subscribe(b, "$share/g/t/#");
+  subscribe(b, "$share/other/x");
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}, {"g/t/#", 2}, {"other/x", 1}}));
+  tap.members.clear();
+  broker_.detach_session(a, 331);  // offline, kept
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}}));
+  broker_.detach_session(a, 331);  // already offline: nothing changes
+  EXPECT_EQ(tap.members.size(), 1u);
+  auto again = broker_.attach_session("a", false, 333, {"test", "a"});
+  EXPECT_EQ(again.session, a);
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}, {"g/t/#", 2}}));
+  // A takeover by a new connection keeps it online: no change.
+  broker_.attach_session("a", false, 334, {"test", "a"});
+  EXPECT_EQ(tap.members.size(), 2u);
+  tap.members.clear();
+  broker_.unsubscribe(*b, "$share/g/t/#");
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}}));
+  broker_.unsubscribe(*b, "$share/g/t/#");  // not subscribed any more
+  EXPECT_EQ(tap.members.size(), 1u);
+  // b's connection closes; its session (not persistent) ends.
+  broker_.detach_session(b, 332);
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 1}, {"other/x", 0}}));
+  // a's session ends with a clean start.
+  tap.members.clear();
+  broker_.attach_session("a", true, 335, {"test", "a"});
+  EXPECT_EQ(tap.members, (Calls{{"g/t/#", 0}}));
+}
+
+// Takes `n` queued deliveries of `s` in flight, as a connection's flush does.
+void send_from_queue(const SessionPtr& s, size_t n) {
+  std::lock_guard lock(s->mutex());
+  for (size_t i = 0; i < n && !s->queue.empty(); ++i) {
+    const uint16_t id = s->allocate_packet_id();
+    s->inflight[id] = session::Inflight{std::move(s->queue.front()), false};
+    s->queued_bytes -= s->inflight[id].delivery.msg->payload.size();
+    s->queue.pop_front();
+  }
+}
+
+TEST_F(BrokerRouting, AnEndingMembersUnacknowledgedSharedMessagesGoToAnotherMember) {
+  auto leaving = online("leaving", 341), offline = online("offline", 342);
+  auto staying = online("staying", 343);
+  {
+    std::lock_guard lock(offline->mutex());
+    offline->expiry_interval_s = 60;
+  }
+  subscribe(leaving, "$share/g/t", 1);
+  subscribe(leaving, "u", 1);  // a plain subscription of its own too
+  subscribe(offline, "$share/g/t", 1);
+  subscribe(staying, "$share/g/t", 1);
+  broker_.detach_session(offline, 342);
+  // Every message of the group to `leaving` (the others unsubscribed for now).
+  broker_.unsubscribe(*staying, "$share/g/t");
+  broker_.unsubscribe(*offline, "$share/g/t");
+  for (int i = 0; i < 4; ++i) publish(message("t", "m" + std::to_string(i)));
+  publish(message("u", "plain only"));
+  auto got = queued(leaving);
+  ASSERT_EQ(got.size(), 5u);
+  ASSERT_TRUE(got[0].shared);
+  EXPECT_EQ(*got[0].shared, "g/t");
+  send_from_queue(leaving, 2);  // m0, m1 sent, unacknowledged
+  {
+    // m1 is QoS 2 in its second phase: the client has it already.
+    std::lock_guard lock(leaving->mutex());
+    leaving->inflight.rbegin()->second.released = true;
+  }
+  subscribe(offline, "$share/g/t", 1);
+  subscribe(staying, "$share/g/t", 1);
+  // Its connection closes and the (non-persistent) session ends.
+  broker_.detach_session(leaving, 341);
+  auto moved = queued(staying);
+  ASSERT_EQ(moved.size(), 3u);  // m0 (in flight), m2, m3 (queued); the online member
+  EXPECT_EQ(moved[0].msg->payload, "m0");
+  EXPECT_EQ(moved[1].msg->payload, "m2");
+  EXPECT_EQ(moved[2].msg->payload, "m3");
+  for (const auto& d : moved) {
+    EXPECT_EQ(d.qos, 1);
+    ASSERT_TRUE(d.shared);
+    EXPECT_EQ(*d.shared, "g/t");
+  }
+  EXPECT_TRUE(queued(offline).empty());
+  EXPECT_EQ(connections_.wakes[343], 1);
+}
+
+TEST_F(BrokerRouting, AnEndingMembersSharedMessagesGoToAnOfflineMemberOrAreDropped) {
+  auto leaving = online("leaving", 351), sleeper = online("sleeper", 352);
+  {
+    std::lock_guard lock(sleeper->mutex());
+    sleeper->expiry_interval_s = 60;
+  }
+  subscribe(leaving, "$share/g/t", 1);
+  publish(message("t", "a"));
+  publish(message("t", "b"));
+  subscribe(sleeper, "$share/g/t", 1);
+  broker_.detach_session(sleeper, 352);
+  EXPECT_EQ(queued(leaving).size(), 2u);
+  broker_.detach_session(leaving, 351);
+  EXPECT_EQ(queued(sleeper).size(), 2u);  // the only member left, offline: queued for it
+  // The last member ends: nobody here is left, its messages go with it.
+  const uint64_t dropped = broker_.stats().messages_dropped.load();
+  {
+    std::lock_guard lock(sleeper->mutex());
+    sleeper->expiry_interval_s = 0;
+  }
+  broker_.kick("sleeper", reason::kAdministrativeAction);
+  EXPECT_TRUE(queued(sleeper).empty());
+  EXPECT_EQ(broker_.stats().messages_dropped.load(), dropped);
+  EXPECT_EQ(publish(message("t", "c")).reason, reason::kNoMatchingSubscribers);
 }
 
 // --- ABI 1.5: held acknowledgements and durable routed publishes ----------------

@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "kernel/module_host/host_api/host_api.hpp"
 #include "kernel/module_host/host_api/io_watch.hpp"
 #include "kernel/module_host/module_host.hpp"
 #include "kernel/net/worker_pool.hpp"
@@ -93,6 +94,42 @@ TEST(HostApiTable, RefusesCallsWithoutAContext) {
   EXPECT_EQ(api->session_takeover(nullptr, empty, 1), BB_E_INVALID);
   EXPECT_EQ(api->metric_set(nullptr, empty, empty, BB_METRIC_GAUGE, 1), BB_E_INVALID);
   EXPECT_EQ(api->session_takeover_as(nullptr, nullptr), BB_E_INVALID);
+}
+
+TEST(HostApiRouted, SharedGroupListOfARoutedMessage) {
+  const bb_str listed[] = {{"g/t/+", 5}, {"h/#", 3}};
+  bb_message m{};
+  m.struct_size = sizeof(m);
+  broker::Origin origin;
+  broker::SharedGroups groups;
+  // shared_listed 0: every group, as before.
+  ASSERT_TRUE(host_api::routed_origin(&m, groups, origin));
+  EXPECT_TRUE(origin.routed);
+  EXPECT_EQ(origin.shared_only, nullptr);
+  m.shared_listed = 1;
+  m.shared_group_count = 2;
+  m.shared_groups = listed;
+  ASSERT_TRUE(host_api::routed_origin(&m, groups, origin));
+  ASSERT_EQ(origin.shared_only, &groups);
+  EXPECT_EQ(groups.count, 2u);
+  EXPECT_TRUE(groups.contains("g", "t/+"));
+  EXPECT_TRUE(groups.contains("h", "#"));
+  EXPECT_FALSE(groups.contains("g", "t/#"));
+  EXPECT_FALSE(groups.contains("g/t", "+"));  // a group name has no '/'
+  EXPECT_FALSE(groups.contains("h", "#/x"));
+  // An empty list: no group.
+  m.shared_group_count = 0;
+  m.shared_groups = nullptr;
+  ASSERT_TRUE(host_api::routed_origin(&m, groups, origin));
+  ASSERT_EQ(origin.shared_only, &groups);
+  EXPECT_EQ(groups.count, 0u);
+  // A count without a list is refused.
+  m.shared_group_count = 1;
+  EXPECT_FALSE(host_api::routed_origin(&m, groups, origin));
+  // A struct from before 1.5: whatever follows it is not read.
+  m.struct_size = offsetof(bb_message, shared_listed);
+  ASSERT_TRUE(host_api::routed_origin(&m, groups, origin));
+  EXPECT_EQ(origin.shared_only, nullptr);
 }
 
 TEST(HostApiTable, LastErrorSaysWhyTheThreadsLastCallFailed) {

@@ -343,5 +343,106 @@ TEST(TopicTreeShared, SharedWildcardsFollowDollarRule) {
   EXPECT_TRUE(match(tree, "$SYS/x").empty());
 }
 
+TEST(TopicTreeShared, MembersCarryTheGroupAndItsRealFilter) {
+  TopicTree tree;
+  Session a("a", 1), b("b", 2), plain("plain", 3);
+  tree.subscribe("$share/g/jobs/+", sub(a));
+  tree.subscribe("$share/g/jobs/+", sub(b));
+  tree.subscribe("jobs/+", sub(plain));
+  const auto got = match(tree, "jobs/1");
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& s : got) {
+    if (s.session == &plain) {
+      EXPECT_FALSE(s.shared);
+    } else {
+      ASSERT_TRUE(s.shared);
+      EXPECT_EQ(*s.shared, "g/jobs/+");
+    }
+  }
+  EXPECT_EQ(tree.shared_members("g", "jobs/+").size(), 2u);
+  EXPECT_TRUE(tree.shared_members("g", "jobs/#").empty());
+  EXPECT_TRUE(tree.shared_members("h", "jobs/+").empty());
+}
+
+struct Kept {
+  std::vector<std::string> asked;
+  std::string refuse;  // "<group>/<filter>" refused
+};
+
+std::vector<Subscriber> match_kept(const TopicTree& tree, std::string_view topic, Kept& kept) {
+  std::vector<Subscriber> out;
+  tree.match(
+      topic,
+      [](void* ctx, const Subscriber& s) {
+        static_cast<std::vector<Subscriber>*>(ctx)->push_back(s);
+      },
+      &out,
+      [](void* ctx, std::string_view group, std::string_view filter) {
+        auto* k = static_cast<Kept*>(ctx);
+        const std::string key = std::string(group) + "/" + std::string(filter);
+        k->asked.push_back(key);
+        return key != k->refuse;
+      },
+      &kept);
+  return out;
+}
+
+TEST(TopicTreeShared, GroupFilterDecidesPerGroupAndKeepsTheRoundRobin) {
+  TopicTree tree;
+  Session a("a", 1), b("b", 2), c("c", 3), plain("plain", 4);
+  for (Session* s : {&a, &b, &c}) s->set_conn(100 + s->id());
+  tree.subscribe("$share/g/t/+", sub(a));
+  tree.subscribe("$share/g/t/+", sub(b));
+  tree.subscribe("$share/h/t/#", sub(c));
+  tree.subscribe("t/+", sub(plain));
+  Kept kept;
+  kept.refuse = "g/t/+";
+  for (int i = 0; i < 3; ++i) {
+    const auto got = match_kept(tree, "t/x", kept);
+    ASSERT_EQ(got.size(), 2u);  // h's member and the plain subscriber
+    for (const auto& s : got) EXPECT_NE(s.session, &a);
+    for (const auto& s : got) EXPECT_NE(s.session, &b);
+  }
+  EXPECT_EQ(kept.asked.size(), 6u);  // once per group per message, never for plain ones
+  // g's round robin did not move while it was refused: a then b, as from the start.
+  const auto first = match(tree, "t/x");
+  const auto second = match(tree, "t/x");
+  auto member_of_g = [&](const std::vector<Subscriber>& got) -> const Session* {
+    for (const auto& s : got) {
+      if (s.session == &a || s.session == &b) return s.session;
+    }
+    return nullptr;
+  };
+  EXPECT_EQ(member_of_g(first), &a);
+  EXPECT_EQ(member_of_g(second), &b);
+  // Nothing refused: every group gets its member.
+  kept = Kept{};
+  EXPECT_EQ(match_kept(tree, "t/x", kept).size(), 3u);
+  EXPECT_EQ(kept.asked.size(), 2u);
+}
+
+TEST(TopicTreeShared, PickMemberSkipsTheLeavingOnePrefersOnline) {
+  TopicTree tree;
+  Session leaving("leaving", 1), off("off", 2), on("on", 3);
+  leaving.set_conn(1);
+  on.set_conn(3);
+  tree.subscribe("$share/g/t", sub(leaving));
+  tree.subscribe("$share/g/t", sub(off));
+  tree.subscribe("$share/g/t", sub(on, 1));
+  Subscriber out;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(tree.pick_member("g", "t", &leaving, out));
+    EXPECT_EQ(out.session, &on);
+    EXPECT_EQ(out.options.qos, 1);
+  }
+  on.set_conn(0);
+  ASSERT_TRUE(tree.pick_member("g", "t", &leaving, out));
+  EXPECT_NE(out.session, &leaving);
+  EXPECT_FALSE(tree.pick_member("h", "t", nullptr, out));
+  tree.unsubscribe("$share/g/t", &off);
+  tree.unsubscribe("$share/g/t", &on);
+  EXPECT_FALSE(tree.pick_member("g", "t", &leaving, out));
+}
+
 }  // namespace
 }  // namespace backbone::kernel::topic_tree
