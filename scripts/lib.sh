@@ -15,9 +15,10 @@ BUILD_PACKAGES=(g++ cmake ninja-build ccache pkg-config libboost-dev libboost-sy
 # Packages the tests need on top: GoogleTest, real MQTT clients and broker,
 # clang for the fuzzer, python3-cryptography for the stand-in OpenID provider
 # and Kubernetes API server, the official Kubernetes client and YAML for the
-# Kubernetes tests, a Redis server for the cluster tests.
+# Kubernetes tests, a Redis server and Redis Sentinel for the cluster tests.
 TEST_PACKAGES=(libgtest-dev libgmock-dev mosquitto python3 python3-paho-mqtt clang
-  libclang-rt-14-dev python3-cryptography python3-kubernetes python3-yaml redis-server)
+  libclang-rt-14-dev python3-cryptography python3-kubernetes python3-yaml redis-server
+  redis-sentinel)
 
 install_packages() {
   local missing=()

@@ -38,6 +38,7 @@
 #include "frame.hpp"
 #include "outbox.hpp"
 #include "resp.hpp"
+#include "sentinel.hpp"
 #include "settings.hpp"
 #include "shared_groups.hpp"
 
@@ -257,14 +258,29 @@ class RedisModule final : public sdk::Module {
     const char* role;
     std::atomic<bool> down{false};       // warned about, not back yet
     std::atomic<bool> connected{false};  // for the metric
+    // With sentinels (this link's thread only): the master connected to,
+    // the sentinel that answered last, and when the master was last checked.
+    Endpoint master{};
+    size_t sentinel = 0;
+    Clock::time_point checked{};
   };
 
   Context connect(Link& link) {
-    const auto ms = settings_.timeout_ms;
-    const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
-    Context c(redisConnectWithTimeout(settings_.host.c_str(), settings_.port, tv));
+    const timeval tv = to_timeval(settings_.timeout_ms);
+    Endpoint at{settings_.host, settings_.port};
+    if (!settings_.sentinels.empty()) {  // the master now, by the sentinels
+      std::string error;
+      std::optional<Endpoint> master = ask_sentinels(settings_, link.sentinel, error);
+      if (!master) {
+        warn_once(link, error);
+        return nullptr;
+      }
+      at = link.master = std::move(*master);
+      link.checked = Clock::now();
+    }
+    Context c(redisConnectWithTimeout(at.host.c_str(), at.port, tv));
     if (!c || c->err) {
-      warn_once(link, std::string("cannot connect to ") + settings_.where() + ": " +
+      warn_once(link, std::string("cannot connect to ") + at.where() + ": " +
                           (c ? c->errstr : "out of memory"));
       return nullptr;
     }
@@ -277,11 +293,41 @@ class RedisModule final : public sdk::Module {
       auth << settings_.password;
       Reply r = auth.run(c.get());
       if (!r || r->type == REDIS_REPLY_ERROR) {
-        warn_once(link, std::string("authentication refused by ") + settings_.where());
+        warn_once(link, std::string("authentication refused by ") + at.where());
         return nullptr;
       }
     }
+    // A demoted master still up after a failover: ask the sentinels again
+    // after the back-off (they may not have switched yet, or it came back).
+    if (std::string error; !settings_.sentinels.empty() && !is_master(c.get(), error)) {
+      warn_once(link, at.where() + " (named by a sentinel): " + error);
+      return nullptr;
+    }
     return c;
+  }
+
+  // With sentinels, at most once a second: true (after a warning) when the
+  // sentinel that answered last names another master than the one `link`
+  // is connected to. Between a failover and the old master's demotion (or
+  // for as long as it is cut off) the old master still takes writes that no
+  // other broker reads. A sentinel that does not answer changes nothing.
+  bool master_moved(Link& link) {
+    if (settings_.sentinels.empty() || Clock::now() - link.checked < std::chrono::seconds(1))
+      return false;
+    link.checked = Clock::now();
+    Settings one = settings_;
+    one.sentinels = {settings_.sentinels[link.sentinel]};
+    size_t first = 0;
+    std::string error;
+    const std::optional<Endpoint> master = ask_sentinels(one, first, error);
+    if (!master) {
+      link.sentinel = (link.sentinel + 1) % settings_.sentinels.size();
+      return false;
+    }
+    if (*master == link.master) return false;
+    warn_once(link, "master '" + settings_.master_name + "' moved from " + link.master.where() +
+                        " to " + master->where());
+    return true;
   }
 
   // One warning per outage, not one per retry.
@@ -293,7 +339,10 @@ class RedisModule final : public sdk::Module {
   void up(Link& link) {
     link.connected = true;
     if (link.down.exchange(false))
-      host().info(std::string("redis ") + link.role + ": connected to " + settings_.where());
+      host().info(std::string("redis ") + link.role + ": connected to " +
+                  (settings_.sentinels.empty() ? settings_.where()
+                                               : link.master.where() + " (master '" +
+                                                     settings_.master_name + "' via sentinel)"));
   }
 
   // Sleeps `backoff` ms (less when stopping), then doubles it up to 2 s.
@@ -320,6 +369,7 @@ class RedisModule final : public sdk::Module {
         report_metrics();
         reported = Clock::now();
       }
+      if (c && master_moved(sender_link_)) c.reset();
       if (!c) {
         // Publishers do not wait for a Redis that is away.
         outbox_->take_holds(waiting);
@@ -347,14 +397,21 @@ class RedisModule final : public sdk::Module {
       }
       const size_t replies = to_commands(batch, names_, id_, commands);
       bool ok = redisAppendFormattedCommand(c.get(), commands.data(), commands.size()) == REDIS_OK;
+      std::string lost;  // an error reply that means the master is gone (failover)
       for (size_t i = 0; i < replies && ok; ++i) {
         void* reply = nullptr;
         ok = redisGetReply(c.get(), &reply) == REDIS_OK;
         Reply r(static_cast<redisReply*>(reply));
-        if (ok) check_reply(r.get());
+        if (ok && r->type == REDIS_REPLY_ERROR && master_lost(std::string_view(r->str, r->len))) {
+          ok = false;
+          lost.assign(r->str, r->len);
+        } else if (ok) {
+          check_reply(r.get());
+        }
       }
       if (!ok) {
-        warn_once(sender_link_, "lost " + settings_.where() + ": " + c->errstr);
+        warn_once(sender_link_,
+                  "lost " + settings_.where() + ": " + (lost.empty() ? c->errstr : lost));
         c.reset();
         release(batch.holds);
         if (batch.frames.size() + batch.hash_commands.size() <= settings_.max_pending_bytes) {
@@ -462,6 +519,7 @@ class RedisModule final : public sdk::Module {
           if (!maintain(c.get())) break;
           maintained = Clock::now();
         }
+        if (master_moved(receiver_link_)) break;
         // Not blocking until caught up: ready once nothing is left.
         r = read_new(c.get(), ready_ ? 100 : -1);
         if (r == Read::kNone && !ready_.exchange(true)) host().ready();

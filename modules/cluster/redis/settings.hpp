@@ -8,12 +8,24 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace backbone::modules::redis {
 
+// A "host:port" of the settings.
+struct Endpoint {
+  std::string host;
+  int port = 0;
+  bool operator==(const Endpoint&) const = default;
+  std::string where() const { return host + ":" + std::to_string(port); }
+};
+
 struct Settings {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // `address`; unused with sentinels
   int port = 6379;
+  std::vector<Endpoint> sentinels;  // Redis Sentinel: the master is asked of these
+  std::string master_name = "mymaster";
+  std::string sentinel_password;  // read from sentinel_password_file
   std::string prefix = "backbone";
   std::string username;  // Redis 6 ACL user; empty = the default user
   std::string password;  // read from password_file
@@ -24,7 +36,12 @@ struct Settings {
   Strategy shared_strategy = Strategy::kLocal;
 
   bool operator==(const Settings&) const = default;
-  std::string where() const { return host + ":" + std::to_string(port); }
+  // The Redis server as logs name it: "host:port", or the master's name
+  // with sentinels (its address changes at failover).
+  std::string where() const {
+    return sentinels.empty() ? host + ":" + std::to_string(port)
+                             : "master '" + master_name + "' (via sentinel)";
+  }
   std::string stream() const { return prefix + ":stream"; }
   std::string members_key() const { return prefix + ":members"; }
   // A broker's shared groups: "<group>/<filter>" -> its online members.
@@ -34,10 +51,11 @@ struct Settings {
   std::string retained_key() const { return prefix + ":retained"; }
 };
 
-// Reads {"address": "host:port", "prefix": "...", "username": "...",
-// "password_file": "...", "timeout_ms": n, "max_pending_bytes": n,
-// "node": "...", "stream_max_entries": n, "shared_strategy": "local" |
-// "round_robin" | "random"} into
+// Reads {"address": "host:port" | "sentinels": ["host:port", ...],
+// "master_name": "...", "sentinel_password_file": "...", "prefix": "...",
+// "username": "...", "password_file": "...", "timeout_ms": n,
+// "max_pending_bytes": n, "node": "...", "stream_max_entries": n,
+// "shared_strategy": "local" | "round_robin" | "random"} into
 // `out` (defaults for what is absent). False with `error` set on the first
 // bad setting.
 bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error);

@@ -23,7 +23,7 @@ import harness  # noqa: E402
 from harness import ALLOW_ALL, Broker  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_cluster_test import Redis  # noqa: E402
+from redis_servers import Redis  # noqa: E402
 
 BROKERS = 3
 CHAOS_S = float(os.environ.get("BACKBONE_CHAOS_SECONDS", "12"))

@@ -4,14 +4,12 @@ route each other's messages, share retained messages, hand a client over
 from one broker to another, and ride out a Redis restart."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -19,54 +17,7 @@ from paho.mqtt.properties import Properties
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import ALLOW_ALL, Broker, Client  # noqa: E402
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-class Redis:
-    """A redis-server on a loopback port, without persistence."""
-
-    def __init__(self, port=None, password=None, persistent=False, directory=None):
-        self.port = port or harness.free_port()
-        self.password = password
-        self.persistent = persistent  # every write in the append-only file before its reply
-        self.dir = directory or tempfile.mkdtemp(prefix="backbone-redis-")
-        self.proc = None
-
-    def start(self):
-        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else \
-            ["--appendonly", "no"]
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", self.dir, "--daemonize", "no"] + aof
-        if self.password:
-            cmd += ["--requirepass", self.password]
-        self.log = open(os.path.join(self.dir, "redis.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        assert harness.wait_port(self.port), "redis-server did not start"
-        return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def restarted(self):
-        """The same server (port, files) started again."""
-        return Redis(port=self.port, password=self.password, persistent=self.persistent,
-                     directory=self.dir).start()
-
-    def cli(self, *args):
-        # Binary values (frames) read as Latin-1: every byte a character.
-        return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
-                              capture_output=True, timeout=10,
-                              env=dict(os.environ, REDISCLI_AUTH=self.password or "")
-                              ).stdout.decode("latin-1")
+from redis_servers import Redis, redis_metrics  # noqa: E402
 
 
 def kill9(broker):
@@ -86,13 +37,6 @@ def clustered(redis, anonymous=ALLOW_ALL, settings=None, http_api=False, **kw):
     s.update(settings or {})
     modules = [{"name": "redis", "settings": s}] + (["http-api"] if http_api else [])
     return Broker(anonymous=anonymous, modules=modules, **kw)
-
-
-def redis_metrics(broker):
-    with urllib.request.urlopen(f"http://127.0.0.1:{broker.http_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-            if line.startswith("backbone_redis_")}
 
 
 def v5_props(**values):
