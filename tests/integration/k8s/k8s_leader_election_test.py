@@ -61,8 +61,8 @@ class LeaderElection(unittest.TestCase):
 
     def broker(self, who, lease_duration_s, identity_setting):
         election = {"lease_name": self.lease, "namespace": LEASE_NS,
-                    "lease_duration_s": lease_duration_s, "renew_deadline_ms": 1000,
-                    "retry_period_ms": 200}
+                    "lease_duration_s": lease_duration_s, "renew_deadline_ms": 2000,
+                    "retry_period_ms": 250}
         env = {"POD_NAME": "pod-" + who}
         if identity_setting:
             # the setting wins over POD_NAME
@@ -129,9 +129,9 @@ class LeaderElection(unittest.TestCase):
     # ---- tests
 
     def test_only_the_leader_writes_and_a_killed_leader_is_replaced(self):
-        a = self.broker("a", lease_duration_s=2, identity_setting=True)
+        a = self.broker("a", lease_duration_s=3, identity_setting=True)
         self.wait_holder("pod-a", 10, [a])
-        b = self.broker("b", lease_duration_s=2, identity_setting=False)
+        b = self.broker("b", lease_duration_s=3, identity_setting=False)
         self.assertTrue(wait_for(lambda: "leader election on Lease" in b.read_log(), 5))
         time.sleep(0.5)  # b has tried the Lease a few times by now
         self.assertEqual(self.holder(), "pod-a")
@@ -154,10 +154,10 @@ class LeaderElection(unittest.TestCase):
         a.log.close()
         self.wait_holder("pod-b", 10, [b])
         took = time.time() - killed
-        self.assertGreaterEqual(took, 1.0, "took over before the Lease expired")
+        self.assertGreaterEqual(took, 2.0, "took over before the Lease expired")
         lease = self.api.get(LEASES, "leases", LEASE_NS, self.lease)
         self.assertEqual(lease["spec"]["leaseTransitions"], 1)
-        self.assertEqual(lease["spec"]["leaseDurationSeconds"], 2)
+        self.assertEqual(lease["spec"]["leaseDurationSeconds"], 3)
         self.assertTrue(wait_for(lambda: "became the leader" in b.read_log(), 5), b.read_log())
         self.assertEqual(self.leader_gauge(b), 1)
 
