@@ -289,7 +289,9 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
     if (leading) {
       host().info("became the leader: " + why + "; writing Secrets and statuses");
     } else {
-      host().warn("not the leader any more: " + why + "; writes stop (watching goes on)");
+      // Losing the Lease is worth a warning; giving it up on stop is not.
+      host().log(why == "stopping" ? BB_LOG_INFO : BB_LOG_WARN,
+                 "not the leader any more: " + why + "; writes stop (watching goes on)");
     }
     set_leader_metric(leading);
     if (leading && controller_) {
