@@ -1994,8 +1994,32 @@ class FakeApiServer:
                             "Forbidden: field is immutable when `immutable` " "is set",
                         )
                     )
+        if rt.plural == "leases":
+            errs += self._lease_rules(obj)
         if rt.plural == "customresourcedefinitions":
             errs += self._crd_rules(obj, old)
+        return errs
+
+    # A MicroTime as the API server parses it (RFC 3339, fraction optional).
+    MICRO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
+
+    def _lease_rules(self, obj):
+        """coordination.k8s.io/v1 validation of a Lease's spec."""
+        errs = []
+        spec = obj.get("spec") or {}
+        for f in ("acquireTime", "renewTime"):
+            v = spec.get(f)
+            if v is not None and not (isinstance(v, str) and self.MICRO_TIME.fullmatch(v)):
+                errs.append(("FieldValueInvalid", f"spec.{f}",
+                             f'Invalid value: "{v}": not a MicroTime (RFC 3339 with microseconds)'))
+        d = spec.get("leaseDurationSeconds")
+        if d is not None and (not isinstance(d, int) or d <= 0):
+            errs.append(("FieldValueInvalid", "spec.leaseDurationSeconds",
+                         f"Invalid value: {d}: must be greater than 0"))
+        t = spec.get("leaseTransitions")
+        if t is not None and (not isinstance(t, int) or t < 0):
+            errs.append(("FieldValueInvalid", "spec.leaseTransitions",
+                         f"Invalid value: {t}: must be greater than or equal to 0"))
         return errs
 
     def _crd_rules(self, obj, old):

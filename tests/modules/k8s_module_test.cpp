@@ -100,6 +100,23 @@ TEST(K8sModule, InvalidSettingsAreOnePreciseLine) {
   expect_refused({{"kubeconfig", unreachable_kubeconfig(true)}},
                  "insecure-skip-tls-verify is refused");
   expect_refused({{"kubeconfig", kc}, {"context", "missing"}}, "context 'missing' not found");
+  expect_refused({{"kubeconfig", kc}, {"leader_election", "yes"}},
+                 "setting 'leader_election': expected a boolean or an object, got string");
+  expect_refused({{"kubeconfig", kc}, {"leader_election", {{"lease", "x"}}}},
+                 "setting 'leader_election.lease': unknown key");
+  expect_refused({{"kubeconfig", kc}, {"leader_election", {{"lease_name", "Not_A_Name"}}}},
+                 "setting 'leader_election.lease_name': 'Not_A_Name' is not a valid object name");
+  expect_refused({{"kubeconfig", kc}, {"leader_election", {{"namespace", "A"}}}},
+                 "setting 'leader_election.namespace'");
+  expect_refused({{"kubeconfig", kc}, {"leader_election", {{"lease_duration_s", 0}}}},
+                 "setting 'leader_election.lease_duration_s'");
+  expect_refused(
+      {{"kubeconfig", kc},
+       {"leader_election", {{"lease_duration_s", 5}, {"renew_deadline_ms", 5000}}}},
+      "setting 'leader_election.renew_deadline_ms': must be less than 'lease_duration_s' (5 s)");
+  expect_refused({{"kubeconfig", kc},
+                  {"leader_election", {{"renew_deadline_ms", 1000}, {"retry_period_ms", 900}}}},
+                 "setting 'leader_election.retry_period_ms'");
 }
 
 TEST(K8sModule, NoConnectionOutsideAPod) {

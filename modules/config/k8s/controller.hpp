@@ -124,6 +124,10 @@ class Controller final : public ReflectorHandler {
   // Feeds the outcome of `action` back into the state.
   Next action_done(const std::string& key, const Action& action, const HttpResponse& response);
 
+  // The queue keys of every Client and Topic: a replica that becomes the
+  // leader reconciles them all once (it wrote nothing as a follower).
+  std::vector<std::string> queue_keys() const;
+
   // For tests and logs.
   size_t client_count() const;
   size_t topic_count() const;

@@ -16,7 +16,10 @@
 #include <backbone/settings.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -33,6 +36,7 @@
 #include "common/kube/reflector.hpp"
 #include "common/kube/watch_event.hpp"
 #include "controller.hpp"
+#include "leader_election.hpp"
 #include "work_queue.hpp"
 
 namespace backbone::modules::k8s {
@@ -57,6 +61,15 @@ struct Settings {
   int64_t request_timeout_ms = 10000;
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30000;
+  // leader_election: true, false or an object (then enabled unless it says
+  // "enabled": false). Empty strings: resolved in configure().
+  bool leader_election = true;
+  std::string lease_name = "backbone";
+  std::string lease_namespace;  // else POD_NAMESPACE, the context's/pod's, "default"
+  std::string identity;         // else POD_NAME, HOSTNAME, gethostname()
+  int64_t lease_duration_s = 15;
+  int64_t renew_deadline_ms = 10000;
+  int64_t retry_period_ms = 2000;
 };
 
 // The host API as the controller needs it.
@@ -97,6 +110,12 @@ std::optional<std::string> getenv_string(const std::string& name) {
   return v == nullptr ? std::nullopt : std::optional<std::string>(v);
 }
 
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return {};
+  return buf;
+}
+
 bool file_exists(const std::string& path) {
   std::string error;
   return read_file(path, error).has_value();
@@ -131,6 +150,26 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
       host().error("registering the authenticator 'k8s' failed");
       return BB_E_INVALID;
     }
+    if (settings.leader_election) {
+      if (settings.lease_namespace.empty()) {
+        settings.lease_namespace = getenv_string("POD_NAMESPACE").value_or("");
+      }
+      if (settings.lease_namespace.empty()) settings.lease_namespace = cluster->default_namespace;
+      if (settings.lease_namespace.empty()) settings.lease_namespace = "default";
+      if (!valid_label(settings.lease_namespace)) {
+        host().error("leader election: '" + settings.lease_namespace.substr(0, 80) +
+                     "' is not a valid namespace name (set 'leader_election.namespace')");
+        return BB_E_INVALID;
+      }
+      for (const char* var : {"POD_NAME", "HOSTNAME"}) {
+        if (settings.identity.empty()) settings.identity = getenv_string(var).value_or("");
+      }
+      if (settings.identity.empty()) settings.identity = host_name();
+      if (settings.identity.empty()) {
+        host().error("leader election: no identity (set POD_NAME or 'leader_election.identity')");
+        return BB_E_INVALID;
+      }
+    }
     settings_ = settings;
     settings_text_ = settings_text;
     std::string scope = "all namespaces";
@@ -142,6 +181,10 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
     }
     host().info("Kubernetes API " + cluster->server + " from " + cluster->source + "; watching " +
                 scope + "; authenticator 'k8s' registered");
+    if (settings.leader_election) {
+      host().info("leader election on Lease " + settings.lease_namespace + "/" +
+                  settings.lease_name + " as '" + settings.identity + "': only the leader writes");
+    }
     return BB_OK;
   }
 
@@ -187,6 +230,35 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
       Runner* runner = r.get();
       runner->thread = std::thread([runner] { runner->reflector->run(runner->cancel); });
     }
+    if (settings_.leader_election) {
+      LeaderElectionConfig le;
+      le.ns = settings_.lease_namespace;
+      le.name = settings_.lease_name;
+      le.identity = settings_.identity;
+      le.lease_duration = std::chrono::seconds(settings_.lease_duration_s);
+      le.renew_deadline = std::chrono::milliseconds(settings_.renew_deadline_ms);
+      le.retry_period = std::chrono::milliseconds(settings_.retry_period_ms);
+      elector_ = std::make_unique<LeaderElector>(
+          le,
+          [this](std::string_view method, const std::string& path, std::string_view body,
+                 std::string_view content_type) {
+            return http_->request(method, path, body, content_type, *elector_request_cancel_);
+          },
+          [this](bool leading, const std::string& why) { on_leader(leading, why); }, log);
+      set_leader_metric(false);
+      elector_thread_ = std::thread([this] {
+        while (!elector_cancel_.cancelled()) {
+          const std::chrono::milliseconds delay = elector_->step();
+          if (!elector_cancel_.sleep_for(delay)) break;
+        }
+      });
+    } else {
+      {
+        std::lock_guard lock(gate_mutex_);
+        leading_ = true;
+      }
+      set_leader_metric(true);
+    }
     worker_ = std::thread([this] { reconcile_loop(); });
     return BB_PENDING;
   }
@@ -204,29 +276,85 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
   void on_synced() {
     host().info("synced " + std::to_string(controller_->client_count()) + " Client(s) and " +
                 std::to_string(controller_->topic_count()) + " Topic(s); ready");
-    queue_->set_paused(false);
+    {
+      std::lock_guard lock(gate_mutex_);
+      synced_ = true;
+      update_gate();
+    }
     host().ready();
   }
+
+  // Elector thread: leadership gained or lost.
+  void on_leader(bool leading, const std::string& why) {
+    if (leading) {
+      host().info("became the leader: " + why + "; writing Secrets and statuses");
+    } else {
+      // Losing the Lease is worth a warning; giving it up on stop is not.
+      host().log(why == "stopping" ? BB_LOG_INFO : BB_LOG_WARN,
+                 "not the leader any more: " + why + "; writes stop (watching goes on)");
+    }
+    set_leader_metric(leading);
+    if (leading && controller_) {
+      // Nothing was written while following: look at everything once.
+      for (const auto& key : controller_->queue_keys()) queue_->add(key);
+    }
+    std::lock_guard lock(gate_mutex_);
+    leading_ = leading;
+    update_gate();
+  }
+
+  // Writes happen only once synced and while leading. Caller holds gate_mutex_.
+  void update_gate() {
+    if (queue_) queue_->set_paused(!(synced_ && leading_));
+  }
+
+  void set_leader_metric(bool leading) {
+    host().metric_set("leader", "1 while this replica holds the Lease and writes to Kubernetes.",
+                      BB_METRIC_GAUGE, leading ? 1 : 0);  // a host before ABI 1.2 has none
+  }
+
+  // The worker may write now (the elector's view, checked per request: it
+  // turns false as soon as the renew deadline passes).
+  bool may_write() const { return !elector_ || elector_->is_leading(); }
 
   void shutdown() {
     if (queue_) queue_->stop();
     worker_cancel_.cancel();
     for (auto& r : runners_) r->cancel.cancel();
+    if (worker_.joinable()) worker_.join();
+    // The last write is done: give the Lease up so a successor need not wait
+    // for it to expire.
+    elector_cancel_.cancel();
+    if (elector_thread_.joinable()) elector_thread_.join();
+    if (elector_) {
+      elector_request_cancel_ = &release_cancel_;
+      elector_->release();
+    }
     for (auto& r : runners_) {
       if (r->thread.joinable()) r->thread.join();
     }
-    if (worker_.joinable()) worker_.join();
     // The controller stays: a kernel worker may still be in authenticate().
   }
 
   // Worker thread: writes Secrets and status conditions.
   void reconcile_loop() {
     while (std::optional<std::string> key = queue_->take()) {
+      if (!may_write()) {
+        // Leadership lapsed (the elector will pause the queue, or renew).
+        queue_->add(*key);
+        if (!worker_cancel_.sleep_for(std::chrono::milliseconds(100))) return;
+        continue;
+      }
       bool retry = false;
+      bool requeue = false;
       try {
         for (int step = 0; step < kMaxStepsPerKey; ++step) {
           Action action = controller_->next_action(*key);
           if (action.kind == Action::Kind::kNone) break;
+          if (!may_write()) {
+            requeue = true;
+            break;
+          }
           if (!action.verify_path.empty()) {
             const HttpResponse check =
                 http_->request("GET", action.verify_path, {}, {}, worker_cancel_);
@@ -264,7 +392,9 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
         host().error("reconciling " + *key + ": " + e.what());
         retry = true;
       }
-      if (retry) {
+      if (requeue) {
+        queue_->add(*key);
+      } else if (retry) {
         queue_->retry(*key);
       } else {
         queue_->forget(*key);
@@ -285,7 +415,8 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
     bool enabled = true;  // the host's switch: only its type is checked here
     settings.known({"enabled", "kubeconfig", "context", "namespaces", "api_server",
                     "allow_insecure", "service_account_dir", "watch_timeout_s",
-                    "request_timeout_ms", "backoff_initial_ms", "backoff_max_ms"});
+                    "request_timeout_ms", "backoff_initial_ms", "backoff_max_ms",
+                    "leader_election"});
     settings.get_bool("enabled", enabled);
     settings.get_bool("allow_insecure", s.allow_insecure);
     settings.get_string("kubeconfig", s.kubeconfig);
@@ -298,6 +429,7 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
     settings.get_int("backoff_max_ms", s.backoff_max_ms, int64_t{10}, int64_t{600000});
     settings.get_strings("namespaces", s.namespaces);
     check_namespaces(s.namespaces, settings);
+    read_leader_election(settings, s);
     if (!settings.ok()) {
       host().error(settings.error());
       return false;
@@ -308,6 +440,48 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
       return false;
     }
     return true;
+  }
+
+  // "leader_election": a boolean, or an object of the election's settings.
+  static void read_leader_election(sdk::Settings& settings, Settings& s) {
+    const Json* v = settings.find("leader_election");
+    if (v == nullptr) return;
+    if (v->is_boolean()) {
+      s.leader_election = v->get<bool>();
+      return;
+    }
+    if (!v->is_object()) {
+      settings.fail("leader_election",
+                    std::string("expected a boolean or an object, got ") + v->type_name());
+      return;
+    }
+    sdk::Settings le = settings.object("leader_election");
+    le.known({"enabled", "lease_name", "namespace", "identity", "lease_duration_s",
+              "renew_deadline_ms", "retry_period_ms"});
+    le.get_bool("enabled", s.leader_election);
+    le.get_string("lease_name", s.lease_name);
+    le.get_string("namespace", s.lease_namespace);
+    le.get_string("identity", s.identity);
+    le.get_int("lease_duration_s", s.lease_duration_s, int64_t{1}, int64_t{3600});
+    le.get_int("renew_deadline_ms", s.renew_deadline_ms, int64_t{100}, int64_t{3600000});
+    le.get_int("retry_period_ms", s.retry_period_ms, int64_t{50}, int64_t{600000});
+    if (le.ok() && !valid_subdomain(s.lease_name)) {
+      le.fail("lease_name", "'" + s.lease_name.substr(0, 80) + "' is not a valid object name");
+    }
+    if (le.ok() && !s.lease_namespace.empty() && !valid_label(s.lease_namespace)) {
+      le.fail("namespace",
+              "'" + s.lease_namespace.substr(0, 80) + "' is not a valid namespace name");
+    }
+    if (le.ok() && s.identity.size() > 253) le.fail("identity", "longer than 253 characters");
+    if (le.ok() && s.renew_deadline_ms >= s.lease_duration_s * 1000) {
+      le.fail("renew_deadline_ms", "must be less than 'lease_duration_s' (" +
+                                       std::to_string(s.lease_duration_s) + " s)");
+    }
+    if (le.ok() && s.retry_period_ms * 6 >= s.renew_deadline_ms * 5) {
+      le.fail("retry_period_ms", "must be less than 'renew_deadline_ms' / 1.2 (" +
+                                     std::to_string(s.renew_deadline_ms) + " ms)");
+    }
+    settings.merge(le);
   }
 
   // After get_strings(): at most kMaxNamespaces DNS labels, none twice.
@@ -417,6 +591,15 @@ class K8sModule final : public sdk::Module, sdk::Authenticator {
   std::vector<std::unique_ptr<Runner>> runners_;
   std::thread worker_;
   Cancel worker_cancel_;
+  std::unique_ptr<LeaderElector> elector_;  // null: leader election off
+  std::thread elector_thread_;
+  Cancel elector_cancel_;
+  Cancel release_cancel_;
+  Cancel* elector_request_cancel_ = &elector_cancel_;
+
+  std::mutex gate_mutex_;  // the queue runs while synced_ && leading_
+  bool synced_ = false;
+  bool leading_ = false;
 
   std::atomic<Controller*> controller_ptr_{nullptr};  // read by authenticate()
 };

@@ -230,6 +230,15 @@ Next Controller::action_done(const std::string& queue_key, const Action& action,
   return Next::kContinue;
 }
 
+std::vector<std::string> Controller::queue_keys() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> keys;
+  keys.reserve(clients_.size() + topics_.size());
+  for (const auto& [key, c] : clients_) keys.push_back(std::string(kClientsPrefix) + key);
+  for (const auto& [key, t] : topics_) keys.push_back(std::string(kTopicsPrefix) + key);
+  return keys;
+}
+
 size_t Controller::client_count() const {
   std::lock_guard lock(mutex_);
   return clients_.size();

@@ -71,6 +71,8 @@ LEAST_PRIVILEGE = (
     | {(GROUP, "clients/finalizers", "update")}
     | {("", "secrets", v) for v in ("get", "list", "watch", "create", "update", "patch")}
 )
+# Leader election of the k8s module, in the release's namespace only.
+LEASE_PRIVILEGE = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
 
 
 def read(path):
@@ -107,6 +109,10 @@ def rbac_rules():
     return yaml.safe_load(define("backbone.rbacRules"))
 
 
+def lease_rules():
+    return yaml.safe_load(define("backbone.leaseRules"))
+
+
 def triples(rules):
     return {
         (g, r, v)
@@ -124,15 +130,23 @@ def env_string(v):
     return "" if v is None else str(v)
 
 
-def chart_config(vals, watch_namespaces=(), state_dir="/var/lib/backbone"):
+def chart_config(vals, watch_namespaces=(), state_dir="/var/lib/backbone", fullname="backbone"):
     """The config file the "backbone.config" define renders (state_dir is the
     pod's emptyDir; a test passes a directory of its own)."""
     modules = []
     for m in vals["config"]["modules"]:
         m = json.loads(json.dumps(m))
-        if m["name"] == "k8s" and watch_namespaces:
-            m.setdefault("settings", {})
-            m["settings"] = dict(m["settings"] or {}, namespaces=list(watch_namespaces))
+        if m["name"] == "k8s":
+            settings = dict(m.get("settings") or {})
+            if watch_namespaces:
+                settings["namespaces"] = list(watch_namespaces)
+            election = settings.get("leader_election")
+            if election is None:
+                election = {}
+            if isinstance(election, dict):
+                election.setdefault("lease_name", fullname)
+                settings["leader_election"] = election
+            m["settings"] = settings
         modules.append(m)
     redis = vals["cluster"]["redis"]
     if redis["address"]:
@@ -286,6 +300,42 @@ class ChartFiles(unittest.TestCase):
         self.assertRegex(service, r"if \.Values\.cluster\.redis\.address \}\}[^{]*"
                                   r"sessionAffinity: ClientIP")
 
+    def test_several_replicas_elect_a_leader_and_have_a_disruption_budget(self):
+        self.assertEqual(triples(lease_rules()), LEASE_PRIVILEGE)
+        rbac = read(os.path.join(TEMPLATES, "rbac.yaml"))
+        self.assertEqual(rbac.count('include "backbone.leaseRules"'), 1)
+        # one Role and RoleBinding in the release's namespace, whatever is watched
+        self.assertRegex(rbac, r'kind: Role\nmetadata:\n  name: \{\{ printf "%s-leader-election"[^\n]*\n'
+                               r"  namespace: \{\{ \.Release\.Namespace \}\}")
+        self.assertRegex(rbac, r"kind: RoleBinding\nmetadata:\n  name: [^\n]*leader-election")
+        # the pod's name is the holder identity, its namespace the Lease's
+        d = read(os.path.join(TEMPLATES, "deployment.yaml"))
+        self.assertRegex(d, r"- name: POD_NAME\n\s+valueFrom:\n\s+fieldRef:\n\s+"
+                            r"fieldPath: metadata\.name")
+        self.assertRegex(d, r"- name: POD_NAMESPACE\n\s+valueFrom:\n\s+fieldRef:\n\s+"
+                            r"fieldPath: metadata\.namespace")
+        # the Lease is named after the release unless the settings say otherwise
+        body = define("backbone.config")
+        for key in ('"leader_election"', '"lease_name" (include "backbone.fullname" $)',
+                    'hasKey $election "lease_name"', 'kindIs "map" $election'):
+            self.assertIn(key, body)
+        v = values()
+        k8s = [m for m in chart_config(v, fullname="rel-backbone")["modules"] if m["name"] == "k8s"]
+        self.assertEqual(k8s[0]["settings"]["leader_election"], {"lease_name": "rel-backbone"})
+        # a PodDisruptionBudget only with several replicas
+        self.assertEqual(v["podDisruptionBudget"], {"enabled": True, "maxUnavailable": 1})
+        pdb = read(os.path.join(TEMPLATES, "pdb.yaml"))
+        self.assertRegex(pdb, r"\{\{- if and \.Values\.podDisruptionBudget\.enabled "
+                              r"\(gt \(int \.Values\.replicaCount\) 1\) \}\}\n"
+                              r"apiVersion: policy/v1\nkind: PodDisruptionBudget\n")
+        self.assertIn("maxUnavailable: {{ .Values.podDisruptionBudget.maxUnavailable }}", pdb)
+        self.assertRegex(pdb, r"selector:\n\s+matchLabels:\n\s+\{\{- include "
+                              r'"backbone.selectorLabels" \. \| nindent 6 \}\}')
+        self.assertTrue(pdb.rstrip().endswith("{{- end }}"))
+        # sessions are not shared yet: clients stay pinned to one replica
+        service = read(os.path.join(TEMPLATES, "service.yaml"))
+        self.assertIn("sessionAffinity: ClientIP", service)
+
     def test_pod_hardening_probes_and_command(self):
         v = values()
         self.assertEqual(
@@ -395,9 +445,12 @@ class ChartAgainstApiServer(unittest.TestCase):
 
     def grant(self, namespaces=None):
         token = "backbone-sa-token"
+        # the chart's Role for the Lease, in the release's namespace ("default"
+        # here: the kubeconfig's; in a pod POD_NAMESPACE)
+        leases = [dict(r, namespaces=["default"]) for r in lease_rules()]
         self.srv.set_token(
             token,
-            rbac_rules(),
+            rbac_rules() + leases,
             user="system:serviceaccount:backbone:backbone",
             namespaces=namespaces,
         )

@@ -13,6 +13,7 @@ a missing kubectl or python3-kubernetes fails the test (scripts/test
 installs both)."""
 import atexit
 import base64
+import datetime
 import http.client
 import json
 import os
@@ -615,6 +616,41 @@ class PythonClient(unittest.TestCase):
         self.assertEqual(e.exception.status, 400)
         st = self.core.delete_namespaced_secret("tok", "default")
         self.assertEqual(st.status, "Success")
+
+    def test_leases(self):
+        """What leader election (client-go's and the k8s module's) relies on:
+        create, read, optimistic concurrency on update, MicroTime fields."""
+        V1 = kubernetes.client
+        coord = V1.CoordinationV1Api(self.api_client)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        lease = coord.create_namespaced_lease(
+            "default",
+            V1.V1Lease(
+                metadata=V1.V1ObjectMeta(name="leader"),
+                spec=V1.V1LeaseSpec(holder_identity="pod-a", lease_duration_seconds=15,
+                                    acquire_time=now, renew_time=now, lease_transitions=0),
+            ),
+        )
+        self.assertEqual(lease.spec.holder_identity, "pod-a")
+        self.assertEqual(lease.spec.renew_time, now)  # microseconds survive the round trip
+        with self.assertRaises(ApiException) as e:
+            coord.create_namespaced_lease("default", {"metadata": {"name": "leader"}})
+        self.assertEqual(e.exception.status, 409)
+        read = coord.read_namespaced_lease("leader", "default")
+        read.spec.holder_identity, read.spec.lease_transitions = "pod-b", 1
+        won = coord.replace_namespaced_lease("leader", "default", read)
+        self.assertEqual((won.spec.holder_identity, won.spec.lease_transitions), ("pod-b", 1))
+        with self.assertRaises(ApiException) as e:  # the loser: stale resourceVersion
+            coord.replace_namespaced_lease("leader", "default", read)
+        self.assertEqual(e.exception.status, 409)
+        path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/leader"
+        _, body, _ = self.raw.request("GET", path)
+        self.assertRegex(body["spec"]["renewTime"], r"^\d{4}-\d\d-\d\dT[\d:]+\.\d{6}(Z|\+00:00)$")
+        body["spec"]["renewTime"] = "yesterday"
+        status, st, _ = self.raw.request("PUT", path, body)
+        self.assertEqual((status, st["reason"]), (422, "Invalid"), st)
+        self.assertIn("spec.renewTime", st["message"])
+        coord.delete_namespaced_lease("leader", "default")
 
     def test_owner_references_garbage_collection(self):
         V1 = kubernetes.client

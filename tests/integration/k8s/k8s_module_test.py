@@ -21,7 +21,10 @@ from fake_apiserver import FakeApiServer  # noqa: E402
 GROUP = "backbone.mortenolsen.pro"
 # What the broker's service account may do, and nothing more.
 BROKER_RULES = ["list,watch clients,topics,secrets", "create,patch secrets",
-                "patch clients/status,topics/status"]
+                "patch clients/status,topics/status",
+                # leader election (on by default) on the Lease in "default"
+                {"verbs": ["get", "create", "update"], "apiGroups": ["coordination.k8s.io"],
+                 "resources": ["leases"], "namespaces": ["default"]}]
 BROKER_TOKEN = "broker-service-account-token-0123456789"
 EXAMPLES = os.path.join(SOURCE_DIR, "tests", "k8s", "examples")
 

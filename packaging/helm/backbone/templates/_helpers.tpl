@@ -96,15 +96,36 @@ broker: the garbage collector removes them with their Client. */}}
   verbs: [get, list, watch, create, update, patch]
 {{- end }}
 
+{{/* Leader election of the k8s module: of several replicas only the
+holder of the Lease (in the release's namespace) writes Secrets and statuses. */}}
+{{- define "backbone.leaseRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+{{- end }}
+
 {{/* The broker's config file: config.* of the values; the k8s module is
-told which namespaces to watch when watchNamespaces is set. */}}
+told which namespaces to watch when watchNamespaces is set, and its Lease is
+named after the release (unless its settings say otherwise). */}}
 {{- define "backbone.config" -}}
 {{- $modules := list }}
 {{- range .Values.config.modules }}
 {{- $m := deepCopy . }}
-{{- if and (eq $m.name "k8s") $.Values.watchNamespaces }}
+{{- if eq $m.name "k8s" }}
 {{- $settings := deepCopy (default (dict) $m.settings) }}
+{{- if $.Values.watchNamespaces }}
 {{- $_ := set $settings "namespaces" $.Values.watchNamespaces }}
+{{- end }}
+{{- $election := index $settings "leader_election" }}
+{{- if kindIs "invalid" $election }}
+{{- $election = dict }}
+{{- end }}
+{{- if kindIs "map" $election }}
+{{- if not (hasKey $election "lease_name") }}
+{{- $_ := set $election "lease_name" (include "backbone.fullname" $) }}
+{{- end }}
+{{- $_ := set $settings "leader_election" $election }}
+{{- end }}
 {{- $_ := set $m "settings" $settings }}
 {{- end }}
 {{- $modules = append $modules $m }}
