@@ -13,7 +13,7 @@
 namespace backbone::modules::redis {
 namespace {
 
-// The brokers a message was sent to, by "<group>/<filter>"; "self" when none.
+// The broker chosen for each group a message matches, by "<group>/<filter>".
 std::map<std::string, std::string> choose(SharedGroups& groups, std::string_view topic) {
   std::string assignments;
   groups.choose(topic, assignments);
@@ -46,7 +46,7 @@ TEST(SharedGroups, LocalMembersServeFirstElseTheOthersInTurn) {
   // A member here: always here.
   groups.set("a", "g/jobs/#", 1);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_TRUE(choose(groups, "jobs/2").empty());
+    EXPECT_EQ(choose(groups, "jobs/2"), (std::map<std::string, std::string>{{"g/jobs/#", "a"}}));
     EXPECT_TRUE(SharedGroups::served_here("g", "jobs/#"));
   }
 }
@@ -59,7 +59,7 @@ TEST(SharedGroups, RoundRobinSpreadsOverEveryBrokerWithMembers) {
   int here = 0, there = 0;
   for (int i = 0; i < 10; ++i) {
     auto chosen = choose(groups, "t");
-    if (chosen.empty()) {
+    if (chosen["g/t"] == "a") {
       ++here;
       EXPECT_TRUE(SharedGroups::served_here("g", "t"));
     } else {
@@ -74,13 +74,13 @@ TEST(SharedGroups, RoundRobinSpreadsOverEveryBrokerWithMembers) {
 
 TEST(SharedGroups, DeadOrEmptyBrokersAreNotChosen) {
   SharedGroups groups("a", Strategy::kRoundRobin);
-  groups.set("b", "g/t", 1);  // b is not seen alive
-  EXPECT_TRUE(groups.empty());
   groups.set_alive({"b"});
+  groups.set("b", "g/t", 1);
   EXPECT_EQ(choose(groups, "t"), (std::map<std::string, std::string>{{"g/t", "b"}}));
   groups.set("b", "g/t", 0);  // b's last member went offline
   EXPECT_TRUE(groups.empty());
-  groups.replace_node("c", {{"g/t", 2}, {"h/t", 0}});
+  groups.replace_node("c", {{"g/t", 2}, {"h/t", 0}});  // loaded: not known alive yet
+  EXPECT_TRUE(groups.empty());
   groups.set_alive({"c"});
   EXPECT_EQ(choose(groups, "t"), (std::map<std::string, std::string>{{"g/t", "c"}}));
   EXPECT_EQ(groups.local().size(), 0u);
@@ -96,6 +96,27 @@ TEST(SharedGroups, EachMatchingGroupGetsOneBroker) {
   groups.set("c", "g3/other", 1);
   auto chosen = choose(groups, "s/x");
   EXPECT_EQ(chosen, (std::map<std::string, std::string>{{"g1/s/+", "b"}, {"g2/s/#", "c"}}));
+}
+
+TEST(SharedGroups, AReceivingBrokerServesWhatItWasGivenAndWhatThePublisherDidNotKnow) {
+  SharedGroups groups("b", Strategy::kLocal);
+  groups.set("b", "g/t/#", 1);
+  groups.set("b", "new/t/+", 1);  // subscribed since the publisher chose
+  groups.set("b", "other/x", 1);
+  std::string assignments;
+  append_assignment("a", "h/t/#", assignments);
+  append_assignment("b", "g/t/#", assignments);
+  std::vector<std::string_view> served;
+  std::vector<std::string> storage;
+  groups.served_of("t/1", assignments, served, storage);
+  EXPECT_EQ(std::vector<std::string>(served.begin(), served.end()),
+            (std::vector<std::string>{"g/t/#", "new/t/+"}));
+  // A group the publisher gave another broker is not served here.
+  assignments.clear();
+  append_assignment("c", "g/t/#", assignments);
+  groups.served_of("t/1", assignments, served, storage);
+  EXPECT_EQ(std::vector<std::string>(served.begin(), served.end()),
+            (std::vector<std::string>{"new/t/+"}));
 }
 
 }  // namespace

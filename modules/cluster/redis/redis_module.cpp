@@ -854,11 +854,12 @@ class RedisModule final : public sdk::Module {
     // The publishing broker chose who serves each matching shared group: this
     // one serves those it was given, and none else.
     thread_local std::vector<bb_str> served;
+    thread_local std::vector<std::string_view> served_views;
+    thread_local std::vector<std::string> served_storage;
     served.clear();
     if (f.kind == Frame::kMessageShared && entry) {
-      for_each_assignment(f.assignments, [&](std::string_view node, std::string_view gf) {
-        if (node == settings_.node) served.push_back(sdk::str(gf));
-      });
+      shared_->served_of(f.topic, f.assignments, served_views, served_storage);
+      for (std::string_view gf : served_views) served.push_back(sdk::str(gf));
       m.shared_listed = 1;
       m.shared_group_count = static_cast<uint32_t>(served.size());
       m.shared_groups = served.data();

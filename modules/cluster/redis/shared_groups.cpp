@@ -32,6 +32,12 @@ void SharedGroups::set(std::string_view node, std::string_view group_filter, uin
     if (it == by_node_.end()) it = by_node_.try_emplace(std::string(node)).first;
     it->second[std::string(group_filter)] = online;
   }
+  // A broker that just told of its members is alive, before the next
+  // heartbeat says so.
+  if (node != self_) {
+    auto at = std::lower_bound(alive_.begin(), alive_.end(), node);
+    if (at == alive_.end() || *at != node) alive_.insert(at, std::string(node));
+  }
   rebuild_locked();
 }
 
@@ -103,10 +109,32 @@ void SharedGroups::choose(std::string_view topic, std::string& assignments) {
     } else {
       chosen = &g.nodes[g.turn->fetch_add(1, std::memory_order_relaxed) % g.nodes.size()];
     }
-    if (*chosen == self_) continue;
     append_assignment(*chosen, g.group_filter, assignments);
-    served_elsewhere.push_back(g.group_filter);
+    if (*chosen != self_) served_elsewhere.push_back(g.group_filter);
   }
+}
+
+void SharedGroups::served_of(std::string_view topic, std::string_view assignments,
+                             std::vector<std::string_view>& out,
+                             std::vector<std::string>& out_storage) const {
+  out.clear();
+  out_storage.clear();
+  for_each_assignment(assignments, [&](std::string_view node, std::string_view gf) {
+    if (node == self_) out.push_back(gf);
+  });
+  std::lock_guard lock(mutex_);
+  auto it = by_node_.find(self_);
+  if (it == by_node_.end()) return;
+  for (const auto& [gf, online] : it->second) {
+    const size_t slash = gf.find('/');
+    if (slash == std::string::npos || !sdk::topic_matches(gf.substr(slash + 1), topic)) continue;
+    bool mentioned = false;
+    for_each_assignment(assignments, [&](std::string_view, std::string_view other) {
+      mentioned |= other == gf;
+    });
+    if (!mentioned) out_storage.push_back(gf);
+  }
+  for (const std::string& gf : out_storage) out.push_back(gf);
 }
 
 void SharedGroups::no_choice() { served_elsewhere.clear(); }

@@ -26,7 +26,8 @@ class SharedGroups {
   SharedGroups(std::string self, Strategy strategy);
 
   // Online members of "<group>/<filter>" on this broker (from the kernel) or
-  // on another one (from its frames); 0 removes the entry. Any thread.
+  // on another one (from its frames: it is alive); 0 removes the entry. Any
+  // thread.
   void set(std::string_view node, std::string_view group_filter, uint32_t online);
   // Everything another broker said (its hash in Redis, loaded on joining).
   void replace_node(std::string_view node,
@@ -40,9 +41,16 @@ class SharedGroups {
   bool empty() const { return empty_.load(std::memory_order_acquire); }
 
   // For a message on `topic` accepted here: appends to `assignments` (see
-  // append_assignment) the groups it matches that another broker serves,
-  // and remembers them on this thread for served_here().
+  // append_assignment) each group it matches with the broker that serves
+  // it (this one included), and remembers on this thread those another
+  // broker serves, for served_here().
   void choose(std::string_view topic, std::string& assignments);
+  // For a message from another broker with its `assignments`: the groups
+  // this broker serves ("<group>/<filter>", views into `assignments` or into
+  // `out_storage`): those assigned to it, and its own groups the publishing
+  // broker did not know of yet (a member that just subscribed).
+  void served_of(std::string_view topic, std::string_view assignments,
+                 std::vector<std::string_view>& out, std::vector<std::string>& out_storage) const;
   // Whether this broker serves "<group>/<filter>" for the message last
   // chosen on this thread.
   static bool served_here(std::string_view group, std::string_view filter);
