@@ -176,6 +176,7 @@ class RedisModule final : public sdk::Module {
       if (!assignments.empty()) {
         f.kind = Frame::kMessageShared;
         f.assignments = assignments;
+        self->shared_chosen_.fetch_add(1, std::memory_order_relaxed);
       }
     }
     // While Redis is away the message waits in the outbox, its publisher does not.
@@ -468,6 +469,13 @@ class RedisModule final : public sdk::Module {
         BB_METRIC_COUNTER, static_cast<double>(redelivered_.load()));
     set("entries_skipped_total", "Stream entries this broker cannot read (skipped, acknowledged).",
         BB_METRIC_COUNTER, static_cast<double>(skipped_.load()));
+    set("shared_chosen_total",
+        "Messages accepted here that matched shared groups of the cluster (a broker chosen for "
+        "each group).",
+        BB_METRIC_COUNTER, static_cast<double>(shared_chosen_.load()));
+    set("shared_served_total",
+        "Shared group deliveries this broker made for messages from other brokers.",
+        BB_METRIC_COUNTER, static_cast<double>(shared_served_.load()));
     set("sender_connected", "1 while the sender's Redis connection is up.", BB_METRIC_GAUGE,
         sender_link_.connected ? 1 : 0);
     set("receiver_connected", "1 while the reader is in its consumer group and delivering.",
@@ -860,6 +868,7 @@ class RedisModule final : public sdk::Module {
     if (f.kind == Frame::kMessageShared && entry) {
       shared_->served_of(f.topic, f.assignments, served_views, served_storage);
       for (std::string_view gf : served_views) served.push_back(sdk::str(gf));
+      shared_served_ += served.size();
       m.shared_listed = 1;
       m.shared_group_count = static_cast<uint32_t>(served.size());
       m.shared_groups = served.data();
@@ -894,7 +903,7 @@ class RedisModule final : public sdk::Module {
   std::atomic<bool> ready_{false};
   Link sender_link_{"sender"}, receiver_link_{"receiver"};
   std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0}, command_errors_{0};
-  std::atomic<uint64_t> redelivered_{0}, skipped_{0};
+  std::atomic<uint64_t> redelivered_{0}, skipped_{0}, shared_chosen_{0}, shared_served_{0};
   std::atomic<uint64_t> members_{0}, stream_pending_{0}, stream_lag_{0};
   Clock::time_point last_command_warning_{};
   std::unordered_set<std::string> delivered_;  // the reader's

@@ -457,8 +457,8 @@ class SharedAcrossBrokers(unittest.TestCase):
         self.assertEqual(counts, [0, 300, 0])
 
     def test_a_group_only_on_another_broker_gets_every_message_once(self):
-        a = self.started(clustered(self.redis))
-        b = self.started(clustered(self.redis))
+        a = self.started(clustered(self.redis, http_api=True))
+        b = self.started(clustered(self.redis, http_api=True))
         member = Client(b, client_id="lonely").connect()
         member.subscribe("$share/g/only/#", qos=1)
         plain = Client(b, client_id="plain").connect()
@@ -471,6 +471,10 @@ class SharedAcrossBrokers(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(sorted(int(m.payload) for m in member.messages), list(range(50)))
         self.assertEqual(len(plain.messages), 50)
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(a).get("backbone_redis_shared_chosen_total") == 50
+            and redis_metrics(b).get("backbone_redis_shared_served_total") == 50, 5),
+            (redis_metrics(a), redis_metrics(b)))
         for c in (member, plain, pub):
             c.disconnect()
 
