@@ -689,6 +689,7 @@ class RedisModule final : public sdk::Module {
     Reply r = (Command() << "XINFO" << "GROUPS" << names_.stream).run(c);
     if (!r) return false;
     if (r->type != REDIS_REPLY_ARRAY) return true;
+    std::vector<std::string> others;
     for (size_t i = 0; i < r->elements; ++i) {
       const redisReply* g = r->element[i];
       if (g->type != REDIS_REPLY_ARRAY) continue;
@@ -699,8 +700,10 @@ class RedisModule final : public sdk::Module {
         const redisReply* v = g->element[j + 1];
         if (k->type != REDIS_REPLY_STRING) continue;
         const std::string_view key(k->str, k->len);
-        if (key == "name" && v->type == REDIS_REPLY_STRING)
+        if (key == "name" && v->type == REDIS_REPLY_STRING) {
           ours = std::string_view(v->str, v->len) == names_.group;
+          if (!ours) others.emplace_back(v->str, v->len);
+        }
         else if (key == "pending" && v->type == REDIS_REPLY_INTEGER)
           pending = v->integer;
         else if (key == "lag" && v->type == REDIS_REPLY_INTEGER)
@@ -711,15 +714,42 @@ class RedisModule final : public sdk::Module {
         stream_lag_ = static_cast<uint64_t>(std::max<int64_t>(lag, 0));
       }
     }
+    if (Clock::now() - last_sweep_ >= std::chrono::minutes(1)) {
+      last_sweep_ = Clock::now();
+      return forget_gone_brokers(c, others);
+    }
+    return true;
+  }
+
+  // The consumer groups and shared-group hashes of brokers gone from the
+  // members set (not seen for forget_after_s): a broker started without a
+  // state directory gets a new name each time, and what its earlier runs
+  // left would stay in Redis for ever.
+  bool forget_gone_brokers(redisContext* c, const std::vector<std::string>& groups) {
+    for (const std::string& node : groups) {
+      Reply seen = (Command() << "ZSCORE" << settings_.members_key() << node).run(c);
+      if (!seen) return false;
+      if (seen->type != REDIS_REPLY_NIL) continue;
+      (Command() << "XGROUP" << "DESTROY" << names_.stream << node).append_to(c);
+      (Command() << "DEL" << settings_.shared_key(node)).append_to(c);
+      for (int i = 0; i < 2; ++i) {
+        void* reply = nullptr;
+        if (redisGetReply(c, &reply) != REDIS_OK) return false;
+        freeReplyObject(reply);
+      }
+      host().info("redis: forgot broker '" + sdk::printable_key(node) + "' (not seen for " +
+                  std::to_string(settings_.forget_after_s) + " s)");
+    }
     return true;
   }
 
   // Members are a sorted set scored by their last heartbeat: seen within
-  // 10 s counts as alive; forgotten after a day.
+  // 10 s counts as alive; forgotten after forget_after_s.
   bool heartbeat(redisContext* c) {
     const std::string now = std::to_string(unix_ms());
     const std::string seen = std::to_string(unix_ms() - 10000);
-    const std::string forgotten = std::to_string(unix_ms() - 86400000ull);
+    const std::string forgotten =
+        std::to_string(unix_ms() - uint64_t{settings_.forget_after_s} * 1000);
     const std::string& key = settings_.members_key();
     (Command() << "ZADD" << key << now << names_.group).append_to(c);
     (Command() << "ZREMRANGEBYSCORE" << key << "-inf" << forgotten).append_to(c);
@@ -906,6 +936,7 @@ class RedisModule final : public sdk::Module {
   std::atomic<uint64_t> redelivered_{0}, skipped_{0}, shared_chosen_{0}, shared_served_{0};
   std::atomic<uint64_t> members_{0}, stream_pending_{0}, stream_lag_{0};
   Clock::time_point last_command_warning_{};
+  Clock::time_point last_sweep_{};  // the reader's
   std::unordered_set<std::string> delivered_;  // the reader's
   std::deque<std::string> delivered_order_;
 };

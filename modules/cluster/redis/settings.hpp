@@ -34,6 +34,7 @@ struct Settings {
   std::string node;  // this broker's name in the cluster; empty = kept in the state directory
   uint64_t stream_max_entries = 100000;
   Strategy shared_strategy = Strategy::kLocal;
+  uint32_t forget_after_s = 86400;  // a broker not seen this long is removed from Redis
 
   bool operator==(const Settings&) const = default;
   // The Redis server as logs name it: "host:port", or the master's name

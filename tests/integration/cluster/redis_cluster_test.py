@@ -385,6 +385,12 @@ class AtLeastOnce(unittest.TestCase):
     def test_garbage_in_the_modules_keys_is_skipped_and_said(self):
         self.redis.cli("SET", "e2e:retained", "not a hash")
         self.redis.cli("XADD", "e2e:stream", "*", "b", "short")
+        # What brokers gone long ago left (no entry in the members set) is
+        # removed; a broker seen lately keeps its group.
+        self.redis.cli("XGROUP", "CREATE", "e2e:stream", "ghost", "$", "MKSTREAM")
+        self.redis.cli("HSET", "e2e:shared:ghost", "g/x", "3")
+        self.redis.cli("XGROUP", "CREATE", "e2e:stream", "recent", "$", "MKSTREAM")
+        self.redis.cli("ZADD", "e2e:members", str(int(time.time() * 1000)), "recent")
         a = self.started(self.durable("a"))
         b = self.started(self.durable("b"))
         self.assertIn("cannot read the retained messages", a.read_log())
@@ -402,7 +408,12 @@ class AtLeastOnce(unittest.TestCase):
         self.assertTrue(harness.wait_for(
             lambda: redis_metrics(b).get("backbone_redis_stream_pending", 1) == 0, 5))
         self.assertTrue(harness.wait_for(
-            lambda: redis_metrics(b).get("backbone_redis_members", 0) == 2, 5), redis_metrics(b))
+            lambda: redis_metrics(b).get("backbone_redis_members", 0) == 3, 5), redis_metrics(b))
+        self.assertTrue(harness.wait_for(
+            lambda: "ghost" not in self.redis.cli("XINFO", "GROUPS", "e2e:stream"), 5))
+        self.assertEqual(self.redis.cli("EXISTS", "e2e:shared:ghost").strip(), "0")
+        self.assertIn("recent", self.redis.cli("XINFO", "GROUPS", "e2e:stream"))
+        self.assertIn("forgot broker 'ghost'", a.read_log() + b.read_log())
         for c in (sub, pub):
             c.disconnect()
 
