@@ -172,6 +172,13 @@ size_t to_commands(const Batch& b, const StreamNames& names, const BrokerId& ori
     out.append(b.acks);
     ++replies;
   }
+  if (names.wait_replicas > 0 && !out.empty()) {
+    resp_header('*', 3, out);
+    resp_bulk("WAIT", out);
+    resp_bulk(std::to_string(names.wait_replicas), out);
+    resp_bulk(std::to_string(names.wait_timeout_ms), out);
+    ++replies;
+  }
   return replies;
 }
 

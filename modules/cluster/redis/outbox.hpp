@@ -104,11 +104,16 @@ struct StreamNames {
   std::string stream;
   std::string group;
   uint64_t max_entries = 0;  // trimmed (approximately) to this many entries
+  // > 0: each batch ends with WAIT for this many replicas (timeout in ms),
+  // so that what publishers are acknowledged for survives a failover.
+  uint32_t wait_replicas = 0;
+  uint32_t wait_timeout_ms = 0;
 };
 
 // The commands that write `b` (its frames in XADDs of at most 1 MiB, cut
 // between frames, after the `origin` broker's id, then one XACK of its
-// acks); returns how many replies follow. Retained messages and shared
+// acks, then WAIT when `names` asks for replicas); returns how many replies
+// follow (the WAIT's last). Retained messages and shared
 // groups update their hash in the same MULTI/EXEC as their XADD, so that the
 // hash and the stream agree on the order of updates.
 size_t to_commands(const Batch& b, const StreamNames& names, const BrokerId& origin,

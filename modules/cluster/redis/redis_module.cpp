@@ -72,7 +72,8 @@ class RedisModule final : public sdk::Module {
     }
     settings_ = std::move(settings);
     if (settings_.node.empty() && !node_from_state_dir(settings_.node)) return BB_E_INTERNAL;
-    names_ = StreamNames{settings_.stream(), settings_.node, settings_.stream_max_entries};
+    names_ = StreamNames{settings_.stream(), settings_.node, settings_.stream_max_entries,
+                         settings_.wait_replicas, settings_.timeout_ms};
     outbox_ = std::make_unique<Outbox>(settings_.retained_key(),
                                        settings_.shared_key(settings_.node));
     shared_ = std::make_unique<SharedGroups>(settings_.node, settings_.shared_strategy);
@@ -408,6 +409,7 @@ class RedisModule final : public sdk::Module {
           lost.assign(r->str, r->len);
         } else if (ok) {
           check_reply(r.get());
+          if (names_.wait_replicas > 0 && i + 1 == replies) check_replicated(r.get());
         }
       }
       if (!ok) {
@@ -451,6 +453,22 @@ class RedisModule final : public sdk::Module {
     }
   }
 
+  // WAIT's reply: how many replicas have the batch. Fewer than asked (a
+  // replica down or slow): acknowledged anyway, counted, said once a minute.
+  void check_replicated(const redisReply* r) {
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= int64_t{names_.wait_replicas}) return;
+    ++unreplicated_;
+    const auto now = Clock::now();
+    if (now - last_replica_warning_ >= std::chrono::minutes(1)) {
+      last_replica_warning_ = now;
+      host().warn("redis: a batch reached " +
+                  (r->type == REDIS_REPLY_INTEGER ? std::to_string(r->integer) : "no") +
+                  " replica(s) within " + std::to_string(names_.wait_timeout_ms) + " ms (" +
+                  std::to_string(names_.wait_replicas) +
+                  " wanted): a failover now could lose it");
+    }
+  }
+
   // /metrics: backbone_redis_*.
   void report_metrics() {
     auto set = [this](const char* name, const char* help, int32_t kind, double value) {
@@ -462,6 +480,9 @@ class RedisModule final : public sdk::Module {
         static_cast<double>(received_.load()));
     set("frames_dropped_total", "Frames not sent: outbox full, or Redis lost too long.",
         BB_METRIC_COUNTER, static_cast<double>(dropped_.load()));
+    set("unreplicated_batches_total",
+        "Batches acknowledged before wait_replicas replicas had them.", BB_METRIC_COUNTER,
+        static_cast<double>(unreplicated_.load()));
     set("command_errors_total", "Redis commands that failed (their frames are lost).",
         BB_METRIC_COUNTER, static_cast<double>(command_errors_.load()));
     set("entries_redelivered_total",
@@ -936,6 +957,8 @@ class RedisModule final : public sdk::Module {
   std::atomic<uint64_t> redelivered_{0}, skipped_{0}, shared_chosen_{0}, shared_served_{0};
   std::atomic<uint64_t> members_{0}, stream_pending_{0}, stream_lag_{0};
   Clock::time_point last_command_warning_{};
+  Clock::time_point last_replica_warning_{};  // the sender's
+  std::atomic<uint64_t> unreplicated_{0};
   Clock::time_point last_sweep_{};  // the reader's
   std::unordered_set<std::string> delivered_;  // the reader's
   std::deque<std::string> delivered_order_;

@@ -52,7 +52,7 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   std::vector<std::string> sentinels;
   s.known({"address", "sentinels", "master_name", "sentinel_password_file", "prefix", "username",
            "password_file", "timeout_ms", "max_pending_bytes", "node", "stream_max_entries",
-           "shared_strategy", "forget_after_s"});
+           "shared_strategy", "forget_after_s", "wait_replicas"});
   s.get_string("address", address);
   s.get_strings("sentinels", sentinels, /*non_empty=*/true);
   s.get_string("master_name", out.master_name);
@@ -65,6 +65,7 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
   s.get_string("node", out.node);
   s.get_int<uint64_t>("stream_max_entries", out.stream_max_entries, 100, 1000000000);
   s.get_int<uint32_t>("forget_after_s", out.forget_after_s, 60, 30 * 86400);
+  s.get_int<uint32_t>("wait_replicas", out.wait_replicas, 0, 16);
   std::string strategy;
   if (s.get_string("shared_strategy", strategy) && s.has("shared_strategy")) {
     if (strategy == "local") {

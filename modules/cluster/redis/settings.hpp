@@ -34,7 +34,8 @@ struct Settings {
   std::string node;  // this broker's name in the cluster; empty = kept in the state directory
   uint64_t stream_max_entries = 100000;
   Strategy shared_strategy = Strategy::kLocal;
-  uint32_t forget_after_s = 86400;  // a broker not seen this long is removed from Redis
+  uint32_t forget_after_s = 86400;
+  uint32_t wait_replicas = 0;  // WAIT for this many replicas before acknowledging publishers  // a broker not seen this long is removed from Redis
 
   bool operator==(const Settings&) const = default;
   // The Redis server as logs name it: "host:port", or the master's name
@@ -56,7 +57,8 @@ struct Settings {
 // "master_name": "...", "sentinel_password_file": "...", "prefix": "...",
 // "username": "...", "password_file": "...", "timeout_ms": n,
 // "max_pending_bytes": n, "node": "...", "stream_max_entries": n,
-// "shared_strategy": "local" | "round_robin" | "random"} into
+// "shared_strategy": "local" | "round_robin" | "random", "forget_after_s": n,
+// "wait_replicas": n} into
 // `out` (defaults for what is absent). False with `error` set on the first
 // bad setting.
 bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error);

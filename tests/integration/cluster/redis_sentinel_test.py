@@ -126,6 +126,47 @@ class RedisSentinel(unittest.TestCase):
         self.assertEqual(clients, [])
         print(f"followed the failover in {time.time() - started:.1f}s", file=sys.stderr)
 
+    def test_no_acknowledged_message_is_lost_when_the_master_dies_mid_traffic(self):
+        # wait_replicas: a publisher is acknowledged once the replica has its message.
+        settings = {"wait_replicas": 1}
+        a = self.started(sentinel_broker(self.sentinels, settings))
+        b = self.started(sentinel_broker(self.sentinels, settings))
+        self.assertTrue(self.crossing(a, b, "before", 10), "no message crossed")
+        sub = Client(a, client_id="failover-sub").connect()
+        sub.subscribe("m/#", qos=1)
+        time.sleep(0.3)  # the subscription is in place
+        pub = Client(b, client_id="failover-pub").connect()
+        sent = []
+        for n in range(400):
+            sent.append((n, pub.publish("m/x", str(n).encode(), qos=1, wait=False)))
+            if n == 150:
+                self.master.kill()
+            time.sleep(0.005)
+        self.assertTrue(self.failed_over())
+        self.assertTrue(harness.wait_for(lambda: all(i.is_published() for _, i in sent), 30))
+        acked = {n for n, i in sent if i.is_published()}
+        got = lambda: {int(m.payload) for m in sub.messages}
+        harness.wait_for(lambda: acked <= got(), 30)
+        print(f"master killed mid-traffic: {len(acked)} acknowledged, "
+              f"{len(acked - got())} lost, {len(sub.messages) - len(got())} duplicate(s)",
+              file=sys.stderr)
+        self.assertEqual(sorted(acked - got()), [])
+        self.assertEqual(redis_metrics(b).get("backbone_redis_unreplicated_batches_total"), 0)
+        sub.disconnect()
+        pub.disconnect()
+
+    def test_wait_replicas_holds_the_ack_until_replicas_have_it(self):
+        # Two replicas wanted, one exists: each batch waits timeout_ms (500) for WAIT.
+        a = self.started(sentinel_broker(self.sentinels, {"wait_replicas": 2}))
+        pub = Client(a, client_id="wait-pub").connect()
+        started = time.monotonic()
+        self.assertTrue(pub.publish("w/x", b"1", qos=1).is_published())
+        self.assertGreaterEqual(time.monotonic() - started, 0.45)
+        self.assertTrue(harness.wait_for(
+            lambda: redis_metrics(a).get("backbone_redis_unreplicated_batches_total", 0) >= 1, 5))
+        self.assertIn("replica(s) within 500 ms (2 wanted)", a.read_log())
+        pub.disconnect()
+
 
 class SentinelSettings(unittest.TestCase):
     def test_bad_settings_stop_start_up_with_one_line(self):
