@@ -359,4 +359,15 @@ HttpResponse KubeHttp::stream(const std::string& path, std::chrono::seconds idle
   return result;
 }
 
+std::string describe(const HttpResponse& r) {
+  if (r.status == 0) return r.error;
+  const ApiStatus s = parse_status_body(r.body, r.status);
+  std::string text = "HTTP " + std::to_string(r.status);
+  if (!s.reason.empty()) text += " " + s.reason;
+  if (!s.message.empty()) text += ": " + s.message;
+  if (r.status == 401) text += " (is the token valid?)";
+  if (r.status == 403) text += " (check the RBAC rules of the broker's service account)";
+  return text;
+}
+
 }  // namespace backbone::modules::k8s

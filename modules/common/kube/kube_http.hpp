@@ -45,6 +45,10 @@ struct HttpResponse {
   std::string error;  // status 0: what went wrong, for the log
 };
 
+// A failed response for the log: "HTTP 403 Forbidden: <the Status message>"
+// with a hint for 401 and 403, or what went wrong without a response.
+std::string describe(const HttpResponse& r);
+
 class KubeHttp {
  public:
   struct Options {

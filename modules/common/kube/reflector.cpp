@@ -12,17 +12,6 @@ using Clock = std::chrono::steady_clock;
 // (backoff), so a server that accepts and hangs up at once is not hammered.
 constexpr auto kHealthyWatch = std::chrono::seconds(5);
 
-std::string describe(const HttpResponse& r) {
-  if (r.status == 0) return r.error;
-  const ApiStatus s = parse_status_body(r.body, r.status);
-  std::string text = "HTTP " + std::to_string(r.status);
-  if (!s.reason.empty()) text += " " + s.reason;
-  if (!s.message.empty()) text += ": " + s.message;
-  if (r.status == 401) text += " (is the token valid?)";
-  if (r.status == 403) text += " (check the RBAC rules of the broker's service account)";
-  return text;
-}
-
 }  // namespace
 
 Reflector::Reflector(KubeHttp& http, const ResourceType& type, std::string scope,

@@ -14,15 +14,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string describe(const HttpResponse& r) {
-  if (r.status == 0) return r.error;
-  const ApiStatus s = parse_status_body(r.body, r.status);
-  std::string text = "HTTP " + std::to_string(r.status);
-  if (!s.reason.empty()) text += " " + s.reason;
-  if (!s.message.empty()) text += ": " + s.message;
-  return text;
-}
-
 std::string string_at(const Json& o, const char* key) {
   auto it = o.find(key);
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();

@@ -15,15 +15,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string describe(const HttpResponse& r) {
-  if (r.status == 0) return r.error;
-  const ApiStatus s = parse_status_body(r.body, r.status);
-  std::string text = "HTTP " + std::to_string(r.status);
-  if (!s.reason.empty()) text += " " + s.reason;
-  if (!s.message.empty()) text += ": " + s.message;
-  return text;
-}
-
 bool transient(int status) {
   return status == 0 || status == 429 || status >= 500;
 }

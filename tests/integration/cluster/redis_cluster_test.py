@@ -46,7 +46,9 @@ def v5_props(**values):
     return p
 
 
-class RedisCluster(unittest.TestCase):
+class ClusterCase(unittest.TestCase):
+    """Brokers on one real redis-server (no persistence)."""
+
     def setUp(self):
         self.redis = Redis().start()
         self.addCleanup(lambda: self.redis.stop())
@@ -56,6 +58,9 @@ class RedisCluster(unittest.TestCase):
         broker.start()
         self.addCleanup(lambda: self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
         return broker
+
+
+class RedisCluster(ClusterCase):
 
     def test_metrics_show_the_links_and_the_frames(self):
         a = self.started(clustered(self.redis, http_api=True))
@@ -418,18 +423,9 @@ class AtLeastOnce(unittest.TestCase):
             c.disconnect()
 
 
-class SharedAcrossBrokers(unittest.TestCase):
+class SharedAcrossBrokers(ClusterCase):
     """A shared subscription group spans the cluster (SPEC §10): each
     message goes to exactly one member, wherever it is connected."""
-
-    def setUp(self):
-        self.redis = Redis().start()
-        self.addCleanup(lambda: self.redis.stop())
-
-    def started(self, broker):
-        broker.start()
-        self.addCleanup(lambda: self.assertEqual(broker.stop(), 0, broker.read_log()[-3000:]))
-        return broker
 
     def members_known(self, brokers, n):
         """Every broker has heard of `n` brokers with members (their hashes in Redis)."""
