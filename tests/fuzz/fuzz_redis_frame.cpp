@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string again;
     encode_frame(f, again);
     if (again != bytes || frame_size(f) != bytes.size()) std::abort();
-    if (f.kind != Frame::kMessage) return;
+    if (f.kind != Frame::kMessage && f.kind != Frame::kMessageShared) return;
     if (protocol::valid_topic_name(f.topic)) protocol::valid_utf8(f.topic);
     std::string forward;
     protocol::DecodeError err;
