@@ -40,6 +40,7 @@ class Peer:
         self.received = []   # payloads, duplicates included
         self.sent = {}       # mid -> payload, until acknowledged
         self.acked = set()
+        self.early = set()  # mids acknowledged before publish() recorded them
         self.c.on_message = lambda c, u, m: self._received(m.payload)
         self.c.on_publish = lambda c, u, mid: self._acked(mid)
         self.c.on_connect = lambda c, u, f, rc, p=None: self.on_connect(rc)
@@ -58,15 +59,24 @@ class Peer:
             self.received.append(payload.decode())
 
     def _acked(self, mid):
+        # Paho calls this holding its own lock: never call into Paho under
+        # self.lock (publish() does not), or the two threads deadlock.
         with self.lock:
             payload = self.sent.pop(mid, None)
-            if payload is not None:
+            if payload is None:
+                self.early.add(mid)  # acknowledged before publish() recorded it
+            else:
                 self.acked.add(payload)
 
     def publish(self, topic, payload):
+        info = self.c.publish(topic, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return
         with self.lock:
-            info = self.c.publish(topic, payload, qos=1)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
+            if info.mid in self.early:
+                self.early.discard(info.mid)
+                self.acked.add(payload)
+            else:
                 self.sent[info.mid] = payload
 
     def close(self):
