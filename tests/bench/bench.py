@@ -55,10 +55,15 @@ usage: scripts/bench [--quick] [--no-build] [--validate] [--only REGEX] [--authz
               fan-in/fan-out/pairs/latency on backboned without a store (memory), with the store
               in sync and in periodic durability, and mosquitto with persistence true
   --no-store  no store table
-  --cluster   only the cluster table (module redis, a real redis-server): the cost of the module
-              on one broker (alone in its cluster, versus a broker without it), and messages
-              crossing brokers (publishers on A, subscribers on B, through Redis) versus two
-              mosquittos joined by a bridge (topic bench/# out); everything on CPU 0
+  --cluster   only the cluster table (module redis, a real redis-server): 3 brokers in one
+              cluster (bb-a, bb-b, bb-c), messages crossing brokers (publishers on A,
+              subscribers on B, through the Redis stream that all 3 read) side by side with one
+              broker alone (bb-solo, no module), the module alone in its cluster (bb-local) and
+              two mosquittos joined by a bridge (topic bench/# out); clean sessions (MQTT
+              3.1.1/5.0, QoS 0/1) and MQTT 5 persistent sessions (Session Expiry 60 s, QoS 0/1;
+              every backboned has a store, durability sync); latency rows at 10k msgs/s; per
+              row acknowledged vs received and lost; targets: cross QoS 1 >= 50% of bb-solo,
+              p99 <= 5 ms at 10k msgs/s, 0 acknowledged messages lost; everything on CPU 0
   --no-cluster no cluster table
 Environment: BENCH_DURATION (5), BENCH_WARMUP (1), BENCH_PAYLOAD (64), BENCH_WINDOW (64),
   BENCH_RATE (10000), BENCH_IDLE_CONNECTIONS (10000), BENCH_WS_IDLE (5000), BENCH_JOBS (2),
@@ -216,8 +221,21 @@ def plan(o):
     if o.store != "off":
         tables["store"] = rows(o, SCENARIOS, ("5.0",), (1,))
     if o.cluster != "off":
-        tables["cluster"] = rows(o, SCENARIOS)
+        tables["cluster"] = cluster_runs(o)
     return tables
+
+
+CLUSTER_NODES = ("bb-a", "bb-b", "bb-c")
+CLUSTER_SESSIONS = ("clean", "persistent")
+CLUSTER_SESSION_EXPIRY = "60"
+CLUSTER_RATE = "10000"  # the cluster issue's latency target is at 10k msgs/s
+
+
+def cluster_runs(o):
+    """(session, scenario, protocol, qos): clean sessions (MQTT 3.1.1 and 5.0, QoS 0 and 1),
+    then MQTT 5 persistent sessions (Session Expiry) at QoS 0 and 1."""
+    return ([("clean",) + r for r in rows(o, SCENARIOS)]
+            + [("persistent",) + r for r in rows(o, SCENARIOS, ("5.0",))])
 
 
 def log(*words):
@@ -683,13 +701,21 @@ class Bench:
         print("raw results: " + results)
 
     # --- cluster: the redis module ------------------------------------------------------------
+    # Three brokers share a prefix (bb-a, bb-b, bb-c): every entry of the stream is read by all
+    # three, though only B has subscribers. The cross rows publish on A and subscribe on B
+    # (bb_loadgen --sub-port). bb-solo (no module) and bb-local (the module, alone in its
+    # cluster) are the one-broker references; mosq-cross is two mosquittos joined by a bridge.
+    # Every backboned has a state_dir (store durability sync), so the persistent-session rows
+    # (MQTT 5, Session Expiry, as the store table) go through the store on each of them.
     def start_backbone_clustered(self, label, redis_port, prefix):
         port = harness.free_port()
         config = {"anonymous": {"statements": ALLOW_ALL},
-                  "modules": [{"name": "redis", "settings": {
-                                  "address": "127.0.0.1:%d" % redis_port, "prefix": prefix}},
-                              {"name": "tcp", "settings": {"address": "127.0.0.1",
+                  "state_dir": os.path.join(self.run_dir, label + "-state"),
+                  "modules": [{"name": "tcp", "settings": {"address": "127.0.0.1",
                                                            "port": port}}]}
+        if redis_port is not None:
+            config["modules"].insert(0, {"name": "redis", "settings": {
+                "address": "127.0.0.1:%d" % redis_port, "prefix": prefix}})
         return self.backbone(label, config, port)
 
     def cluster_table(self):
@@ -697,18 +723,17 @@ class Bench:
         if not self.backboned or o.validate or not shutil.which("redis-server"):
             log("no cluster table (needs backboned, redis-server, not --validate)")
             return
-        results = os.path.join(self.run_dir, "cluster.jsonl")
-        open(results, "w").close()
+        files = {s: os.path.join(self.run_dir, "cluster-%s.jsonl" % s) for s in CLUSTER_SESSIONS}
+        for path in files.values():
+            open(path, "w").close()
         redis = self.start("redis", Redis(self.run_dir, "redis", self.broker_pin))
         if redis is None:
             return
-        self.start_backbone("bb-solo")
-        # bb-local is alone in its cluster (its own prefix): the module's cost on the
-        # publishing broker. bb-a and bb-b share a prefix: the cross-broker rows.
+        self.start_backbone_clustered("bb-solo", None, None)
         self.start_backbone_clustered("bb-local", redis.port, "bench-local")
-        self.start_backbone_clustered("bb-a", redis.port, "bench")
-        self.start_backbone_clustered("bb-b", redis.port, "bench")
-        brokers = ["bb-solo", "bb-local", "bb-a", "bb-b", "redis"]
+        for label in CLUSTER_NODES:
+            self.start_backbone_clustered(label, redis.port, "bench")
+        brokers = ["bb-solo", "bb-local"] + list(CLUSTER_NODES) + ["redis"]
         mosq = False
         if self.mosquitto:
             mosq_b = self.start_mosquitto("mosq-b")
@@ -719,35 +744,41 @@ class Bench:
                 time.sleep(1)
                 mosq = True
                 brokers += ["mosq-a", "mosq-b"]
-        # The cross-broker rows publish on A and subscribe on B (bb_loadgen --sub-port); CPU is
-        # A's.
+        # CPU is A's (the publishing broker).
         self.alias("bb-cross", "bb-a")
         self.alias("mosq-cross", "mosq-a")
         sub_port = lambda label: str(self.targets.get(label, (None, 0))[1])
         load = loadavg()
-        log("cluster: load average %s; results: %s" % (load, results))
-        for row in rows(o, SCENARIOS):
-            self.run_one("bb-solo", *row, results=results)
-            self.run_one("bb-local", *row, results=results)
-            self.run_one("bb-cross", *row, "--sub-port", sub_port("bb-b"), results=results)
+        log("cluster: load average %s; results: %s" % (load, ", ".join(files.values())))
+        for session, scenario, protocol, qos in cluster_runs(o):
+            extra = ["--session-expiry", CLUSTER_SESSION_EXPIRY] if session == "persistent" \
+                else []
+            if scenario == "latency":
+                extra += ["--rate", CLUSTER_RATE]
+            row = (scenario, protocol, qos)
+            results = files[session]
+            self.run_one("bb-solo", *row, *extra, results=results)
+            self.run_one("bb-local", *row, *extra, results=results)
+            self.run_one("bb-cross", *row, "--sub-port", sub_port("bb-b"), *extra,
+                         results=results)
             if mosq:
-                self.run_one("mosq-cross", *row, "--sub-port", sub_port("mosq-b"),
+                self.run_one("mosq-cross", *row, "--sub-port", sub_port("mosq-b"), *extra,
                              results=results)
         self.stop(*brokers)
+        end_load = loadavg()
         print()
-        print("Cluster (module redis, one redis-server): payload %s B, window %s, %s s per row "
-              "after %s s warm-up; brokers and Redis on CPU 0, generator on CPU 1; load average "
-              "%s at start, %s at end." % (o.payload, o.window, o.duration, o.warmup, load,
-                                           loadavg()))
-        self.report(results, "--a", "bb-solo", "--b", "bb-local", "--b-title", "redis on",
-                    "--b-desc", "backboned with the redis module (alone in its cluster), every "
-                    "client on it (versus without the module)")
-        if mosq:
-            self.report(results, "--a", "mosq-cross", "--b", "bb-cross", "--b-title", "bb A->B",
-                        "--b-desc", "backboned, publishers on A, subscribers on B, through Redis "
-                        "(versus two mosquittos joined by a bridge)")
+        print("Cluster (module redis, one redis-server without persistence): 3 clustered "
+              "brokers (bb-a, bb-b, bb-c), publishers on A, subscribers on B; payload %s B, "
+              "window %s, %s s per row after %s s warm-up, latency rows paced at %s msgs/s; "
+              "every backboned with a state_dir (store durability sync); brokers, mosquittos and "
+              "Redis on CPU 0, generator on CPU 1; load average %s at start, %s at end."
+              % (o.payload, o.window, o.duration, o.warmup, CLUSTER_RATE, load, end_load))
+        args = []
+        for session in CLUSTER_SESSIONS:
+            args += ["--session-file", "%s=%s" % (session, files[session])]
+        self.report(files[CLUSTER_SESSIONS[0]], "--cluster", *args)
         print()
-        print("raw results: " + results)
+        print("raw results: " + ", ".join(files.values()))
 
     # --- all ----------------------------------------------------------------------------------
     def run(self):

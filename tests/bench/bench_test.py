@@ -62,7 +62,19 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(len(p["authz"]), 160)  # as the usage says
         self.assertEqual(len(p["ws"]), 16 * 3 + 1)
         self.assertEqual(p["store"], [(s, "5.0", 1) for s in bench.SCENARIOS])
-        self.assertEqual(len(p["cluster"]), 16)
+        # Clean sessions: every scenario, protocol and QoS; then MQTT 5 persistent sessions.
+        self.assertEqual(len(p["cluster"]), 16 + 8)
+        self.assertEqual(p["cluster"][0], ("clean", "fan-in", "3.1.1", 0))
+        self.assertEqual(p["cluster"][16:], [("persistent", s, "5.0", q)
+                                             for s in bench.SCENARIOS for q in (0, 1)])
+
+    def test_cluster_rows(self):
+        self.assertEqual(list(bench.plan(parse("--cluster"))), ["cluster"])
+        p = bench.plan(parse("--cluster", "--only", "^latency 5.0 1"))
+        self.assertEqual(p["cluster"], [("clean", "latency", "5.0", 1),
+                                        ("persistent", "latency", "5.0", 1)])
+        self.assertEqual(bench.plan(parse("--cluster", "--only", "3.1.1"))["cluster"],
+                         [("clean", s, "3.1.1", q) for s in bench.SCENARIOS for q in (0, 1)])
 
     def test_pairs_alternate_over_the_table(self):
         runs = bench.authz_runs(parse("--authz", "--only", "^pairs 5.0", BENCH_AUTHZ_REPEAT="2"))

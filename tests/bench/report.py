@@ -4,9 +4,13 @@
 
 usage: report.py RESULTS.jsonl [--a mosquitto] [--b backbone] [--b-title TITLE]
        report.py AUTHZ.jsonl --authz [--off bb-off] [--on bb-on] [--max-loss 10] [--max-p99 20]
+       report.py X --cluster --session-file clean=CLEAN.jsonl [--session-file persistent=P.jsonl]
 Each line is one bb_loadgen result; "broker" says which column it belongs to. --authz prints the
 access-control table instead: backboned with access control off versus on, and whether each row
-meets the targets (throughput loss <= --max-loss %, p99 increase <= --max-p99 %).
+meets the targets (throughput loss <= --max-loss %, p99 increase <= --max-p99 %). --cluster
+prints the cluster tables (scripts/bench --cluster): throughput and latency of bb-solo, bb-local,
+bb-cross and mosq-cross per (session, scenario, protocol, QoS), then acknowledged versus received
+and lost per row, and the cluster issue's targets.
 """
 
 import argparse
@@ -259,6 +263,100 @@ def authz_report(args):
         print("error: " + e)
     return 1 if errors else 0
 
+CLUSTER_COLUMNS = (("bb-solo", "solo"), ("bb-local", "local"), ("bb-cross", "bb A->B"),
+                   ("mosq-cross", "mosq A->B"))
+
+
+def cell_ack_recv(r):
+    """acknowledged (QoS 1) or sent (QoS 0) publications -> deliveries expected / received, lost:
+    for QoS 1, deliveries of PUBACKed messages that never arrived (exact); for QoS 0, every
+    delivery that never arrived."""
+    if r is None:
+        return "n/a"
+    if "error" in r:
+        return "ERROR"
+    sent = r["acked"] if r["qos"] == 1 else r["published"]
+    text = "{:,} -> {:,}/{:,}, lost {:,}, dups {:,}".format(
+        sent, r["expected_deliveries"], r["received"], r["loss"], r["duplicates"])
+    if r["qos"] == 1 and r.get("unacked"):
+        text += " (+%d unacked)" % r["unacked"]
+    return text
+
+
+def cluster_report(args):
+    sessions = []
+    for spec in args.session_file:
+        name, _, path = spec.partition("=")
+        sessions.append((name, path))
+    errors, misses, checked = [], [], 0
+    perf = [["session", "scenario", "proto", "QoS"] + ["%s msgs/s" % t for _, t in CLUSTER_COLUMNS]
+            + ["A->B/solo", "A->B/mosq"] + ["%s p50/p99 ms" % t for _, t in CLUSTER_COLUMNS]
+            + ["CPU% A", "targets"]]
+    loss = [["session", "scenario", "proto", "QoS"] + [t for _, t in CLUSTER_COLUMNS]]
+    for session, path in sessions:
+        rows, order, errs = read_results(path)
+        errors += ["%s: %s" % (session, e) for e in errs]
+        for key in order:
+            cells = [rows[key].get(label) for label, _ in CLUSTER_COLUMNS]
+            solo, cross, mosq = cells[0], cells[2], cells[3]
+            title = scenario_title(next(c for c in cells if c is not None))
+            ratio = lambda a, b: "%.2f" % (value(b) / value(a)) if value(a) and value(b) is not None \
+                else "n/a"
+            miss, judged = [], False
+            name = "%s %s %s QoS %s" % (session, title, key[1], key[2])
+            if cross is not None and "error" not in cross:
+                judged = True
+                if key[2] == 1 and key[0] != "latency" and value(solo):
+                    if value(cross) < 0.5 * value(solo):
+                        miss.append("A->B %.2f of solo" % (value(cross) / value(solo)))
+                if key[0] == "latency" and cross["p99_ms"] > 5:
+                    miss.append("p99 %s ms" % ms(cross["p99_ms"]))
+            for label, c in zip((l for l, _ in CLUSTER_COLUMNS), cells):
+                if label.startswith("bb") and c is not None and "error" not in c and c["loss"] \
+                        and key[2] == 1:
+                    miss.append("%s lost %d acked" % (label, c["loss"]))
+            if judged:
+                checked += 1
+            if miss:
+                misses.append("%s: %s" % (name, ", ".join(miss)))
+            perf.append([session, title, key[1], str(key[2])] + [cell_rate(c) for c in cells]
+                        + [ratio(solo, cross), ratio(mosq, cross)]
+                        + [cell_latency(c) for c in cells]
+                        + [cell_cpu(cross), ("MISS " + ", ".join(miss)) if miss else
+                           "ok" if judged else "n/a"])
+            loss.append([session, title, key[1], str(key[2])] + [cell_ack_recv(c) for c in cells])
+    print_table(perf, {4, 5, 6, 7, 8, 9, 14})
+    print()
+    print("solo = bb-solo (one backboned, no module), local = bb-local (the redis module, alone in "
+          "its cluster, every client on it), bb A->B = publishers on bb-a, subscribers on bb-b "
+          "(3 brokers in the cluster: bb-c reads every entry too), mosq A->B = publishers on one "
+          "mosquitto, subscribers on a second joined by a bridge (bench/# out, QoS 1). clean = "
+          "clean sessions; persistent = MQTT 5, Session Expiry 60 s (backboned: through its "
+          "store, durability sync; mosquitto: in memory, persistence false). msgs/s: deliveries "
+          "per second at the subscribers; p50/p99: publish to delivery; CPU% A: the publishing "
+          "broker's CPU in the A->B column.")
+    print("Targets (the cluster issue): A->B QoS 1 msgs/s >= 0.50 x solo (closed-loop rows), "
+          "A->B p99 <= 5 ms in the latency rows (paced at 10k msgs/s), and no acknowledged "
+          "message lost in any backboned column (QoS 1).")
+    print()
+    print_table(loss, set())
+    print()
+    print("Each cell: publications acknowledged (QoS 1: PUBACKed; QoS 0: sent) -> deliveries "
+          "expected (sent x matching subscribers) / deliveries received, and lost: QoS 1 = "
+          "deliveries of PUBACKed messages that never arrived after the drain (exact, per "
+          "(subscriber, publisher, seq)); QoS 0 = deliveries that never arrived (QoS 0 may drop). "
+          "dups: deliveries of an already-seen (publisher, seq); \"+n unacked\": still awaiting PUBACK "
+          "when the run ended (not counted as lost).")
+    if misses:
+        print("targets missed in %d of %d rows:" % (len(misses), checked))
+        for m in misses:
+            print("  " + m)
+    elif checked:
+        print("all %d rows meet the targets" % checked)
+    for e in errors:
+        print("error: " + e)
+    return 1 if errors else 0
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -272,7 +370,12 @@ def main():
     ap.add_argument("--on", default="bb-on")
     ap.add_argument("--max-loss", type=float, default=10.0, help="target: throughput loss %%")
     ap.add_argument("--max-p99", type=float, default=20.0, help="target: p99 increase %%")
+    ap.add_argument("--cluster", action="store_true", help="the cluster tables")
+    ap.add_argument("--session-file", action="append", default=[],
+                    help="--cluster: SESSION=RESULTS.jsonl, in order")
     args = ap.parse_args()
+    if args.cluster:
+        return cluster_report(args)
     if args.authz:
         return authz_report(args)
 
