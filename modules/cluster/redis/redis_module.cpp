@@ -73,7 +73,9 @@ class RedisModule final : public sdk::Module {
     settings_ = std::move(settings);
     if (settings_.node.empty() && !node_from_state_dir(settings_.node)) return BB_E_INTERNAL;
     names_ = StreamNames{settings_.stream(), settings_.node, settings_.stream_max_entries,
-                         settings_.wait_replicas, settings_.timeout_ms};
+                         // Redis answers WAIT before the connection's own
+                         // timeout gives up on the reply.
+                         settings_.wait_replicas, std::max(settings_.timeout_ms / 2, 1u)};
     outbox_ = std::make_unique<Outbox>(settings_.retained_key(),
                                        settings_.shared_key(settings_.node));
     shared_ = std::make_unique<SharedGroups>(settings_.node, settings_.shared_strategy);
