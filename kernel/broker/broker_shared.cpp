@@ -109,8 +109,8 @@ void Broker::hand_over(const Session& leaving, std::vector<session::Delivery>& o
     ids.add(member.subscription_id);
     Stored stored;
     deliver(*member.session, d.msg, std::min(member.options.qos, d.msg->qos),
-            d.msg->retain && member.options.retain_as_published, ids, 0, member.read_policy,
-            stored, member.shared);
+            d.msg->retain && member.options.retain_as_published, ids, 0, member.read_policy, stored,
+            member.shared);
     ++moved;
   }
   if (moved)

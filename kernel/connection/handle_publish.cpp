@@ -119,8 +119,8 @@ bool Connection::handle_publish(uint8_t flags, std::string_view body) {
 }
 
 void Connection::send_ack(PacketType type, uint16_t packet_id, uint8_t reason_code,
-                          std::string_view reason_string, uint64_t durable_seq,
-                          uint32_t hold_seq, uint32_t holds) {
+                          std::string_view reason_string, uint64_t durable_seq, uint32_t hold_seq,
+                          uint32_t holds) {
   protocol::AckPacket ack;
   ack.type = type;
   ack.packet_id = packet_id;

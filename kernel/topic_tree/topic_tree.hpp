@@ -60,8 +60,8 @@ class TopicTree {
                                                       std::string_view filter) const;
   // A member of the group other than `except`, online preferred (the round
   // robin's next); false when there is none.
-  bool pick_member(std::string_view group, std::string_view filter,
-                   const session::Session* except, Subscriber& out) const;
+  bool pick_member(std::string_view group, std::string_view filter, const session::Session* except,
+                   Subscriber& out) const;
 
   size_t subscription_count() const { return count_; }
 

@@ -64,12 +64,10 @@ BB_STATIC_ASSERT(offsetof(bb_host_api, publish_routed_durable) == 16 + 36 * 8,
 BB_STATIC_ASSERT(sizeof(bb_host_api) == 16 + 37 * 8, "bb_host_api");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, session_started_as) == 24,
                  "bb_message_tap.session_started_as (1.3)");
-BB_STATIC_ASSERT(offsetof(bb_message_tap, message_held) == 32,
-                 "bb_message_tap.message_held (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, message_held) == 32, "bb_message_tap.message_held (1.5)");
 BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_members) == 40,
                  "bb_message_tap.shared_members (1.5)");
-BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_here) == 48,
-                 "bb_message_tap.shared_here (1.5)");
+BB_STATIC_ASSERT(offsetof(bb_message_tap, shared_here) == 48, "bb_message_tap.shared_here (1.5)");
 BB_STATIC_ASSERT(sizeof(bb_ack_hold) == 8, "bb_ack_hold");
 BB_STATIC_ASSERT(sizeof(bb_session_start) == 64, "bb_session_start (1.3)");
 BB_STATIC_ASSERT(sizeof(bb_quotas) == 8 + 10 * 8, "bb_quotas (1.3)");

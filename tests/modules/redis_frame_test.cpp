@@ -155,9 +155,8 @@ TEST(RedisFrame, SharedMessageCarriesItsAssignments) {
   EXPECT_EQ(f.topic, "sensors/1");
   EXPECT_EQ(f.payload, "21.5");
   std::vector<std::pair<std::string, std::string>> got;
-  EXPECT_TRUE(for_each_assignment(f.assignments, [&](std::string_view n, std::string_view g) {
-    got.emplace_back(n, g);
-  }));
+  EXPECT_TRUE(for_each_assignment(
+      f.assignments, [&](std::string_view n, std::string_view g) { got.emplace_back(n, g); }));
   EXPECT_EQ(got, (std::vector<std::pair<std::string, std::string>>{{"node-b", "g/sensors/#"},
                                                                    {"node-c", "h/+/x"}}));
   // An assignment block that lies about its entries is refused whole.

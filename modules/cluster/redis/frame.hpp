@@ -80,8 +80,7 @@ inline size_t frame_size(const Frame& f) {
     return 2 + 8 + 1 + 2 + f.provider.size() + 2 + f.principal.size() + f.client_id.size();
   if (f.kind == Frame::kSharedMembers) return 2 + 4 + 2 + f.node.size() + f.group_filter.size();
   const size_t assignments = f.kind == Frame::kMessageShared ? 4 + f.assignments.size() : 0;
-  return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + assignments +
-         f.payload.size();
+  return 2 + 1 + 8 + 2 + f.topic.size() + 4 + f.properties.size() + assignments + f.payload.size();
 }
 
 // Appends the frame of `f` to `out`. The topic is at most 65535 bytes (an
@@ -137,8 +136,8 @@ bool for_each_assignment(std::string_view in, Fn&& fn) {
   while (!in.empty()) {
     uint64_t n;
     std::string_view node, group_filter;
-    if (!detail::get_be(in, 2, n) || !detail::get_bytes(in, n, node) ||
-        !detail::get_be(in, 2, n) || !detail::get_bytes(in, n, group_filter))
+    if (!detail::get_be(in, 2, n) || !detail::get_bytes(in, n, node) || !detail::get_be(in, 2, n) ||
+        !detail::get_bytes(in, n, group_filter))
       return false;
     fn(node, group_filter);
   }

@@ -33,7 +33,7 @@ bool Outbox::push(const Frame& f, uint64_t limit, bb_ack_hold hold) {
     if (hold != 0) b.holds.push_back(hold);
     if ((f.kind == Frame::kMessage || f.kind == Frame::kMessageShared) && f.retain) {
       // The hashes keep each topic's last retained frame (none once cleared)
-    // and this broker's online members per shared group.
+      // and this broker's online members per shared group.
       std::string& out = b.hash_commands;
       const bool clear = f.payload.empty();
       resp_header('*', clear ? 3 : 4, out);

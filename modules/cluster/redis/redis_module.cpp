@@ -76,8 +76,8 @@ class RedisModule final : public sdk::Module {
                          // Redis answers WAIT before the connection's own
                          // timeout gives up on the reply.
                          settings_.wait_replicas, std::max(settings_.timeout_ms / 2, 1u)};
-    outbox_ = std::make_unique<Outbox>(settings_.retained_key(),
-                                       settings_.shared_key(settings_.node));
+    outbox_ =
+        std::make_unique<Outbox>(settings_.retained_key(), settings_.shared_key(settings_.node));
     shared_ = std::make_unique<SharedGroups>(settings_.node, settings_.shared_strategy);
     std::random_device random;
     for (auto& b : id_) b = static_cast<uint8_t>(random());
@@ -88,8 +88,9 @@ class RedisModule final : public sdk::Module {
     host().info("sharing messages through redis at " + settings_.where() + " (prefix '" +
                 settings_.prefix + "', node '" + settings_.node + "')");
     if (!host().has_durable_routing())
-      host().warn("redis: this broker's module ABI has no held acknowledgements (needs 1.5): "
-                  "messages cross brokers at most once");
+      host().warn(
+          "redis: this broker's module ABI has no held acknowledgements (needs 1.5): "
+          "messages cross brokers at most once");
     sender_ = std::thread([this] { send_loop(); });
     receiver_ = std::thread([this] { read_loop(); });
     return BB_PENDING;  // ready once the retained messages are loaded
@@ -197,12 +198,11 @@ class RedisModule final : public sdk::Module {
   // This broker's online members of a shared group changed: the others hear
   // of it through the stream, and its hash in Redis keeps it for brokers
   // joining later.
-  static void on_shared_members(void* user, bb_str group, bb_str filter,
-                                uint32_t online) noexcept {
+  static void on_shared_members(void* user, bb_str group, bb_str filter, uint32_t online) noexcept {
     auto* self = static_cast<RedisModule*>(user);
     try {
-      const std::string group_filter = std::string(sdk::view(group)) + "/" +
-                                       std::string(sdk::view(filter));
+      const std::string group_filter =
+          std::string(sdk::view(group)) + "/" + std::string(sdk::view(filter));
       self->shared_->set(self->settings_.node, group_filter, online);
       Frame f;
       f.kind = Frame::kSharedMembers;
@@ -466,8 +466,7 @@ class RedisModule final : public sdk::Module {
       host().warn("redis: a batch reached " +
                   (r->type == REDIS_REPLY_INTEGER ? std::to_string(r->integer) : "no") +
                   " replica(s) within " + std::to_string(names_.wait_timeout_ms) + " ms (" +
-                  std::to_string(names_.wait_replicas) +
-                  " wanted): a failover now could lose it");
+                  std::to_string(names_.wait_replicas) + " wanted): a failover now could lose it");
     }
   }
 
@@ -505,8 +504,8 @@ class RedisModule final : public sdk::Module {
         BB_METRIC_GAUGE, receiver_link_.connected ? 1 : 0);
     set("members", "Brokers of the cluster seen in the last 10 s (this one included).",
         BB_METRIC_GAUGE, static_cast<double>(members_.load()));
-    set("stream_pending", "Entries read by this broker and not yet acknowledged.",
-        BB_METRIC_GAUGE, static_cast<double>(stream_pending_.load()));
+    set("stream_pending", "Entries read by this broker and not yet acknowledged.", BB_METRIC_GAUGE,
+        static_cast<double>(stream_pending_.load()));
     set("stream_lag", "Entries of the stream this broker has not read yet.", BB_METRIC_GAUGE,
         static_cast<double>(stream_lag_.load()));
   }
@@ -567,14 +566,15 @@ class RedisModule final : public sdk::Module {
   }
 
   bool join(redisContext* c, const char* from) {
-    Reply r = (Command() << "XGROUP" << "CREATE" << names_.stream << names_.group << from
-                         << "MKSTREAM")
+    Reply r = (Command() << "XGROUP"
+                         << "CREATE" << names_.stream << names_.group << from << "MKSTREAM")
                   .run(c);
     if (!r) {
       warn_once(receiver_link_, "lost " + settings_.where() + ": " + c->errstr);
       return false;
     }
-    if (r->type == REDIS_REPLY_ERROR && !std::string_view(r->str, r->len).starts_with("BUSYGROUP")) {
+    if (r->type == REDIS_REPLY_ERROR &&
+        !std::string_view(r->str, r->len).starts_with("BUSYGROUP")) {
       warn_once(receiver_link_, "cannot join the stream " + names_.stream + ": " +
                                     sdk::printable_key(std::string_view(r->str, r->len)));
       return false;
@@ -587,8 +587,10 @@ class RedisModule final : public sdk::Module {
   Read read_pending(redisContext* c) {
     std::string after = "0";
     for (;;) {
-      Reply r = (Command() << "XREADGROUP" << "GROUP" << names_.group << names_.group << "COUNT"
-                           << "256" << "STREAMS" << names_.stream << after)
+      Reply r = (Command() << "XREADGROUP"
+                           << "GROUP" << names_.group << names_.group << "COUNT"
+                           << "256"
+                           << "STREAMS" << names_.stream << after)
                     .run(c);
       const Read got = handle_read(c, r.get(), true, &after);
       if (got != Read::kEntries) return got == Read::kNone ? Read::kEntries : got;
@@ -598,7 +600,9 @@ class RedisModule final : public sdk::Module {
   // New entries; `block_ms` < 0 does not wait.
   Read read_new(redisContext* c, int block_ms) {
     Command read;
-    read << "XREADGROUP" << "GROUP" << names_.group << names_.group << "COUNT" << "256";
+    read << "XREADGROUP"
+         << "GROUP" << names_.group << names_.group << "COUNT"
+         << "256";
     const std::string block = std::to_string(block_ms);
     if (block_ms >= 0) read << "BLOCK" << block;
     read << "STREAMS" << names_.stream << ">";
@@ -709,7 +713,9 @@ class RedisModule final : public sdk::Module {
   // pending entries and lag; false when Redis is lost.
   bool maintain(redisContext* c) {
     if (!heartbeat(c)) return false;
-    Reply r = (Command() << "XINFO" << "GROUPS" << names_.stream).run(c);
+    Reply r = (Command() << "XINFO"
+                         << "GROUPS" << names_.stream)
+                  .run(c);
     if (!r) return false;
     if (r->type != REDIS_REPLY_ARRAY) return true;
     std::vector<std::string> others;
@@ -726,8 +732,7 @@ class RedisModule final : public sdk::Module {
         if (key == "name" && v->type == REDIS_REPLY_STRING) {
           ours = std::string_view(v->str, v->len) == names_.group;
           if (!ours) others.emplace_back(v->str, v->len);
-        }
-        else if (key == "pending" && v->type == REDIS_REPLY_INTEGER)
+        } else if (key == "pending" && v->type == REDIS_REPLY_INTEGER)
           pending = v->integer;
         else if (key == "lag" && v->type == REDIS_REPLY_INTEGER)
           lag = v->integer;
@@ -753,7 +758,9 @@ class RedisModule final : public sdk::Module {
       Reply seen = (Command() << "ZSCORE" << settings_.members_key() << node).run(c);
       if (!seen) return false;
       if (seen->type != REDIS_REPLY_NIL) continue;
-      (Command() << "XGROUP" << "DESTROY" << names_.stream << node).append_to(c);
+      (Command() << "XGROUP"
+                 << "DESTROY" << names_.stream << node)
+          .append_to(c);
       (Command() << "DEL" << settings_.shared_key(node)).append_to(c);
       for (int i = 0; i < 2; ++i) {
         void* reply = nullptr;
@@ -818,7 +825,9 @@ class RedisModule final : public sdk::Module {
       if (redisGetReply(c, &reply) != REDIS_OK) return false;
       freeReplyObject(reply);
     }
-    Reply nodes = (Command() << "ZRANGE" << settings_.members_key() << "0" << "-1").run(c);
+    Reply nodes = (Command() << "ZRANGE" << settings_.members_key() << "0"
+                             << "-1")
+                      .run(c);
     if (!nodes) return false;
     if (nodes->type != REDIS_REPLY_ARRAY) return true;
     for (size_t i = 0; i < nodes->elements; ++i) {
@@ -961,12 +970,14 @@ class RedisModule final : public sdk::Module {
   Clock::time_point last_command_warning_{};
   Clock::time_point last_replica_warning_{};  // the sender's
   std::atomic<uint64_t> unreplicated_{0};
-  Clock::time_point last_sweep_{};  // the reader's
+  Clock::time_point last_sweep_{};             // the reader's
   std::unordered_set<std::string> delivered_;  // the reader's
   std::deque<std::string> delivered_order_;
 };
 
-const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap), 0, &RedisModule::on_message,
+const bb_message_tap RedisModule::kTap{sizeof(bb_message_tap),
+                                       0,
+                                       &RedisModule::on_message,
                                        &RedisModule::on_session_started,
                                        &RedisModule::on_session_started_as,
                                        &RedisModule::on_held,

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "settings.hpp"
 
-#include <backbone/sdk.hpp>
 #include <backbone/json.hpp>
+#include <backbone/sdk.hpp>
 #include <backbone/settings.hpp>
 
 #include <algorithm>
@@ -111,9 +111,9 @@ bool parse_settings(const nlohmann::json& doc, Settings& out, std::string& error
     s.fail("sentinel_password_file", why);
   if (s.has("prefix") && (out.prefix.empty() || out.prefix.size() > 128))
     s.fail("prefix", "expected 1-128 characters");
-  if (s.has("node") && (out.node.size() > 128 ||
-                        std::any_of(out.node.begin(), out.node.end(),
-                                    [](unsigned char c) { return c <= ' ' || c >= 0x7f; })))
+  if (s.has("node") &&
+      (out.node.size() > 128 || std::any_of(out.node.begin(), out.node.end(),
+                                            [](unsigned char c) { return c <= ' ' || c >= 0x7f; })))
     s.fail("node", "expected 1-128 printable characters without spaces");
   if (s.has("password_file") && !read_password(password_file, out.password, why))
     s.fail("password_file", why);

@@ -35,7 +35,8 @@ struct Settings {
   uint64_t stream_max_entries = 100000;
   Strategy shared_strategy = Strategy::kLocal;
   uint32_t forget_after_s = 86400;
-  uint32_t wait_replicas = 0;  // WAIT for this many replicas before acknowledging publishers  // a broker not seen this long is removed from Redis
+  uint32_t wait_replicas = 0;  // WAIT for this many replicas before acknowledging publishers  // a
+                               // broker not seen this long is removed from Redis
 
   bool operator==(const Settings&) const = default;
   // The Redis server as logs name it: "host:port", or the master's name

@@ -129,15 +129,16 @@ void SharedGroups::served_of(std::string_view topic, std::string_view assignment
     const size_t slash = gf.find('/');
     if (slash == std::string::npos || !sdk::topic_matches(gf.substr(slash + 1), topic)) continue;
     bool mentioned = false;
-    for_each_assignment(assignments, [&](std::string_view, std::string_view other) {
-      mentioned |= other == gf;
-    });
+    for_each_assignment(
+        assignments, [&](std::string_view, std::string_view other) { mentioned |= other == gf; });
     if (!mentioned) out_storage.push_back(gf);
   }
   for (const std::string& gf : out_storage) out.push_back(gf);
 }
 
-void SharedGroups::no_choice() { served_elsewhere.clear(); }
+void SharedGroups::no_choice() {
+  served_elsewhere.clear();
+}
 
 bool SharedGroups::served_here(std::string_view group, std::string_view filter) {
   for (const std::string& gf : served_elsewhere) {

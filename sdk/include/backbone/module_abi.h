@@ -785,8 +785,8 @@ typedef struct bb_host_api {
    * `done` is called exactly once when the call returns BB_OK and never
    * otherwise; it must not block. Thread: any. `m` is copied. Errors: as
    * publish_routed. Since 1.5. */
-  bb_status (*publish_routed_durable)(bb_host_ctx* h, const bb_message* m,
-                                      void (*done)(void* user), void* user);
+  bb_status (*publish_routed_durable)(bb_host_ctx* h, const bb_message* m, void (*done)(void* user),
+                                      void* user);
 } bb_host_api;
 
 /* The module's lifecycle, called by the host in this order: configure (and

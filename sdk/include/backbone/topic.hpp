@@ -12,7 +12,8 @@ namespace backbone::sdk {
 // level, '#' the rest, the parent level included). Topics starting with '$'
 // are not matched by a filter starting with a wildcard (MQTT 5 §4.7.2).
 inline bool topic_matches(std::string_view filter, std::string_view topic) {
-  if (!topic.empty() && topic[0] == '$' && !filter.empty() && (filter[0] == '+' || filter[0] == '#'))
+  if (!topic.empty() && topic[0] == '$' && !filter.empty() &&
+      (filter[0] == '+' || filter[0] == '#'))
     return false;
   size_t f = 0, t = 0;
   for (;;) {

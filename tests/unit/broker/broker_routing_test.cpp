@@ -247,8 +247,8 @@ TEST_F(BrokerRouting, RevokingAPrincipalEndsItsSessionsThroughTheirConnections) 
 
 // A cluster module's tap: what it was told and what it answers.
 struct SharedTap {
-  std::vector<std::string> asked;               // shared_here: "<group>/<filter> <topic>"
-  std::vector<std::string> elsewhere;           // "<group>/<filter>" another broker serves
+  std::vector<std::string> asked;      // shared_here: "<group>/<filter> <topic>"
+  std::vector<std::string> elsewhere;  // "<group>/<filter>" another broker serves
   std::vector<std::pair<std::string, uint32_t>> members;  // shared_members calls
   bb_message_tap table{};
   Tap tap() { return Tap{&table, this}; }
@@ -264,8 +264,9 @@ struct SharedTap {
       const std::string key =
           std::string(group.ptr, group.len) + "/" + std::string(filter.ptr, filter.len);
       EXPECT_EQ(m->shared_listed, 0);
-      t->asked.push_back(key + " " + std::string(m->topic.ptr, m->topic.len) + " " +
-                         std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len));
+      t->asked.push_back(
+          key + " " + std::string(m->topic.ptr, m->topic.len) + " " +
+          std::string(reinterpret_cast<const char*>(m->payload.ptr), m->payload.len));
       for (const auto& e : t->elsewhere) {
         if (e == key) return 0;
       }

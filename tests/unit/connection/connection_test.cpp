@@ -240,10 +240,9 @@ class Harness {
   // What host_api::ack_release does, from the test's thread (posted to the
   // connection's worker).
   void release(uint64_t hold) {
-    table_->with_connection(Connection::conn_of_hold(hold),
-                            [seq = Connection::seq_of_hold(hold)](Connection& c) {
-                              c.release_hold(seq);
-                            });
+    table_->with_connection(
+        Connection::conn_of_hold(hold),
+        [seq = Connection::seq_of_hold(hold)](Connection& c) { c.release_hold(seq); });
     drain();
   }
 
@@ -1688,14 +1687,13 @@ TEST(ConnectionAuth, PendingLoginAnsweredCompletesTheConnect) {
   EXPECT_TRUE(slow.cancelled.empty());
 }
 
-
 // --- ABI 1.5: acknowledgements held by taps (message_held, ack_release) ----------
 
 // A tap that keeps every hold it is given (on the worker thread).
 struct HoldingTap {
   std::mutex mutex;
   std::vector<std::pair<std::string, uint64_t>> holds;  // topic, hold
-  ConnectionTable* release_at_once = nullptr;  // set: releases inside the tap
+  ConnectionTable* release_at_once = nullptr;           // set: releases inside the tap
   bb_message_tap table{};
   HoldingTap() {
     table.struct_size = sizeof(table);
@@ -1747,7 +1745,7 @@ TEST(ConnectionHeldAck, PubackWaitsForEveryHoldAndLeavesInOrder) {
   EXPECT_NE(a, 0u);
   EXPECT_NE(b, 0u);
   EXPECT_NE(a, b);
-  EXPECT_EQ(two.hold(0), a);  // one hold a message, released by each tap
+  EXPECT_EQ(two.hold(0), a);   // one hold a message, released by each tap
   EXPECT_EQ(one.hold(2), 0u);  // QoS 0: nobody waits
   EXPECT_EQ(Connection::conn_of_hold(a), pub.id);
 
@@ -1758,8 +1756,8 @@ TEST(ConnectionHeldAck, PubackWaitsForEveryHoldAndLeavesInOrder) {
   h.release(a);
   EXPECT_TRUE(pub.packets().empty());  // the second tap still holds it
   h.release(a);
-  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
-                           {PacketType::kPuback, 10}, {PacketType::kPuback, 11}}));
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPuback, 10},
+                                                                     {PacketType::kPuback, 11}}));
   // Releasing again, or a hold never given out, does nothing.
   h.release(a);
   h.release(Connection::hold_token(pub.id, 0x777));
@@ -1778,11 +1776,10 @@ TEST(ConnectionHeldAck, PubrecOfQos2IsHeldAndLaterAcksQueueBehindIt) {
   EXPECT_TRUE(pub.packets().empty());
   ASSERT_EQ(tap.count(), 1u);  // the duplicate is not routed again
   h.release(tap.hold(0));
-  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
-                           {PacketType::kPubrec, 7}, {PacketType::kPubrec, 7}}));
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPubrec, 7},
+                                                                     {PacketType::kPubrec, 7}}));
   pub.ack(PacketType::kPubrel, 7);
-  EXPECT_EQ(acks(pub),
-            (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPubcomp, 7}}));
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPubcomp, 7}}));
 }
 
 TEST(ConnectionHeldAck, AReleaseBeforeTheAcknowledgementIsQueuedCounts) {
@@ -1792,8 +1789,8 @@ TEST(ConnectionHeldAck, AReleaseBeforeTheAcknowledgementIsQueuedCounts) {
   Client pub = h.connect_ok(Version::kV5, "pub");
   pub.publish("h/now", "1", 1, 3);
   pub.publish("h/now", "2", 2, 4);
-  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{
-                           {PacketType::kPuback, 3}, {PacketType::kPubrec, 4}}));
+  EXPECT_EQ(acks(pub), (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPuback, 3},
+                                                                     {PacketType::kPubrec, 4}}));
 }
 
 TEST(ConnectionHeldAck, ARefusedPublishIsNotHeld) {
@@ -1818,7 +1815,7 @@ TEST(ConnectionHeldAck, ReleasingForAClosedConnectionIsHarmless) {
   pub.publish("h/gone", "1", 1, 9);
   ASSERT_EQ(tap.count(), 1u);
   h.transport_closed(pub.id);
-  h.release(tap.hold(0));  // nothing is written after close
+  h.release(tap.hold(0));                                // nothing is written after close
   h.release(Connection::hold_token(pub.id + 0x100, 1));  // a connection that never was
   EXPECT_TRUE(h.run([&] { return h.table().find(pub.id) == nullptr; }));
   EXPECT_TRUE(pub.packets().empty());
@@ -1864,7 +1861,7 @@ TEST(ConnectionHeldAck, WaitsForTheStoreAndTheHolds) {
       if (got.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     EXPECT_EQ(got, (std::vector<std::pair<PacketType, uint16_t>>{{PacketType::kPuback, 21},
-                                                                  {PacketType::kPuback, 22}}));
+                                                                 {PacketType::kPuback, 22}}));
   }
   std::filesystem::remove_all(dir);
 }
